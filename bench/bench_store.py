@@ -1,0 +1,237 @@
+"""Trace store vs pickle+gzip on real traces of the default model, side by side in one run.
+
+    .venv/bin/python bench/bench_store.py [--n 32] [--repeat 3] [--cache /tmp/traces.safetensors]
+
+Traces: SmolLM2-135M-Instruct (30 layers, 9 heads, d=576) answers ``--n`` short factual
+questions (chat template, greedy, up to 24 new tokens); one forward pass over prompt +
+answer with ``output_hidden_states`` and ``output_attentions`` (eager attention) gives
+per trace hidden states ``(31, T, 576)`` and attentions ``(30, 9, T, T)``.
+
+Variants:
+  pickle+gzip-6   list of dicts of fp16 numpy arrays (hidden_states / attentions lists),
+                  ``pickle.dump`` into ``gzip.open(level=6)``: the common practice
+  store zstd-N    ``TraceWriter`` (fp16, byte planes + zstd level N, causal maps as lower
+                  triangles, fsync'ed shards) and ``TraceStore`` iteration
+
+MB/s are of raw dense fp16 bytes (the same numerator for every variant). The store is
+given the float32 tensors the model returns, so its write time includes the fp16 cast and
+the overflow check; pickle+gzip is given arrays already cast (its cast is not timed).
+Reads are from the page cache (files just written). Each time is the median of --repeat runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import pickle  # the baseline being measured; truthtrace itself never pickles
+import platform
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from truthtrace.naming import layer_key
+from truthtrace.store import TraceStore, TraceWriter
+
+QUESTIONS = [
+    "What is the capital of France?", "Who wrote Hamlet?", "What is the chemical symbol for gold?",
+    "How many legs does a spider have?", "What is the largest planet in the solar system?",
+    "Who painted the Mona Lisa?", "What is the boiling point of water in Celsius?",
+    "What is the capital of Japan?", "Who developed the theory of relativity?",
+    "What is the smallest prime number?", "Which ocean is the largest?", "What is the capital of Australia?",
+    "Who was the first person to walk on the Moon?", "What gas do plants absorb from the air?",
+    "How many continents are there?", "What is the hardest natural substance?",
+    "Who wrote Pride and Prejudice?", "What is the square root of 64?", "What is the capital of Canada?",
+    "Which planet is known as the Red Planet?", "What language is spoken in Brazil?",
+    "Who invented the telephone?", "What is the longest river in Africa?", "How many days are in a leap year?",
+    "What is the freezing point of water in Fahrenheit?", "Who discovered penicillin?",
+    "What is the capital of Italy?", "What is the main ingredient of guacamole?",
+    "In which year did World War II end?", "What is the currency of the United Kingdom?",
+    "Who composed the Moonlight Sonata?", "What is the tallest mountain in the world?",
+]
+
+
+def machine() -> str:
+    """One line naming CPU, cores and library versions."""
+    import transformers
+    import zstandard
+
+    cpu = platform.processor() or "?"
+    try:
+        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, torch {torch.__version__}, "
+            f"numpy {np.__version__}, zstandard {zstandard.__version__}, transformers {transformers.__version__}")
+
+
+def load() -> tuple[object, object, str]:
+    """The default model via truthtrace.models.load_model, else the converted copy in /tmp/smol_st."""
+    try:
+        from truthtrace.models import load_model
+
+        model, tok = load_model("smollm2-135m-instruct")
+        return model, tok, "truthtrace.models.load_model('smollm2-135m-instruct')"
+    except Exception as err:  # the loader may be missing on this machine
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        print(f"load_model failed ({err}); using /tmp/smol_st")
+        model = AutoModelForCausalLM.from_pretrained("/tmp/smol_st", attn_implementation="eager").eval()
+        return model, AutoTokenizer.from_pretrained("/tmp/smol_st"), "/tmp/smol_st"
+
+
+@torch.no_grad()
+def capture(model, tok, question: str) -> dict[str, torch.Tensor]:
+    """Float32 tensors of one trace: ``layers.{i}.hidden`` (T, d), ``layers.{i}.attn`` (H, T, T), token_ids."""
+    ids = tok.apply_chat_template([{"role": "user", "content": question}], add_generation_prompt=True,
+                                  return_tensors="pt")
+    ids = ids if torch.is_tensor(ids) else ids["input_ids"]
+    seq = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=24, do_sample=False,
+                         temperature=None, top_p=None, top_k=None, pad_token_id=tok.eos_token_id)
+    out = model(seq, output_hidden_states=True, output_attentions=True)
+    tensors = {layer_key(i, "hidden"): h[0].float().contiguous() for i, h in enumerate(out.hidden_states)}
+    tensors.update({layer_key(i, "attn"): a[0].float().contiguous() for i, a in enumerate(out.attentions)})
+    tensors["token_ids"] = seq[0].clone()
+    return tensors
+
+
+def get_traces(n: int, cache: str | None) -> tuple[list[dict], str]:
+    """``n`` real traces, from ``cache`` (a safetensors file) if it exists, else from the model."""
+    from safetensors.torch import load_file, save_file
+
+    if cache and Path(cache).exists():
+        flat = load_file(cache)
+        traces = [{k.split("/", 1)[1]: v for k, v in flat.items() if k.startswith(f"{i}/")} for i in range(n)]
+        return traces, f"cache {cache}"
+    model, tok, source = load()
+    start = time.perf_counter()
+    traces = [capture(model, tok, QUESTIONS[i % len(QUESTIONS)]) for i in range(n)]
+    print(f"captured {n} traces in {time.perf_counter() - start:.1f} s")
+    if cache:
+        save_file({f"{i}/{k}": v for i, t in enumerate(traces) for k, v in t.items()}, cache)
+    return traces, source
+
+
+def fp16_bytes(traces: list[dict]) -> int:
+    """Dense fp16 size of all layer tensors (token ids at their own size)."""
+    return sum(v.numel() * (2 if k.startswith("layers.") else v.element_size()) for t in traces for k, v in t.items())
+
+
+def pickle_records(traces: list[dict]) -> list[dict]:
+    """The common-practice layout: one dict per trace, lists of fp16 numpy arrays."""
+    out = []
+    for i, t in enumerate(traces):
+        hidden = sorted((k for k in t if k.endswith(".hidden")), key=lambda k: int(k.split(".")[1]))
+        attn = sorted((k for k in t if k.endswith(".attn")), key=lambda k: int(k.split(".")[1]))
+        out.append({"id": f"q{i}", "hidden_states": [t[k].half().numpy() for k in hidden],
+                    "attentions": [t[k].half().numpy() for k in attn], "token_ids": t["token_ids"].numpy()})
+    return out
+
+
+def timed(fn, repeat: int) -> float:
+    """Median wall time of ``repeat`` calls of ``fn``."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def bench_pickle(records: list[dict], work: Path, repeat: int) -> dict:
+    path = work / "traces.pkl.gz"
+
+    def write():
+        with gzip.open(path, "wb", compresslevel=6) as f:
+            pickle.dump(records, f, protocol=pickle.HIGHEST_PROTOCOL)
+            f.flush()
+        with open(path, "rb+") as f:  # the store fsyncs; so does this, for fairness
+            os.fsync(f.fileno())
+
+    def read():
+        with gzip.open(path, "rb") as f:
+            pickle.load(f)
+
+    return {"write_s": timed(write, repeat), "read_s": timed(read, repeat), "bytes": path.stat().st_size}
+
+
+def bench_store(traces: list[dict], work: Path, level: int, repeat: int) -> dict:
+    path = work / f"store-{level}"
+
+    def write():
+        with TraceWriter(path, {"model": "smollm2-135m-instruct"}, compression_level=level,
+                         overwrite=True) as w:
+            for i, t in enumerate(traces):
+                w.add(f"q{i}", t, {"question": QUESTIONS[i % len(QUESTIONS)]})
+
+    def read():
+        for trace in TraceStore(path):
+            trace.tensors()
+
+    result = {"write_s": timed(write, repeat), "read_s": timed(read, repeat)}
+    store = TraceStore(path)
+    result.update(bytes=store.info()["bytes_on_disk"], shards=store.info()["n_shards"])
+    check = store.get("q0")
+    assert all(torch.equal(check[k], v.half() if k.startswith("layers.") else v) for k, v in traces[0].items())
+    result["store"] = store
+    return result
+
+
+def latency(store: TraceStore, n: int, repeat: int) -> dict[str, float]:
+    """Median milliseconds to read one hidden layer, one attention layer, and a whole trace."""
+    ids = store.ids()[:n]
+    cases = {"one hidden layer": lambda i: store.read(i, layer_key(15, "hidden")),
+             "one attention layer": lambda i: store.read(i, layer_key(15, "attn")),
+             "whole trace": lambda i: store.get(i).tensors()}
+    out = {}
+    for name, fn in cases.items():
+        out[name] = 1000 * statistics.median(timed(lambda: fn(i), repeat) for i in ids)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=32, help="number of traces")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads for the model run")
+    parser.add_argument("--cache", help="safetensors file to keep captured traces between runs")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(machine())
+    traces, source = get_traces(args.n, args.cache)
+    torch.set_num_threads(1)  # storage runs on one core in every variant
+    lengths = [t["token_ids"].numel() for t in traces]
+    raw = fp16_bytes(traces)
+    print(f"model: {source}; {args.n} traces, T = {min(lengths)}..{max(lengths)} (mean {np.mean(lengths):.1f}); "
+          f"raw fp16 {raw / args.n / 1e6:.2f} MB/trace; storage threads: torch 1, numpy/zstd 1")
+    work = Path(tempfile.mkdtemp(prefix="bench_store_"))
+    try:
+        rows = {"pickle+gzip-6": bench_pickle(pickle_records(traces), work, args.repeat)}
+        for level in (1, 3, -1):
+            rows[f"store zstd-{level}"] = bench_store(traces, work, level, args.repeat)
+        report(rows, raw, args.n)
+        print("\n| read (ms, median over traces) | store zstd-1 |\n|---|---:|")
+        for name, ms in latency(rows["store zstd-1"]["store"], args.n, args.repeat).items():
+            print(f"| {name} | {ms:.2f} |")
+    finally:
+        shutil.rmtree(work)
+
+
+def report(rows: dict, raw: int, n: int) -> None:
+    """Print the comparison as a markdown table, ratios against pickle+gzip."""
+    base = rows["pickle+gzip-6"]
+    print("\n| variant | MB/trace | size vs pickle+gzip | write MB/s | write speedup | read MB/s | read speedup |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, r in rows.items():
+        print(f"| {name} | {r['bytes'] / n / 1e6:.2f} | {r['bytes'] / base['bytes']:.3f} | "
+              f"{raw / r['write_s'] / 1e6:.0f} | {base['write_s'] / r['write_s']:.1f}x | "
+              f"{raw / r['read_s'] / 1e6:.0f} | {base['read_s'] / r['read_s']:.1f}x |")
+
+
+if __name__ == "__main__":
+    main()

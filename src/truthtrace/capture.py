@@ -1,0 +1,133 @@
+"""Trace capture for one batch: prompts, greedy/sampled generation, then one forward pass.
+
+Kept separate from the extract stage (which owns configs, resume and the store) so that
+tests and the "stored equals live" check can call the very same capture code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .naming import ANSWER_ENTROPY, ANSWER_LOGPROBS, TOKEN_IDS, layer_key
+
+DEFAULT_TEMPLATE = "Answer with a few words only.\nQuestion: {question}"
+
+
+def build_prompt_ids(tokenizer, question: str, template: str, use_chat_template: bool = True,
+                     system_prompt: str | None = None) -> list[int]:
+    """Token ids of the prompt for one question: ``(P,)`` as a Python list."""
+    content = template.format(question=question)
+    if use_chat_template and getattr(tokenizer, "chat_template", None):
+        messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
+        messages.append({"role": "user", "content": content})
+        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+    return tokenizer(content)["input_ids"]
+
+
+def _left_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, width - len(s):] = torch.tensor(s)
+        mask[i, width - len(s):] = 1
+    return ids, mask
+
+
+def _right_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)] = torch.tensor(s)
+        mask[i, : len(s)] = 1
+    return ids, mask
+
+
+def _stop_ids(model, tokenizer) -> set[int]:
+    ids = {tokenizer.eos_token_id, tokenizer.pad_token_id}
+    eos = getattr(model.generation_config, "eos_token_id", None)
+    ids.update(eos if isinstance(eos, list) else [eos])
+    return {i for i in ids if i is not None}
+
+
+@torch.no_grad()
+def generate_answers(model, tokenizer, prompts: list[list[int]], max_new_tokens: int,
+                     do_sample: bool = False, temperature: float = 1.0, top_p: float = 1.0) -> list[list[int]]:
+    """Generate an answer for each prompt; returns answer token ids cut before the first stop token.
+
+    An answer that stops at once keeps its stop token, so every answer has >= 1 token.
+    """
+    device = model.device
+    ids, mask = _left_pad(prompts, tokenizer.pad_token_id)
+    kwargs = dict(do_sample=do_sample, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id)
+    if do_sample:
+        kwargs.update(temperature=temperature, top_p=top_p)
+    else:  # silence "generation flags not valid" warnings from sampling defaults
+        kwargs.update(temperature=None, top_p=None, top_k=None)
+    out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs)
+    new = out[:, ids.shape[1]:].tolist()
+    stops = _stop_ids(model, tokenizer)
+    answers = []
+    for row in new:
+        cut = next((j for j, t in enumerate(row) if t in stops), len(row))
+        answers.append(row[:cut] if cut > 0 else row[:1])
+    return answers
+
+
+@dataclass(frozen=True)
+class CaptureOptions:
+    """What to keep from the forward pass (validated by the extract stage's config)."""
+
+    hidden_layers: tuple[int, ...] | None = None  # None: all L+1
+    attn_layers: tuple[int, ...] | None = None  # None: all L
+    attentions: bool = True
+    keep: str = "all"  # "all", "answer" or "last:K"
+
+
+def kept_start(keep: str, n_tokens: int, n_prompt: int) -> int:
+    """First kept position for a ``keep`` rule over a sequence of ``n_tokens`` tokens."""
+    if keep == "all":
+        return 0
+    if keep == "answer":
+        return n_prompt
+    return max(0, n_tokens - int(keep.split(":", 1)[1]))
+
+
+@torch.no_grad()
+def forward_traces(model, seqs: list[list[int]], n_prompt: list[int], opts: CaptureOptions,
+                   pad_id: int) -> list[dict[str, torch.Tensor]]:
+    """One forward pass over prompt+answer sequences; returns one tensor dict per sample.
+
+    Per sample with T tokens, P prompt tokens, A = T - P answer tokens and K kept positions:
+    ``token_ids`` (T,), ``layers.{i}.hidden`` (K, d), ``layers.{i}.attn`` (H, K, T)
+    — square (H, T, T) when all tokens are kept —, ``answer_logprobs`` and
+    ``answer_entropy`` (A,) float32. Sequences are right-padded so every sample sees
+    positions 0..T-1 exactly as an unbatched pass would.
+    """
+    ids, mask = _right_pad(seqs, pad_id)
+    out = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
+                output_hidden_states=True, output_attentions=opts.attentions, use_cache=False)
+    logp = torch.log_softmax(out.logits.float(), dim=-1)  # (B, T, V)
+    n_hidden = len(out.hidden_states)
+    hidden_layers = opts.hidden_layers if opts.hidden_layers is not None else range(n_hidden)
+    attn_layers = () if not opts.attentions else (
+        opts.attn_layers if opts.attn_layers is not None else range(len(out.attentions)))
+    traces = []
+    for b, seq in enumerate(seqs):
+        t, p = len(seq), n_prompt[b]
+        k0 = kept_start(opts.keep, t, p)
+        tok = torch.tensor(seq, dtype=torch.long)
+        lp = logp[b, p - 1: t - 1].cpu()  # (A, V): position j predicts token j+1
+        rec = {TOKEN_IDS: tok.to(torch.int32),
+               ANSWER_LOGPROBS: lp.gather(1, tok[p:t, None]).squeeze(1).contiguous(),
+               ANSWER_ENTROPY: -(lp.exp() * lp).sum(-1).contiguous()}
+        for i in hidden_layers:
+            rec[layer_key(i, "hidden")] = out.hidden_states[i][b, k0:t].float().cpu().contiguous()
+        for i in attn_layers:
+            rec[layer_key(i, "attn")] = out.attentions[i][b, :, k0:t, :t].float().cpu().contiguous()
+        traces.append(rec)
+    return traces

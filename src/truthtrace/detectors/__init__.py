@@ -1,0 +1,134 @@
+"""Hallucination detectors: the protocol, the name -> class registry, save/load helpers.
+
+A detector consumes iterators of batches (see :func:`truthtrace.features_io.iter_batches`)
+and never the LLM. Scores are higher for traces more likely hallucinated (label 1).
+
+A saved detector is a dir with ``config.json`` (format, version, registry name,
+class, constructor args, fitted state) and, for trained detectors, ``model.safetensors``.
+``config.json`` is written last, so a dir without it is not a detector.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Iterable
+
+import numpy as np
+
+from truthtrace.features_io import Batch, write_json_atomic
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+FORMAT = "truthtrace.detector"
+VERSIONS = (1,)
+
+
+class Detector:
+    """Base class; subclasses set ``name`` and implement ``fit``, ``score``, ``args``."""
+
+    name: ClassVar[str] = ""
+
+    def fit(self, train: Iterable[Batch], val: Iterable[Batch]) -> dict:
+        """Fit on ``train``, choose hyper-parameters on ``val``; return info for the summary."""
+        raise NotImplementedError
+
+    def score(self, batches: Iterable[Batch]) -> np.ndarray:
+        """Return ``(n,)`` float64 scores, one per trace, in batch order."""
+        raise NotImplementedError
+
+    def args(self) -> dict:
+        """Constructor keyword arguments that rebuild this detector (JSON-safe)."""
+        return {}
+
+    def save(self, out_dir: str | Path) -> None:
+        """Write ``config.json`` (no weights); trained detectors override to add weights."""
+        write_config(out_dir, self, state={})
+
+    @classmethod
+    def load(cls, out_dir: str | Path) -> "Detector":
+        """Rebuild a detector from ``config.json`` in ``out_dir``."""
+        return cls(**read_config(out_dir, expect=cls)["args"])
+
+
+DETECTORS: dict[str, type[Detector]] = {}
+
+
+def register(name: str) -> Callable[[type[Detector]], type[Detector]]:
+    """Class decorator adding a detector class to :data:`DETECTORS` under ``name``."""
+
+    def deco(cls: type[Detector]) -> type[Detector]:
+        if name in DETECTORS and DETECTORS[name] is not cls:
+            raise ValueError(f"detector name {name!r} is already registered to {DETECTORS[name].__name__}")
+        cls.name = name
+        DETECTORS[name] = cls
+        return cls
+
+    return deco
+
+
+def get_detector(name: str, **kwargs: Any) -> Detector:
+    """Build the registered detector ``name`` with ``kwargs``; ValueError for unknown names."""
+    if name not in DETECTORS:
+        raise ValueError(f"unknown detector {name!r}; known: {sorted(DETECTORS)}")
+    return DETECTORS[name](**kwargs)
+
+
+def _class_path(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def write_config(out_dir: str | Path, det: Detector, state: dict) -> None:
+    """Write ``out_dir/config.json`` naming ``det``'s registry name, class and args."""
+    cfg = {
+        "format": FORMAT,
+        "version": VERSIONS[-1],
+        "name": det.name,
+        "class": _class_path(type(det)),
+        "args": det.args(),
+        "state": state,
+    }
+    write_json_atomic(Path(out_dir) / CONFIG_FILE, cfg)
+
+
+def read_config(out_dir: str | Path, expect: type | None = None) -> dict:
+    """Read and check ``out_dir/config.json``; ValueError naming the field if malformed."""
+    path = Path(out_dir) / CONFIG_FILE
+    cfg = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
+        raise ValueError(f"{path}: field 'format' must be {FORMAT!r}")
+    if cfg.get("version") not in VERSIONS:
+        raise ValueError(f"{path}: field 'version' must be one of {VERSIONS}, got {cfg.get('version')!r}")
+    if cfg.get("name") not in DETECTORS:
+        raise ValueError(f"{path}: field 'name' {cfg.get('name')!r} is not a registered detector")
+    if expect is not None and cfg.get("class") != _class_path(expect):
+        raise ValueError(f"{path}: field 'class' is {cfg.get('class')!r}, expected {_class_path(expect)!r}")
+    if not isinstance(cfg.get("args"), dict):
+        raise ValueError(f"{path}: field 'args' must be an object")
+    return cfg
+
+
+def load_detector(out_dir: str | Path) -> Detector:
+    """Load whichever registered detector is saved in ``out_dir``."""
+    return DETECTORS[read_config(out_dir)["name"]].load(out_dir)
+
+
+def concat_batches(batches: Iterable[Batch], keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Consume ``batches`` and concatenate ``keys`` along axis 0 (e.g. ``(n, L+1, d)``).
+
+    Raises:
+        ValueError: if the iterator is empty or a batch lacks one of ``keys``.
+    """
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in keys}
+    for batch in batches:
+        for k in keys:
+            if k not in batch:
+                raise ValueError(f"batch is missing key {k!r}")
+            parts[k].append(np.asarray(batch[k]))
+    if not parts[keys[0]]:
+        raise ValueError("no batches to read (empty split?)")
+    return {k: np.concatenate(v, axis=0) for k, v in parts.items()}
+
+
+# Importing the modules registers their detectors.
+from truthtrace.detectors import baselines, probe  # noqa: E402,F401

@@ -1,0 +1,164 @@
+"""Linear probe: logistic regression on the last-answer-token hidden state of one layer.
+
+With ``layer="sweep"`` one probe is fit per stored layer on train and the layer with
+the best AUROC on validation is kept (test data is never looked at). Inputs are
+standardized with train statistics; classes are balanced. The fitted probe is saved
+as plain arrays (coefficients, intercept, scaler mean/scale), never pickled, and the
+score is the logit ``((x - mean) / scale) @ coef + intercept``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+from safetensors.numpy import load_file
+from tqdm.auto import tqdm
+
+from truthtrace import metrics
+from truthtrace.detectors import CONFIG_FILE, WEIGHTS_FILE, Detector, read_config, register, write_config
+from truthtrace.features_io import Batch, save_tensors_atomic
+
+PARAM_KEYS = ("coef", "intercept", "scaler_mean", "scaler_scale")
+
+
+def _collect(batches: Iterable[Batch]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Consume batches; return hidden ``(n, L+1, d)`` float32, labels ``(n,)``, layer ids ``(L+1,)``."""
+    hidden, labels, layer_ids = [], [], None
+    for b in batches:
+        hidden.append(np.asarray(b["hidden_last"], dtype=np.float32))
+        labels.append(np.asarray(b["label"], dtype=np.int64))
+        if layer_ids is None:
+            n_layers = hidden[-1].shape[1]
+            layer_ids = np.asarray(b.get("layer_ids", np.arange(n_layers)), dtype=np.int64)
+    if not hidden:
+        raise ValueError("probe got no batches (empty split?)")
+    return np.concatenate(hidden), np.concatenate(labels), layer_ids
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, C: float, max_iter: int, random_state: int) -> dict[str, np.ndarray]:
+    """Fit a standardized, class-balanced logistic regression on ``x`` ``(n, d)``.
+
+    Returns float64 arrays ``coef`` ``(d,)``, ``intercept`` ``(1,)``, ``scaler_mean``
+    and ``scaler_scale`` ``(d,)``.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(x)
+    clf = LogisticRegression(C=C, class_weight="balanced", max_iter=max_iter, random_state=random_state)
+    clf.fit(scaler.transform(x), y)
+    return {
+        "coef": clf.coef_[0].astype(np.float64),
+        "intercept": clf.intercept_.astype(np.float64),
+        "scaler_mean": scaler.mean_.astype(np.float64),
+        "scaler_scale": scaler.scale_.astype(np.float64),
+    }
+
+
+def logits(x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
+    """Probe logits ``(n,)`` for hidden states ``x`` ``(n, d)``."""
+    z = (x.astype(np.float64) - params["scaler_mean"]) / params["scaler_scale"]
+    # a row-wise sum, unlike BLAS matmul, gives bit-identical scores for any batch size
+    return (z * params["coef"]).sum(axis=1) + params["intercept"][0]
+
+
+@register("probe")
+class ProbeDetector(Detector):
+    """Logistic-regression probe on one layer of ``hidden_last``.
+
+    Args:
+        layer: ``"sweep"`` to choose the layer on validation, or a model hidden-layer
+            index (looked up in the batch's ``layer_ids``).
+        C: inverse L2 regularization strength of the logistic regression.
+        max_iter: solver iteration cap.
+        random_state: solver seed.
+    """
+
+    def __init__(self, layer: int | str = "sweep", C: float = 1.0, max_iter: int = 1000, random_state: int = 0):
+        if layer != "sweep" and not (isinstance(layer, int) and layer >= 0):
+            raise ValueError(f"layer must be 'sweep' or an int >= 0, got {layer!r}")
+        if not C > 0:
+            raise ValueError(f"C must be > 0, got {C}")
+        if max_iter <= 0:
+            raise ValueError(f"max_iter must be > 0, got {max_iter}")
+        self.layer, self.C, self.max_iter, self.random_state = layer, float(C), int(max_iter), int(random_state)
+        self.params: dict[str, np.ndarray] | None = None
+        self.layer_index: int | None = None  # position on axis 1 of hidden_last
+        self.state: dict = {}
+
+    def args(self) -> dict:
+        return {"layer": self.layer, "C": self.C, "max_iter": self.max_iter, "random_state": self.random_state}
+
+    def _candidates(self, layer_ids: np.ndarray) -> list[int]:
+        """Positions on axis 1 to try: all for a sweep, else the one holding ``self.layer``."""
+        if self.layer == "sweep":
+            return list(range(len(layer_ids)))
+        hits = np.flatnonzero(layer_ids == self.layer)
+        if len(hits) == 0:
+            raise ValueError(f"layer {self.layer} is not stored; stored layers: {layer_ids.tolist()}")
+        return [int(hits[0])]
+
+    def fit(self, train: Iterable[Batch], val: Iterable[Batch]) -> dict:
+        """Fit one probe per candidate layer on ``train``; keep the best on ``val`` AUROC.
+
+        Returns ``{"layer", "layer_index", "val_auroc", "val_auroc_per_layer"}``, the
+        last keyed by model layer index (as a string, for JSON).
+        Raises:
+            ValueError: if train has one class, or a sweep's val set has one class.
+        """
+        x_tr, y_tr, layer_ids = _collect(train)  # (n, L+1, d), (n,), (L+1,)
+        x_va, y_va, _ = _collect(val)
+        if len(np.unique(y_tr)) < 2:
+            raise ValueError("probe: the train split must contain both classes")
+        candidates = self._candidates(layer_ids)
+        if len(candidates) > 1 and len(np.unique(y_va)) < 2:
+            raise ValueError("probe: layer sweep needs both classes in the val split")
+        fitted, scores = {}, {}
+        for pos in tqdm(candidates, desc="probe layer sweep", disable=len(candidates) == 1, leave=False):
+            fitted[pos] = fit_logistic(x_tr[:, pos], y_tr, self.C, self.max_iter, self.random_state)
+            with warnings.catch_warnings(record=True):  # fixed layer + one-class val -> NaN
+                scores[pos] = metrics.auroc(logits(x_va[:, pos], fitted[pos]), y_va)
+        # best val AUROC, ties to the lowest layer; NaN ranks last
+        best = max(candidates, key=lambda p: (np.nan_to_num(scores[p], nan=-np.inf), -p))
+        self.params, self.layer_index = fitted[best], best
+        self.state = {
+            "layer": int(layer_ids[best]),
+            "layer_index": best,
+            "val_auroc": scores[best],
+            "val_auroc_per_layer": {str(int(layer_ids[p])): scores[p] for p in candidates},
+        }
+        return dict(self.state)
+
+    def score(self, batches: Iterable[Batch]) -> np.ndarray:
+        """Return probe logits ``(n,)`` float64 for the chosen layer."""
+        if self.params is None or self.layer_index is None:
+            raise ValueError("probe is not fitted; call fit() or load()")
+        out = [logits(np.asarray(b["hidden_last"])[:, self.layer_index], self.params) for b in batches]
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.float64)
+
+    def save(self, out_dir: str | Path) -> None:
+        """Write ``model.safetensors`` (probe arrays), then ``config.json``."""
+        if self.params is None:
+            raise ValueError("probe is not fitted; nothing to save")
+        out = Path(out_dir)
+        (out / CONFIG_FILE).unlink(missing_ok=True)  # config.json marks a complete save
+        tensors = {**self.params, "layer_index": np.array([self.layer_index], dtype=np.int64)}
+        save_tensors_atomic(out / WEIGHTS_FILE, tensors)
+        write_config(out, self, state=self.state)
+
+    @classmethod
+    def load(cls, out_dir: str | Path) -> "ProbeDetector":
+        """Rebuild a fitted probe saved by :meth:`save`."""
+        cfg = read_config(out_dir, expect=cls)
+        det = cls(**cfg["args"])
+        tensors = load_file(str(Path(out_dir) / WEIGHTS_FILE))
+        missing = [k for k in (*PARAM_KEYS, "layer_index") if k not in tensors]
+        if missing:
+            raise ValueError(f"{Path(out_dir) / WEIGHTS_FILE}: missing tensors {missing}")
+        det.params = {k: tensors[k] for k in PARAM_KEYS}
+        det.layer_index = int(tensors["layer_index"][0])
+        det.state = cfg.get("state", {})
+        return det

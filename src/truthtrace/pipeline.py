@@ -1,0 +1,87 @@
+"""``truthtrace run``: the whole loop on one model — questions, traces, labels, features,
+detectors, report — each stage writing its files under one run directory.
+
+Re-running the same command resumes: extraction skips stored traces, the cheap later
+stages are recomputed from the files.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .extract import ExtractConfig
+
+
+@dataclass
+class RunConfig:
+    """Options of ``truthtrace run``; validated on construction."""
+
+    out_dir: str = "runs/default"
+    n_questions: int = 400
+    questions: str | None = None  # a user file; None: the bundled set
+    seed: int = 0
+    extract: ExtractConfig = field(default_factory=ExtractConfig)
+    label_rule: str = "contains_or_exact"
+    detectors: list[str] = field(default_factory=lambda: ["probe", "perplexity", "max_entropy"])
+
+    def __post_init__(self):
+        if self.n_questions < 10:
+            raise ValueError(f"n_questions must be >= 10 to split train/val/test, got {self.n_questions}")
+        if not self.detectors:
+            raise ValueError("detectors must name at least one detector")
+
+    @property
+    def paths(self) -> dict[str, Path]:
+        """Every file or directory the run writes, by stage."""
+        root = Path(self.out_dir)
+        return {"questions": root / "questions.jsonl", "traces": root / "traces", "labels": root / "labels.csv",
+                "features": root / "features", "detectors": root / "detectors", "report": root / "report"}
+
+
+def _questions(config: RunConfig):
+    from .data import load_bundled, load_questions
+
+    if config.questions:
+        return load_questions(config.questions, limit=config.n_questions)
+    return load_bundled(n=config.n_questions, seed=config.seed)
+
+
+def run(config: RunConfig | None = None, model=None, tokenizer=None, progress: bool = True, log=print) -> dict:
+    """Run every stage; returns the evaluation report dict with ``paths`` and ``timings`` added."""
+    from .data import save_questions
+    from .evaluate import EvalConfig, evaluate
+    from .extract import extract
+    from .features import build_features
+    from .labels import LabelConfig, label_store
+    from .train import TrainConfig, train
+
+    config = config or RunConfig()
+    paths = config.paths
+    timings: dict[str, float] = {}
+
+    def stage(name, fn):
+        t0 = time.perf_counter()
+        result = fn()
+        timings[name] = round(time.perf_counter() - t0, 2)
+        return result
+
+    questions = stage("questions", lambda: _questions(config))
+    save_questions(questions, paths["questions"])
+    log(f"[1/6] {len(questions)} questions -> {paths['questions']}")
+    ext = stage("extract", lambda: extract(questions, paths["traces"], config.extract, model, tokenizer, progress))
+    log(f"[2/6] traces: {ext['n_new']} new, {ext['n_skipped']} resumed, {ext['questions_per_s']} q/s -> {paths['traces']}")
+    lab = stage("label", lambda: label_store(paths["traces"], paths["labels"], LabelConfig(rule=config.label_rule)))
+    log(f"[3/6] labels: {lab['correct']}/{lab['n']} correct -> {paths['labels']}")
+    stage("features", lambda: build_features(paths["traces"], paths["features"], progress=progress))
+    log(f"[4/6] features -> {paths['features']}")
+    stage("train", lambda: train(paths["features"], paths["labels"], paths["detectors"],
+                                 TrainConfig(detectors=config.detectors, seed=config.seed)))
+    log(f"[5/6] detectors {config.detectors} -> {paths['detectors']}")
+    report = stage("evaluate", lambda: evaluate(paths["features"], paths["labels"], paths["detectors"],
+                                                paths["report"], EvalConfig(seed=config.seed)))
+    log(f"[6/6] report -> {paths['report']}")
+    report = dict(report, paths={k: str(v) for k, v in paths.items()}, timings=timings,
+                  extraction=ext, labels_summary=lab)
+    return report

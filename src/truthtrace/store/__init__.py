@@ -1,0 +1,17 @@
+"""The on-disk trace store: compact, safe (no pickle), streamable, resumable.
+
+    with TraceWriter(path, schema) as w:          # shards cut at a size limit, index written last
+        if not w.has(trace_id):
+            w.add(trace_id, {"layers.3.attn": attn, ...}, meta)
+    store = TraceStore(path)
+    store.read(trace_id, "layers.3.attn")         # one seek, one decompress: (H, T, T)
+
+Layout and guarantees: ``docs/FORMAT.md``.
+"""
+
+from .codec import CODEC, STORAGE_DTYPES
+from .index import FORMAT_VERSION, StoreError
+from .reader import Trace, TraceStore
+from .writer import TraceWriter
+
+__all__ = ["CODEC", "FORMAT_VERSION", "STORAGE_DTYPES", "StoreError", "Trace", "TraceStore", "TraceWriter"]

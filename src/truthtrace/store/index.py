@@ -1,0 +1,155 @@
+"""The store's manifest: file names, ``index.json`` and shard documents, atomic writes, checksums.
+
+See ``docs/FORMAT.md`` for the layout. In short::
+
+    path/index.json           written last, atomically, after every shard; lists complete shards
+    path/shard.00000.bin      compressed chunks back to back
+    path/shard.00000.json     that shard's traces: id, meta, per-key chunk entries
+    path/*.tmp                work in progress; readers ignore them, a resuming writer deletes them
+
+A shard exists only once ``index.json`` lists it, with the size and sha256 of both files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+
+FORMAT = "truthtrace.traces"
+SHARD_FORMAT = "truthtrace.shard"
+FORMAT_VERSION = 1
+INDEX_NAME = "index.json"
+LOCK_NAME = ".writer.lock"
+TMP_SUFFIX = ".tmp"
+SHARD_RE = re.compile(r"^shard\.\d{5,}\.(bin|json)$")
+# only our own temp names: a store may live in a folder holding other people's *.tmp files
+TMP_RE = re.compile(r"^(shard\.\d{5,}\.(bin|json)|index\.json)\.tmp$")
+_INDEX_FIELDS = ("format", "format_version", "schema", "storage", "n_traces", "shards")
+_SHARD_FIELDS = ("bin", "json", "bin_bytes", "json_bytes", "bin_sha256", "json_sha256", "ids", "stats")
+
+
+class StoreError(Exception):
+    """A trace store is missing, corrupt, of another version, or used inconsistently."""
+
+
+def shard_files(number: int) -> tuple[str, str]:
+    """File names ``(bin, json)`` of shard ``number``, e.g. ``shard.00003.bin``."""
+    return f"shard.{number:05d}.bin", f"shard.{number:05d}.json"
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush directory ``path`` so renames inside it survive a power cut (no-op where unsupported)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via ``path.tmp`` + fsync + rename, so readers see old or new, never half."""
+    tmp = path.with_name(path.name + TMP_SUFFIX)
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def dumps(doc: dict) -> bytes:
+    """Serialise a manifest document (compact, UTF-8, key order kept)."""
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def sha256_bytes(data: bytes | memoryview) -> str:
+    """Hex sha256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path, block: int = 4 << 20) -> str:
+    """Hex sha256 of the file at ``path``, read in ``block``-byte pieces."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while piece := f.read(block):
+            h.update(piece)
+    return h.hexdigest()
+
+
+def parse_json(data: bytes, where: Path) -> dict:
+    """Parse a manifest document; StoreError naming ``where`` if it is not a JSON object."""
+    try:
+        doc = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise StoreError(f"{where}: not valid JSON ({err})") from None
+    if not isinstance(doc, dict):
+        raise StoreError(f"{where}: expected a JSON object")
+    return doc
+
+
+def check_version(doc: dict, fmt: str, where: Path) -> None:
+    """Raise StoreError naming ``where`` unless ``doc`` is format ``fmt`` at a version we read."""
+    if doc.get("format") != fmt:
+        raise StoreError(f"{where}: not a truthtrace file (format {doc.get('format')!r}, expected {fmt!r})")
+    version = doc.get("format_version")
+    if not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
+        raise StoreError(f"{where}: format_version {version!r} is not supported by this "
+                         f"truthtrace (reads 1..{FORMAT_VERSION}); upgrade truthtrace")
+
+
+def new_index(schema: dict, storage: dict) -> dict:
+    """An empty index for a store with ``schema`` and ``storage`` settings (dtype, overflow dtype, codec)."""
+    return {"format": FORMAT, "format_version": FORMAT_VERSION, "schema": schema,
+            "storage": storage, "n_traces": 0, "shards": []}
+
+
+def load_index(root: Path) -> dict:
+    """Read and validate ``root/index.json``; StoreError naming the file on any problem."""
+    path = root / INDEX_NAME
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise StoreError(f"{path}: missing; {root} is not a trace store (or no shard was completed)") from None
+    doc = parse_json(data, path)
+    check_version(doc, FORMAT, path)
+    missing = [k for k in _INDEX_FIELDS if k not in doc]
+    if missing:
+        raise StoreError(f"{path}: missing fields {missing}")
+    for i, shard in enumerate(doc["shards"]):
+        absent = [k for k in _SHARD_FIELDS if k not in shard]
+        if absent:
+            raise StoreError(f"{path}: shards[{i}] is missing fields {absent}")
+    return doc
+
+
+def schema_diff(stored: dict, given: dict, prefix: str = "") -> list[str]:
+    """Differences between two schema dicts as ``"key: stored X, given Y"`` lines.
+
+    Top-level keys named in either dict's ``volatile`` list (e.g. timestamps) are ignored.
+    """
+    skip = set() if prefix else {"volatile", *stored.get("volatile", []), *given.get("volatile", [])}
+    lines = []
+    for key in sorted(set(stored) | set(given), key=str):
+        if key in skip:
+            continue
+        a, b = stored.get(key, "<absent>"), given.get(key, "<absent>")
+        if isinstance(a, dict) and isinstance(b, dict):
+            lines += schema_diff(a, b, prefix=f"{prefix}{key}.")
+        elif a != b:
+            lines.append(f"{prefix}{key}: stored {a!r}, given {b!r}")
+    return lines
+
+
+def shard_path_names(root: Path) -> list[str]:
+    """Names in ``root`` matching the store's shard and temp file patterns (not ``index.json``)."""
+    if not root.is_dir():
+        return []
+    return sorted(n for n in os.listdir(root) if SHARD_RE.match(n) or TMP_RE.match(n))

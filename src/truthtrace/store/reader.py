@@ -1,0 +1,262 @@
+"""TraceStore: read a trace store by id, by key, or shard by shard; verify its checksums.
+
+Reading one tensor costs one seek, one read of its chunk and one decompress per byte
+plane; each zstd frame carries a content checksum, so every read is checked. Whole-file
+sha256 checksums of the shards are checked by ``verify()`` (and by
+``iter_shards(verify=True)``).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import OrderedDict
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+import zstandard
+
+from .codec import decode
+from .index import (SHARD_FORMAT, StoreError, check_version, load_index, parse_json,
+                    sha256_bytes, sha256_file)
+
+_DOC_CACHE = 16  # shard documents kept parsed; each lists every chunk of up to shard_max_traces traces
+
+
+class Trace:
+    """One stored trace: ``.id``, ``.meta``, ``keys()``, and tensors decoded on first ``trace[key]``.
+
+    ``buf`` is ``(bytes, base)`` when the caller already holds the bytes starting at file
+    offset ``base`` (a whole shard, or the trace's own span); otherwise chunks are read
+    from the shard file on demand.
+    """
+
+    def __init__(self, store: "TraceStore", shard: int, record: dict, buf=None):
+        self.id: str = record["id"]
+        self.meta: dict = copy.deepcopy(record["meta"])
+        self._store, self._shard, self._record, self._buf = store, shard, record, buf
+        self._cache: dict[str, torch.Tensor] = {}
+
+    def keys(self) -> list[str]:
+        """Tensor keys in the order they were added."""
+        return list(self._record["tensors"])
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._record["tensors"]
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        if key not in self._cache:
+            self._cache[key] = self._store._decode(self._shard, self._record, key, self._buf)
+        return self._cache[key]
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """All tensors of the trace; reads the trace's byte span in one go if not held yet."""
+        if self._buf is None and len(self._cache) < len(self._record["tensors"]):
+            start, end = self._record["span"]
+            self._buf = (self._store._read_bytes(self._shard, start, end - start), start)
+        return {key: self[key] for key in self.keys()}
+
+    def dtype_of(self, key: str) -> str:
+        """Stored dtype name of ``key``."""
+        return self._store._entry(self._record, key)["dtype"]
+
+    def shape_of(self, key: str) -> tuple[int, ...]:
+        """Logical shape of ``key`` (attention maps square)."""
+        return tuple(self._store._entry(self._record, key)["shape"])
+
+    def __repr__(self) -> str:
+        return f"Trace(id={self.id!r}, keys={len(self._record['tensors'])})"
+
+
+class TraceStore:
+    """Read-only view of the store at ``path`` as listed by its ``index.json`` when opened.
+
+    Raises StoreError naming the file when the index is missing, corrupt or of an
+    unsupported version. Shards completed by a writer after opening are not seen.
+    """
+
+    def __init__(self, path):
+        self.root = Path(path)
+        self._index = load_index(self.root)
+        self._where: dict[str, tuple[int, int]] = {}
+        for n, shard in enumerate(self._index["shards"]):
+            for pos, trace_id in enumerate(shard["ids"]):
+                if trace_id in self._where:
+                    raise StoreError(f"{self.root / shard['json']}: trace id {trace_id!r} is listed twice")
+                self._where[trace_id] = (n, pos)
+        self._docs: OrderedDict[int, dict] = OrderedDict()
+
+    @property
+    def schema(self) -> dict:
+        """The schema dict the writer was given (model id, layers, heads, ...)."""
+        return copy.deepcopy(self._index["schema"])
+
+    @property
+    def format_version(self) -> int:
+        return self._index["format_version"]
+
+    @property
+    def storage(self) -> dict:
+        """Storage settings: ``dtype``, ``overflow_dtype``, ``codec``."""
+        return dict(self._index["storage"])
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def __contains__(self, trace_id: str) -> bool:
+        return trace_id in self._where
+
+    def ids(self) -> list[str]:
+        """All trace ids in insertion order."""
+        return list(self._where)
+
+    def _doc(self, n: int) -> dict:
+        """Shard ``n``'s document, checked against the index's sha256 and cached."""
+        if n in self._docs:
+            self._docs.move_to_end(n)
+            return self._docs[n]
+        shard = self._index["shards"][n]
+        path = self.root / shard["json"]
+        try:
+            data = path.read_bytes()
+        except OSError as err:
+            raise StoreError(f"{path}: cannot read shard document ({err.strerror})") from None
+        if sha256_bytes(data) != shard["json_sha256"]:
+            raise StoreError(f"{path}: sha256 mismatch, the shard document is corrupt")
+        doc = parse_json(data, path)
+        check_version(doc, SHARD_FORMAT, path)
+        if [r["id"] for r in doc["traces"]] != shard["ids"]:
+            raise StoreError(f"{path}: trace ids differ from those listed in index.json")
+        self._docs[n] = doc
+        if len(self._docs) > _DOC_CACHE:
+            self._docs.popitem(last=False)
+        return doc
+
+    def _locate(self, trace_id: str) -> tuple[int, dict]:
+        """``(shard number, record)`` of ``trace_id``; KeyError if absent."""
+        if trace_id not in self._where:
+            raise KeyError(f"trace id {trace_id!r} is not in {self.root}")
+        n, pos = self._where[trace_id]
+        return n, self._doc(n)["traces"][pos]
+
+    def _entry(self, record: dict, key: str) -> dict:
+        if key not in record["tensors"]:
+            raise KeyError(f"trace {record['id']!r} has no tensor {key!r}; it has {list(record['tensors'])}")
+        return record["tensors"][key]
+
+    def _read_bytes(self, n: int, offset: int, size: int) -> bytes:
+        """``size`` bytes at ``offset`` of shard ``n``'s bin file: one open, one seek, one read."""
+        path = self.root / self._index["shards"][n]["bin"]
+        try:
+            with open(path, "rb", buffering=0) as f:
+                f.seek(offset)
+                data = f.read(size)
+        except OSError as err:
+            raise StoreError(f"{path}: cannot read ({err.strerror})") from None
+        if len(data) != size:
+            raise StoreError(f"{path}: truncated (wanted {size} bytes at offset {offset})")
+        return data
+
+    def _decode(self, n: int, record: dict, key: str, buf=None, unpack: bool = True) -> torch.Tensor:
+        """Decode ``record``'s tensor ``key``, from ``buf`` if given; StoreError on corrupt bytes."""
+        entry = self._entry(record, key)
+        if buf is None:
+            chunk = self._read_bytes(n, entry["offset"], entry["nbytes"])
+        else:
+            data, base = buf
+            chunk = memoryview(data)[entry["offset"] - base:entry["offset"] - base + entry["nbytes"]]
+        try:
+            return decode(chunk, entry, unpack=unpack)
+        except (zstandard.ZstdError, ValueError, RuntimeError) as err:
+            path = self.root / self._index["shards"][n]["bin"]
+            raise StoreError(f"{path}: trace {record['id']!r} key {key!r}: corrupt chunk ({err})") from None
+
+    def read(self, trace_id: str, key: str, unpack: bool = True) -> torch.Tensor:
+        """One tensor, in its stored dtype and logical shape (``unpack=False`` keeps a packed
+        lower triangle ``(..., T*(T+1)/2)``). KeyError for unknown id or key, StoreError if corrupt."""
+        n, record = self._locate(trace_id)
+        return self._decode(n, record, key, unpack=unpack)
+
+    def get(self, trace_id: str) -> Trace:
+        """A lazy Trace for ``trace_id`` (KeyError if absent)."""
+        n, record = self._locate(trace_id)
+        return Trace(self, n, record)
+
+    def meta(self, trace_id: str) -> dict:
+        """The meta dict of ``trace_id``, without decoding tensors."""
+        return copy.deepcopy(self._locate(trace_id)[1]["meta"])
+
+    def metas(self) -> Iterator[tuple[str, dict]]:
+        """``(id, meta)`` of every trace in insertion order, without decoding tensors."""
+        for n in range(len(self._index["shards"])):
+            for record in self._doc(n)["traces"]:
+                yield record["id"], copy.deepcopy(record["meta"])
+
+    def keys(self, trace_id: str) -> list[str]:
+        """Tensor keys of ``trace_id`` in the order they were added."""
+        return list(self._locate(trace_id)[1]["tensors"])
+
+    def dtype_of(self, trace_id: str, key: str) -> str:
+        """Stored dtype name of one tensor, e.g. ``"float16"`` (``"float32"`` after an overflow fallback)."""
+        return self._entry(self._locate(trace_id)[1], key)["dtype"]
+
+    def shape_of(self, trace_id: str, key: str) -> tuple[int, ...]:
+        """Logical shape of one tensor, e.g. ``(H, T, T)`` for an attention map."""
+        return tuple(self._entry(self._locate(trace_id)[1], key)["shape"])
+
+    def iter_shards(self, verify: bool = False) -> Iterator[list[Trace]]:
+        """Traces shard by shard, each shard's bin file read once; ``verify`` checks its sha256 first."""
+        for n, shard in enumerate(self._index["shards"]):
+            records = self._doc(n)["traces"]
+            data = self._read_bytes(n, 0, shard["bin_bytes"])
+            if verify and sha256_bytes(data) != shard["bin_sha256"]:
+                raise StoreError(f"{self.root / shard['bin']}: sha256 mismatch, the shard is corrupt")
+            yield [Trace(self, n, record, (data, 0)) for record in records]
+
+    def __iter__(self) -> Iterator[Trace]:
+        for traces in self.iter_shards():
+            yield from traces
+
+    def verify(self) -> list[str]:
+        """Check every shard file's size and sha256; one message per bad or missing file, [] if all good."""
+        problems = []
+        for shard in self._index["shards"]:
+            for kind in ("json", "bin"):
+                path = self.root / shard[kind]
+                if not path.is_file():
+                    problems.append(f"{path}: missing")
+                elif path.stat().st_size != shard[f"{kind}_bytes"]:
+                    problems.append(f"{path}: {path.stat().st_size} bytes, index.json says "
+                                    f"{shard[f'{kind}_bytes']}")
+                elif sha256_file(path) != shard[f"{kind}_sha256"]:
+                    problems.append(f"{path}: sha256 mismatch, the file is corrupt")
+        return problems
+
+    def info(self) -> dict:
+        """Sizes and counts from the index alone (no shard is read).
+
+        Returns n_traces, n_shards, bytes_on_disk, raw_bytes (dense, stored dtype),
+        packed_bytes (after triangle packing), compression_ratio (bytes_on_disk / raw_bytes),
+        n_tensors, dtypes and layouts (tensor counts) and overflow_fallbacks (list of
+        ``{id, key, dtype, requested, reason}``).
+        """
+        shards = self._index["shards"]
+        total = {"raw_bytes": 0, "packed_bytes": 0, "n_tensors": 0}
+        dtypes: dict[str, int] = {}
+        layouts: dict[str, int] = {}
+        fallbacks = []
+        for shard in shards:
+            stats = shard["stats"]
+            for field in total:
+                total[field] += stats[field]
+            for name, count in stats["dtypes"].items():
+                dtypes[name] = dtypes.get(name, 0) + count
+            for name, count in stats["layouts"].items():
+                layouts[name] = layouts.get(name, 0) + count
+            fallbacks += stats["fallbacks"]
+        index_bytes = (self.root / "index.json").stat().st_size
+        on_disk = index_bytes + sum(s["bin_bytes"] + s["json_bytes"] for s in shards)
+        return {"path": str(self.root), "format_version": self.format_version,
+                "n_traces": len(self), "n_shards": len(shards), "bytes_on_disk": on_disk, **total,
+                "compression_ratio": on_disk / total["raw_bytes"] if total["raw_bytes"] else None,
+                "dtypes": dtypes, "layouts": layouts, "overflow_fallbacks": fallbacks}

@@ -1,0 +1,314 @@
+"""TraceWriter: append traces to a store shard by shard; atomic, locked, resumable after kill -9.
+
+A shard grows in ``shard.NNNNN.bin.tmp``. ``flush`` fsyncs it, renames it and its
+``.json`` into place, then rewrites ``index.json`` (temp + fsync + rename). Only that
+last rename makes the shard part of the store, so a crash at any point leaves the
+previous index intact; a resuming writer deletes whatever the index does not list.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from pathlib import Path
+
+import torch
+
+from .codec import CODEC, STORAGE_DTYPES, compressor, encode, entry_sizes
+from .index import (FORMAT, FORMAT_VERSION, INDEX_NAME, LOCK_NAME, SHARD_FORMAT, TMP_SUFFIX,
+                    StoreError, atomic_write, dumps, load_index, new_index, parse_json,
+                    schema_diff, shard_files, shard_path_names)
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: no cross-process lock there
+    fcntl = None
+
+
+def _jsonable(obj: object, field: str) -> object:
+    """``obj`` after a JSON round trip (tuples become lists); ValueError naming ``field`` if impossible."""
+    try:
+        return json.loads(json.dumps(obj))
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{field} must be JSON-serialisable: {err}") from None
+
+
+def _check_args(schema, storage_dtype, overflow_dtype, shard_max_bytes, shard_max_traces, level) -> None:
+    """Raise ValueError naming the first bad constructor argument."""
+    if not isinstance(schema, dict):
+        raise ValueError(f"schema must be a dict, got {type(schema).__name__}")
+    if storage_dtype not in STORAGE_DTYPES:
+        raise ValueError(f"storage_dtype must be one of {STORAGE_DTYPES}, got {storage_dtype!r}")
+    if overflow_dtype not in ("float32", "bfloat16"):
+        raise ValueError(f"overflow_dtype must be 'float32' or 'bfloat16', got {overflow_dtype!r}")
+    for name, value in (("shard_max_bytes", shard_max_bytes), ("shard_max_traces", shard_max_traces)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if not isinstance(level, int) or not -(1 << 17) <= level <= 22:
+        raise ValueError(f"compression_level must be an int in [-131072, 22], got {level!r}")
+
+
+def _check_trace(trace_id, tensors, meta) -> None:
+    """Raise ValueError naming the bad argument of ``add``."""
+    if not isinstance(trace_id, str) or not trace_id:
+        raise ValueError(f"trace_id must be a non-empty str, got {trace_id!r}")
+    if not isinstance(tensors, dict):
+        raise ValueError(f"tensors of trace {trace_id!r} must be a dict, got {type(tensors).__name__}")
+    for key, value in tensors.items():
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"tensors of trace {trace_id!r}: keys must be non-empty str, got {key!r}")
+        if not isinstance(value, torch.Tensor):
+            raise ValueError(f"tensors[{key!r}] of trace {trace_id!r} must be a torch.Tensor")
+    if not isinstance(meta, dict):
+        raise ValueError(f"meta of trace {trace_id!r} must be a dict, got {type(meta).__name__}")
+
+
+def _lock(root: Path):
+    """Hold an exclusive lock on ``root/.writer.lock`` (released by the OS even on kill -9)."""
+    handle = open(root / LOCK_NAME, "a+b")
+    if fcntl is not None:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise StoreError(f"{root}: another TraceWriter is writing to this store") from None
+    return handle
+
+
+def _remove_store(root: Path) -> None:
+    """Delete the store files in ``root`` (index, shards, temp files); other files are left alone."""
+    index = root / INDEX_NAME
+    if index.exists() and parse_json(index.read_bytes(), index).get("format") != FORMAT:
+        raise StoreError(f"{index}: not a truthtrace store; refusing to overwrite it")
+    for name in [INDEX_NAME, *shard_path_names(root)]:
+        (root / name).unlink(missing_ok=True)
+
+
+def _new_stats() -> dict:
+    return {"n_tensors": 0, "raw_bytes": 0, "packed_bytes": 0, "dtypes": {}, "layouts": {}, "fallbacks": []}
+
+
+class TraceWriter:
+    """Append traces to the store at ``path``; use as a context manager.
+
+    Args:
+        path: store directory (created if missing).
+        schema: JSON dict describing the traces (model id, layers, heads, ...). An
+            optional ``volatile`` list names top-level keys ignored when resuming.
+        storage_dtype: "float16", "bfloat16" or "float32" for floating ``layers.*`` tensors.
+        shard_max_bytes: cut a shard before it would exceed this many compressed bytes.
+        shard_max_traces: cut a shard once it holds this many traces.
+        compression_level: zstd level (1 is fast; negative levels are faster still).
+        resume: continue an existing store at ``path``; if False an existing store raises.
+        overwrite: delete an existing store at ``path`` first.
+        overflow_dtype: dtype for layer tensors that overflow float16 ("float32" or "bfloat16").
+
+    Raises:
+        ValueError: a bad argument. StoreError: the store cannot be continued (other
+            schema or storage dtype, missing shard, another writer holds the lock).
+    """
+
+    def __init__(self, path, schema: dict, storage_dtype: str = "float16",
+                 shard_max_bytes: int = 64 * 2**20, shard_max_traces: int = 256,
+                 compression_level: int = 1, resume: bool = True, overwrite: bool = False,
+                 overflow_dtype: str = "float32"):
+        _check_args(schema, storage_dtype, overflow_dtype, shard_max_bytes, shard_max_traces,
+                    compression_level)
+        self.root = Path(path)
+        self.shard_max_bytes, self.shard_max_traces = shard_max_bytes, shard_max_traces
+        self.compression_level = compression_level
+        self._schema = _jsonable(schema, "schema")
+        self._storage = {"dtype": storage_dtype, "overflow_dtype": overflow_dtype, "codec": CODEC}
+        self._cctx = compressor(compression_level)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._lockfile = _lock(self.root)
+        try:
+            if overwrite:
+                _remove_store(self.root)
+            self._index = self._open_index(resume)
+        except BaseException:
+            self._lockfile.close()
+            raise
+        self._ids = {i for shard in self._index["shards"] for i in shard["ids"]}
+        self._closed = False
+        self._reset_shard()
+
+    def _open_index(self, resume: bool) -> dict:
+        """Load and check the existing index (deleting unlisted files), or write a new one."""
+        if not (self.root / INDEX_NAME).exists():
+            for name in shard_path_names(self.root):
+                (self.root / name).unlink()
+            index = new_index(self._schema, self._storage)
+            atomic_write(self.root / INDEX_NAME, dumps(index))
+            return index
+        if not resume:
+            raise StoreError(f"{self.root} already holds a trace store; pass resume=True to continue "
+                             "it, overwrite=True to replace it, or choose a new output dir")
+        index = load_index(self.root)
+        problems = schema_diff(index["schema"], self._schema)
+        problems += [f"storage {k}: stored {index['storage'].get(k)!r}, given {v!r}"
+                     for k, v in self._storage.items() if index["storage"].get(k) != v]
+        if problems:
+            raise StoreError(f"{self.root / INDEX_NAME}: cannot resume, the store was written with "
+                             "different settings:\n  " + "\n  ".join(problems) +
+                             "\nwrite to a new output dir or pass overwrite=True")
+        self._drop_unlisted(index)
+        return index
+
+    def _drop_unlisted(self, index: dict) -> None:
+        """Delete temp files and shards the index does not list; StoreError if a listed one is damaged."""
+        listed = {}
+        for shard in index["shards"]:
+            listed[shard["bin"]], listed[shard["json"]] = shard["bin_bytes"], shard["json_bytes"]
+        for name in shard_path_names(self.root):
+            if name not in listed:
+                (self.root / name).unlink()
+        for name, size in listed.items():
+            path = self.root / name
+            if not path.exists() or path.stat().st_size != size:
+                raise StoreError(f"{path}: missing or of the wrong size ({size} bytes expected); "
+                                 "check it with TraceStore(path).verify() or pass overwrite=True")
+
+    def _reset_shard(self) -> None:
+        self._bin = None
+        self._hash = hashlib.sha256()
+        self._pos = 0
+        self._records: list[dict] = []
+        self._stats = _new_stats()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"{self.root}: the TraceWriter is closed")
+
+    def has(self, trace_id: str) -> bool:
+        """True if ``trace_id`` was added, in this session or in a completed shard before."""
+        return trace_id in self._ids
+
+    def add(self, trace_id: str, tensors: dict, meta: dict | None = None) -> None:
+        """Add one trace: ``tensors`` maps keys to CPU tensors, ``meta`` is a JSON dict.
+
+        The trace is encoded in full before anything is written, so a failure leaves the
+        shard as it was. Raises ValueError for bad arguments, StoreError for a duplicate id.
+        """
+        self._check_open()
+        meta = {} if meta is None else meta
+        _check_trace(trace_id, tensors, meta)
+        if self.has(trace_id):
+            raise StoreError(f"{self.root}: trace id {trace_id!r} is already stored")
+        meta = _jsonable(meta, f"meta of trace {trace_id!r}")
+        chunks = []
+        for key, tensor in tensors.items():
+            try:
+                chunks.append((key, *encode(key, tensor, storage_dtype=self._storage["dtype"],
+                                            overflow_dtype=self._storage["overflow_dtype"],
+                                            cctx=self._cctx)))
+            except ValueError as err:
+                raise ValueError(f"tensors[{key!r}] of trace {trace_id!r}: {err}") from None
+        size = sum(len(payload) for _, payload, _ in chunks)
+        if self._records and self._pos + size > self.shard_max_bytes:
+            self.flush()
+        self._append(trace_id, meta, chunks)
+        if len(self._records) >= self.shard_max_traces or self._pos >= self.shard_max_bytes:
+            self.flush()
+
+    def _append(self, trace_id: str, meta: dict, chunks: list) -> None:
+        """Write one encoded trace to the shard temp file; on failure, cut the file back."""
+        if self._bin is None:
+            name = shard_files(len(self._index["shards"]))[0] + TMP_SUFFIX
+            self._bin = open(self.root / name, "wb")
+        start, digest, entries = self._pos, self._hash.copy(), {}
+        try:
+            for key, payload, entry in chunks:
+                self._bin.write(payload)
+                digest.update(payload)
+                entries[key] = {"offset": self._pos, **entry}
+                self._pos += len(payload)
+        except BaseException:
+            self._bin.seek(start)
+            self._bin.truncate()
+            self._pos = start
+            raise
+        self._hash = digest
+        self._records.append({"id": trace_id, "meta": meta, "span": [start, self._pos],
+                              "tensors": entries})
+        self._ids.add(trace_id)
+        self._count(trace_id, entries)
+
+    def _count(self, trace_id: str, entries: dict) -> None:
+        """Add one trace's chunks to the shard statistics kept in the index."""
+        stats = self._stats
+        for key, entry in entries.items():
+            raw, packed = entry_sizes(entry)
+            stats["n_tensors"] += 1
+            stats["raw_bytes"] += raw
+            stats["packed_bytes"] += packed
+            for field, value in (("dtypes", entry["dtype"]), ("layouts", entry["layout"])):
+                stats[field][value] = stats[field].get(value, 0) + 1
+            if "fallback" in entry:
+                stats["fallbacks"].append({"id": trace_id, "key": key, "dtype": entry["dtype"],
+                                           **entry["fallback"]})
+
+    def flush(self) -> None:
+        """Complete the current shard now: fsync + rename its files, then rewrite ``index.json``.
+
+        If this fails the writer closes; traces of the unfinished shard are not stored
+        and ``has()`` will not report them when the store is resumed.
+        """
+        self._check_open()
+        if not self._records:
+            return
+        try:
+            self._commit()
+        except BaseException:
+            self._abandon()
+            raise
+
+    def _commit(self) -> None:
+        bin_name, json_name = shard_files(len(self._index["shards"]))
+        self._bin.flush()
+        os.fsync(self._bin.fileno())
+        self._bin.close()
+        doc = {"format": SHARD_FORMAT, "format_version": FORMAT_VERSION, "bin": bin_name,
+               "traces": self._records}
+        data = dumps(doc)
+        os.replace(self.root / (bin_name + TMP_SUFFIX), self.root / bin_name)
+        atomic_write(self.root / json_name, data)
+        shard = {"bin": bin_name, "json": json_name, "bin_bytes": self._pos, "json_bytes": len(data),
+                 "bin_sha256": self._hash.hexdigest(), "json_sha256": hashlib.sha256(data).hexdigest(),
+                 "compression_level": self.compression_level,
+                 "ids": [r["id"] for r in self._records], "stats": self._stats}
+        index = {**self._index, "n_traces": self._index["n_traces"] + len(self._records),
+                 "shards": [*self._index["shards"], shard]}
+        atomic_write(self.root / INDEX_NAME, dumps(index))
+        self._index = index
+        self._reset_shard()
+
+    def _abandon(self) -> None:
+        """Close without completing the shard, as a crash would (its temp file stays behind)."""
+        if self._bin is not None and not self._bin.closed:
+            self._bin.close()
+        self._closed = True
+        self._lockfile.close()
+
+    def close(self) -> None:
+        """Flush the last shard and release the store. Safe to call twice."""
+        if self._closed:
+            return
+        try:
+            self.flush()
+        finally:
+            self._abandon()
+
+    def __enter__(self) -> "TraceWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        try:  # keep what is complete; never hide the original error
+            self.close()
+        except Exception as err:
+            warnings.warn(f"{self.root}: could not flush after {exc_type.__name__}: {err}")

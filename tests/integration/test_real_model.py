@@ -1,0 +1,71 @@
+"""The embedded default model end to end (slow: converts the GGUF once, then ~16 questions)."""
+
+import json
+
+import pytest
+import torch
+
+from truthtrace.data import load_bundled
+from truthtrace.extract import ExtractConfig
+from truthtrace.naming import TOKEN_IDS, layer_key
+from truthtrace.pipeline import RunConfig, run
+from truthtrace.store import TraceStore
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def default_model():
+    from truthtrace.models import load_model
+
+    return load_model(device="cpu")
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, default_model):
+    out = tmp_path_factory.mktemp("run")
+    cfg = RunConfig(out_dir=str(out), n_questions=16, extract=ExtractConfig(batch_size=8, max_new_tokens=16))
+    report = run(cfg, *default_model, progress=False, log=lambda *_: None)
+    return out, report
+
+
+def test_pipeline_writes_every_stage(run_dir):
+    out, report = run_dir
+    for name in ("questions.jsonl", "labels.csv", "traces/index.json", "features/features.json",
+                 "report/report.json", "report/report.md"):
+        assert (out / name).is_file(), name
+    saved = json.loads((out / "report/report.json").read_text())
+    names = {d["name"] for d in saved["detectors"]}
+    assert {"probe", "perplexity", "max_entropy"} <= names
+    assert len(TraceStore(out / "traces")) == 16
+    assert 0 < report["labels_summary"]["n"] == 16
+
+
+def test_default_model_answers_sensibly(run_dir):
+    out, _ = run_dir
+    store = TraceStore(out / "traces")
+    assert store.schema["n_layers"] == 30 and store.schema["n_heads"] == 9 and store.schema["d_model"] == 576
+    generations = [m["generation"] for _, m in store.metas()]
+    assert sum(bool(g.strip()) for g in generations) >= 14
+
+
+def test_stored_trace_equals_live_forward(run_dir, default_model):
+    """fp16 traces equal a fresh unbatched forward pass within fp16 precision."""
+    out, _ = run_dir
+    model, _ = default_model
+    store = TraceStore(out / "traces")
+    for trace_id in store.ids()[:2]:
+        ids = store.read(trace_id, TOKEN_IDS).long()[None]
+        with torch.no_grad():
+            live = model(ids, output_hidden_states=True, output_attentions=True)
+        for i in (0, 15, 30):
+            stored = store.read(trace_id, layer_key(i, "hidden")).float()
+            torch.testing.assert_close(stored, live.hidden_states[i][0], rtol=4e-3, atol=4e-3)
+        for i in (0, 29):
+            stored = store.read(trace_id, layer_key(i, "attn")).float()
+            torch.testing.assert_close(stored, live.attentions[i][0], rtol=4e-3, atol=1e-3)
+
+
+def test_bundled_questions_have_answers():
+    qs = load_bundled(n=40, seed=0)
+    assert len({q.category for q in qs}) >= 8 and all(q.answers for q in qs)
