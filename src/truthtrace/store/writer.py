@@ -17,15 +17,9 @@ from pathlib import Path
 import torch
 
 from .codec import CODEC, STORAGE_DTYPES, compressor, encode, entry_sizes
-from .index import (FORMAT, FORMAT_VERSION, INDEX_NAME, LOCK_NAME, SHARD_FORMAT, TMP_SUFFIX,
-                    StoreError, atomic_write, dumps, load_index, new_index, parse_json,
-                    schema_diff, shard_files, shard_path_names)
-
-try:
-    import fcntl
-except ImportError:  # not on Windows: no cross-process lock there
-    fcntl = None
-
+from .index import (FORMAT_VERSION, INDEX_NAME, SHARD_FORMAT, TMP_SUFFIX, StoreError, atomic_write,
+                    dumps, load_index, lock_store, new_index, remove_store, schema_diff, shard_files,
+                    shard_path_names)
 
 def _jsonable(obj: object, field: str) -> object:
     """``obj`` after a JSON round trip (tuples become lists); ValueError naming ``field`` if impossible."""
@@ -65,27 +59,6 @@ def _check_trace(trace_id, tensors, meta) -> None:
         raise ValueError(f"meta of trace {trace_id!r} must be a dict, got {type(meta).__name__}")
 
 
-def _lock(root: Path):
-    """Hold an exclusive lock on ``root/.writer.lock`` (released by the OS even on kill -9)."""
-    handle = open(root / LOCK_NAME, "a+b")
-    if fcntl is not None:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
-            raise StoreError(f"{root}: another TraceWriter is writing to this store") from None
-    return handle
-
-
-def _remove_store(root: Path) -> None:
-    """Delete the store files in ``root`` (index, shards, temp files); other files are left alone."""
-    index = root / INDEX_NAME
-    if index.exists() and parse_json(index.read_bytes(), index).get("format") != FORMAT:
-        raise StoreError(f"{index}: not a truthtrace store; refusing to overwrite it")
-    for name in [INDEX_NAME, *shard_path_names(root)]:
-        (root / name).unlink(missing_ok=True)
-
-
 def _new_stats() -> dict:
     return {"n_tensors": 0, "raw_bytes": 0, "packed_bytes": 0, "dtypes": {}, "layouts": {}, "fallbacks": []}
 
@@ -123,10 +96,10 @@ class TraceWriter:
         self._storage = {"dtype": storage_dtype, "overflow_dtype": overflow_dtype, "codec": CODEC}
         self._cctx = compressor(compression_level)
         self.root.mkdir(parents=True, exist_ok=True)
-        self._lockfile = _lock(self.root)
+        self._lockfile = lock_store(self.root)
         try:
             if overwrite:
-                _remove_store(self.root)
+                remove_store(self.root)
             self._index = self._open_index(resume)
         except BaseException:
             self._lockfile.close()
