@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load_file
+
+from truthtrace.fileio import json_safe, save_tensors_atomic, write_json_atomic, write_text_atomic  # noqa: F401 (re-exported)
 
 FORMAT = "truthtrace.features"
 VERSIONS = (1,)
@@ -70,51 +70,6 @@ class Features:
             question_ids=[self.question_ids[i] for i in idx],
             labels=None if self.labels is None else self.labels[idx],
         )
-
-
-# ---------------------------------------------------------------- atomic writes
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` on a temp file beside ``path``, then move it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` so readers see the old file or the whole new one."""
-    _atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-
-
-def json_safe(obj: Any) -> Any:
-    """Return ``obj`` with numpy scalars made Python and NaN/inf floats made ``None``."""
-    if isinstance(obj, dict):
-        return {str(k): json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None  # strict JSON has no NaN
-    return obj
-
-
-def write_json_atomic(path: str | Path, obj: Any) -> None:
-    """Write ``obj`` as indented strict JSON (NaN -> null) to ``path`` atomically."""
-    write_text_atomic(path, json.dumps(json_safe(obj), indent=2, allow_nan=False) + "\n")
-
-
-def save_tensors_atomic(path: str | Path, tensors: dict[str, np.ndarray]) -> None:
-    """Save numpy arrays to a safetensors file atomically."""
-    arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
-    _atomic_write(Path(path), lambda tmp: save_file(arrays, tmp))
 
 
 # ---------------------------------------------------------------- feature file

@@ -20,6 +20,8 @@ import re
 from pathlib import Path
 from typing import BinaryIO
 
+from ..fileio import fsync_dir, write_bytes_atomic  # noqa: F401 (fsync_dir re-exported)
+
 try:
     import fcntl
 except ImportError:  # Windows has no fcntl: no cross-process lock there
@@ -33,7 +35,8 @@ LOCK_NAME = ".writer.lock"
 TMP_SUFFIX = ".tmp"
 SHARD_RE = re.compile(r"^shard\.\d{5,}\.(bin|json)$")
 # only our own temp names: a store may live in a folder holding other people's *.tmp files
-TMP_RE = re.compile(r"^(shard\.\d{5,}\.(bin|json)|index\.json)\.tmp$")
+# shard.N.bin.tmp (a growing shard) and .NAME.XXXXXXXX.tmp (an atomic write in progress)
+TMP_RE = re.compile(r"^\.?(shard\.\d{5,}\.(bin|json)|index\.json)(\.[A-Za-z0-9_]+)?\.tmp$")
 _INDEX_FIELDS = ("format", "format_version", "schema", "storage", "n_traces", "shards")
 _SHARD_FIELDS = ("bin", "json", "bin_bytes", "json_bytes", "bin_sha256", "json_sha256", "ids", "stats")
 
@@ -47,29 +50,9 @@ def shard_files(number: int) -> tuple[str, str]:
     return f"shard.{number:05d}.bin", f"shard.{number:05d}.json"
 
 
-def fsync_dir(path: Path) -> None:
-    """Flush directory ``path`` so renames inside it survive a power cut (no-op where unsupported)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via ``path.tmp`` + fsync + rename, so readers see old or new, never half."""
-    tmp = path.with_name(path.name + TMP_SUFFIX)
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+    """Write ``data`` to ``path`` via a temp file + fsync + rename, so readers see old or new, never half."""
+    write_bytes_atomic(path, data)
 
 
 def dumps(doc: dict) -> bytes:
