@@ -79,6 +79,7 @@ def evaluate_detector(det: Detector, features: Features, split: dict[str, np.nda
     lo, hi = metrics.bootstrap_auroc_ci(s_test, y_test, config.n_bootstrap, config.seed, config.ci_level)
     return {
         "detector": det.name,
+        "detail": det.describe(),
         "test_auroc": metrics.auroc(s_test, y_test),
         "test_auroc_ci": [lo, hi],
         "test_auprc": metrics.auprc(s_test, y_test),
@@ -148,6 +149,7 @@ def _cells(row: dict) -> list[str]:
     lo, hi = row["test_auroc_ci"]
     return [
         row["detector"],
+        row.get("detail", ""),
         f"{_fmt(row['test_auroc'])} [{_fmt(lo)}, {_fmt(hi)}]",
         _fmt(row["test_auprc"]),
         _fmt(row["test_accuracy"]),
@@ -156,7 +158,7 @@ def _cells(row: dict) -> list[str]:
     ]
 
 
-HEADERS = ["detector", "test AUROC [CI]", "test AUPRC", "test acc @ val thr", "val AUROC", "n test"]
+HEADERS = ["detector", "fitted", "test AUROC [CI]", "test AUPRC", "test acc @ val thr", "val AUROC", "n test"]
 
 
 def format_table(report: dict) -> str:
@@ -187,7 +189,7 @@ def rich_table(report: dict):
 
     table = Table(title=f"truthtrace report ({report['model']})")
     for h in HEADERS:
-        table.add_column(h, justify="left" if h == "detector" else "right")
+        table.add_column(h, justify="left" if h in ("detector", "fitted") else "right")
     for row in report["results"]:
         table.add_row(*_cells(row))
     return table

@@ -46,36 +46,53 @@ def _counts(n_unique: int, fractions: tuple[float, float, float]) -> list[int]:
     return counts
 
 
+def _assign(n: int, fr: tuple[float, float, float], rng: np.random.Generator) -> np.ndarray:
+    """Split number of each of ``n`` items: a seeded permutation cut by ``fr``."""
+    order = rng.permutation(n)
+    which = np.empty(n, dtype=np.int64)
+    start = 0
+    for k, count in enumerate(_counts(n, fr)):
+        which[order[start : start + count]] = k
+        start += count
+    return which
+
+
 def split_by_question(
     question_ids: Sequence[str],
     fractions: Sequence[float] = (0.7, 0.15, 0.15),
     seed: int = 0,
+    strata: Sequence[int] | None = None,
 ) -> dict[str, np.ndarray]:
     """Split traces into train/val/test so that each question falls in exactly one split.
 
     Unique question ids are sorted, shuffled by a permutation seeded with ``seed`` and
-    cut by ``fractions``; the result depends only on the set of ids and the seed.
+    cut by ``fractions``; the result depends only on the set of ids and the seed. With
+    ``strata`` (e.g. the hallucination label of each trace), questions are cut stratum by
+    stratum, so every split gets both classes whenever each class has enough questions.
 
     Args:
         question_ids: question id of each trace, length N.
         fractions: shares of unique questions for (train, val, test).
         seed: permutation seed.
+        strata: optional ``(N,)`` stratum of each trace; a question takes its first trace's.
     Returns:
         ``{"train": idx, "val": idx, "test": idx}``, each a sorted int64 array of trace
         indices into ``question_ids``; together they cover ``range(N)`` exactly once.
     Raises:
-        ValueError: for bad ``fractions`` or an empty ``question_ids``.
+        ValueError: for bad ``fractions``, an empty ``question_ids`` or mismatched ``strata``.
     """
     fr = check_fractions(fractions)
     qids = np.asarray([str(q) for q in question_ids])
     if len(qids) == 0:
         raise ValueError("question_ids is empty")
-    unique = np.unique(qids)  # sorted, so input order does not matter
-    order = np.random.default_rng(seed).permutation(len(unique))
+    unique, first = np.unique(qids, return_index=True)  # sorted, so input order does not matter
+    if strata is not None and len(strata) != len(qids):
+        raise ValueError(f"strata has {len(strata)} entries but question_ids has {len(qids)}")
+    q_strata = np.zeros(len(unique), dtype=np.int64) if strata is None else np.asarray(strata)[first]
+    rng = np.random.default_rng(seed)
     which = np.empty(len(unique), dtype=np.int64)  # split number of each unique question
-    start = 0
-    for k, count in enumerate(_counts(len(unique), fr)):
-        which[order[start : start + count]] = k
-        start += count
+    for value in np.unique(q_strata):
+        members = np.flatnonzero(q_strata == value)
+        which[members] = _assign(len(members), fr, rng)
     trace_split = which[np.searchsorted(unique, qids)]  # (N,)
     return {name: np.flatnonzero(trace_split == k).astype(np.int64) for k, name in enumerate(SPLITS)}

@@ -121,7 +121,7 @@ def train(features_dir: str | Path, labels_csv: str | Path, out_dir: str | Path,
     config = config or TrainConfig()
     out = Path(out_dir)
     features = load_labeled(features_dir, labels_csv)
-    split = split_by_question(features.question_ids, config.fractions, config.seed)
+    split = split_by_question(features.question_ids, config.fractions, config.seed, strata=features.labels)
     write_split(out / SPLIT_FILE, features, split, config)
     infos = {}
     for name in config.detectors:

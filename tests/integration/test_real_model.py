@@ -35,7 +35,7 @@ def test_pipeline_writes_every_stage(run_dir):
                  "report/report.json", "report/report.md"):
         assert (out / name).is_file(), name
     saved = json.loads((out / "report/report.json").read_text())
-    names = {d["name"] for d in saved["detectors"]}
+    names = {r["detector"] for r in saved["results"]}
     assert {"probe", "perplexity", "max_entropy"} <= names
     assert len(TraceStore(out / "traces")) == 16
     assert 0 < report["labels_summary"]["n"] == 16

@@ -60,3 +60,22 @@ def test_bad_fractions_raise(fractions, match):
 def test_empty_question_ids_raise():
     with pytest.raises(ValueError, match="empty"):
         split_by_question([])
+
+
+def test_stratified_split_puts_both_classes_in_every_split():
+    qids = [f"q{i}" for i in range(16)]
+    labels = [1] * 12 + [0] * 4  # few correct answers, as with a small model
+    for seed in range(20):
+        split = split_by_question(qids, seed=seed, strata=labels)
+        for name, idx in split.items():
+            assert set(np.asarray(labels)[idx]) == {0, 1}, (seed, name)
+        assert sorted(np.concatenate(list(split.values())).tolist()) == list(range(16))
+
+
+def test_stratified_split_keeps_questions_together():
+    qids = ["a", "a", "b", "b", "c", "c", "d", "d", "e", "e"]
+    split = split_by_question(qids, seed=3, strata=[1, 0] * 5)
+    seen = {}
+    for name, idx in split.items():
+        for i in idx:
+            assert seen.setdefault(qids[i], name) == name

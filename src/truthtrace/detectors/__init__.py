@@ -41,6 +41,10 @@ class Detector:
         """Constructor keyword arguments that rebuild this detector (JSON-safe)."""
         return {}
 
+    def describe(self) -> str:
+        """A short note for report tables on what was fitted (e.g. the chosen layer); "" if nothing."""
+        return ""
+
     def save(self, out_dir: str | Path) -> None:
         """Write ``config.json`` (no weights); trained detectors override to add weights."""
         write_config(out_dir, self, state={})

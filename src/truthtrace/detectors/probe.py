@@ -132,6 +132,10 @@ class ProbeDetector(Detector):
         }
         return dict(self.state)
 
+    def describe(self) -> str:
+        """The layer the probe reads, e.g. ``layer 17``."""
+        return f"layer {self.state['layer']}" if "layer" in self.state else ""
+
     def score(self, batches: Iterable[Batch]) -> np.ndarray:
         """Return probe logits ``(n,)`` float64 for the chosen layer."""
         if self.params is None or self.layer_index is None:
