@@ -109,9 +109,12 @@ def forward_traces(model, seqs: list[list[int]], n_prompt: list[int], opts: Capt
     positions 0..T-1 exactly as an unbatched pass would.
     """
     ids, mask = _right_pad(seqs, pad_id)
+    # the LM head only where an answer token is predicted: positions lo..hi-1 of any sample
+    lo, hi = min(n_prompt) - 1, max(len(s) for s in seqs) - 1
     out = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
-                output_hidden_states=True, output_attentions=opts.attentions, use_cache=False)
-    logp = torch.log_softmax(out.logits.float(), dim=-1)  # (B, T, V)
+                output_hidden_states=True, output_attentions=opts.attentions, use_cache=False,
+                logits_to_keep=torch.arange(lo, hi, device=model.device))
+    logp = torch.log_softmax(out.logits.float(), dim=-1)  # (B, hi - lo, V)
     n_hidden = len(out.hidden_states)
     hidden_layers = opts.hidden_layers if opts.hidden_layers is not None else range(n_hidden)
     attn_layers = () if not opts.attentions else (
@@ -121,7 +124,7 @@ def forward_traces(model, seqs: list[list[int]], n_prompt: list[int], opts: Capt
         t, p = len(seq), n_prompt[b]
         k0 = kept_start(opts.keep, t, p)
         tok = torch.tensor(seq, dtype=torch.long)
-        lp = logp[b, p - 1: t - 1].cpu()  # (A, V): position j predicts token j+1
+        lp = logp[b, p - 1 - lo: t - 1 - lo].cpu()  # (A, V): position j predicts token j+1
         rec = {TOKEN_IDS: tok.to(torch.int32),
                ANSWER_LOGPROBS: lp.gather(1, tok[p:t, None]).squeeze(1).contiguous(),
                ANSWER_ENTROPY: -(lp.exp() * lp).sum(-1).contiguous()}

@@ -32,6 +32,7 @@ class ExtractConfig:
     model: str = DEFAULT_MODEL
     model_dtype: str = "float32"
     device: str = "auto"
+    threads: int | None = None  # torch CPU threads; None keeps torch's default
     prompt_template: str = DEFAULT_TEMPLATE
     system_prompt: str | None = None
     use_chat_template: bool = True
@@ -55,6 +56,8 @@ class ExtractConfig:
             raise ValueError("prompt_template must contain '{question}'")
         if self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if not _KEEP_RE.match(self.keep):
@@ -141,6 +144,8 @@ def extract(questions: Sequence, out_dir: str | Path, config: ExtractConfig | No
     from .store import TraceWriter
 
     config = config or ExtractConfig()
+    if config.threads:
+        torch.set_num_threads(config.threads)
     ids = [q.id for q in questions]
     if len(set(ids)) != len(ids):
         raise ValueError("question ids must be unique within one extraction")
