@@ -3,8 +3,11 @@
     python tools/make_questions.py            # writes src/truthtrace/data/bundled/questions.jsonl
     python tools/make_questions.py --check    # only validate and print counts per category
 
-Ids are ``<prefix>-NNNN`` numbered in table order within each category, so append new
-facts at the END of a table (or of a category's list) to keep existing ids stable.
+Ids are ``<prefix>-NNNN``, numbered in the order a category's builder emits questions;
+once a set is released, add new facts only at the end of a builder's output (e.g. a new
+table appended last) so that existing ids keep pointing at the same questions.
+The fact tables hold only facts we are sure of; questions whose answer is disputed or
+has changed recently (e.g. the most populous country) are left out on purpose.
 Every alias is checked not to appear (as whole normalized tokens) in its own question,
 so ``contains`` cannot be satisfied by a model that merely repeats the question.
 """
@@ -16,7 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 from truthtrace.data.questions import Question, save_questions
-from truthtrace.labels import _tokens
+from truthtrace.labels import normalize_tokens
 
 OUT = Path(__file__).resolve().parents[1] / "src/truthtrace/data/bundled/questions.jsonl"
 
@@ -50,6 +53,11 @@ COUNTRY_ALIASES = {
     "Russia": ["Russia", "Russian Federation"],
     "Soviet Union": ["Soviet Union", "USSR"],
 }
+
+
+def article(noun: str) -> str:
+    """``noun`` with "a" or "an" in front."""
+    return f"{'an' if noun[0].lower() in 'aeiou' else 'a'} {noun}"
 
 
 def country(name: str) -> list[str]:
@@ -88,7 +96,7 @@ CAPITALS = [
     ("Romania", ["Bucharest"]), ("Bulgaria", ["Sofia"]), ("Serbia", ["Belgrade"]),
     ("Croatia", ["Zagreb"]), ("Slovenia", ["Ljubljana"]), ("Slovakia", ["Bratislava"]),
     ("Ukraine", ["Kyiv", "Kiev"]), ("Belarus", ["Minsk"]), ("Lithuania", ["Vilnius"]),
-    ("Latvia", ["Riga"]), ("Estonia", ["Tallinn"]), ("Georgia", ["Tbilisi"]),
+    ("Latvia", ["Riga"]), ("Estonia", ["Tallinn"]), ("the country of Georgia", ["Tbilisi"]),
     ("Armenia", ["Yerevan"]), ("Azerbaijan", ["Baku"]), ("Kazakhstan", ["Astana", "Nur-Sultan"]),
     ("Uzbekistan", ["Tashkent"]), ("Kyrgyzstan", ["Bishkek"]), ("Tajikistan", ["Dushanbe"]),
     ("Turkmenistan", ["Ashgabat"]), ("Syria", ["Damascus"]), ("Lebanon", ["Beirut"]),
@@ -146,7 +154,14 @@ CONTINENTS = [
     ("India", "Asia"), ("Thailand", "Asia"), ("Vietnam", "Asia"), ("Mongolia", "Asia"),
     ("Nepal", "Asia"), ("France", "Europe"), ("Germany", "Europe"), ("Poland", "Europe"),
     ("Italy", "Europe"), ("Norway", "Europe"), ("Portugal", "Europe"), ("Hungary", "Europe"),
-   
+    ("Spain", "Europe"), ("Sweden", "Europe"), ("Ireland", "Europe"), ("Greece", "Europe"),
+    ("Austria", "Europe"), ("Belgium", "Europe"), ("Finland", "Europe"), ("Ukraine", "Europe"),
+    ("Pakistan", "Asia"), ("Indonesia", "Asia"), ("the Philippines", "Asia"), ("South Korea", "Asia"),
+    ("Bangladesh", "Asia"), ("Cambodia", "Asia"), ("Saudi Arabia", "Asia"), ("Iraq", "Asia"),
+    ("Algeria", "Africa"), ("Senegal", "Africa"), ("Zimbabwe", "Africa"), ("Uganda", "Africa"),
+    ("Tanzania", "Africa"), ("Cameroon", "Africa"), ("Angola", "Africa"), ("Mali", "Africa"),
+    ("Ecuador", "South America"), ("Bolivia", "South America"), ("Paraguay", "South America"),
+    ("the United States", "North America"),
 ]
 
 CITY_COUNTRY = [
@@ -166,6 +181,23 @@ CITY_COUNTRY = [
     ("Salzburg", "Austria"), ("Gothenburg", "Sweden"), ("Bergen", "Norway"),
     ("Rotterdam", "Netherlands"), ("Antwerp", "Belgium"), ("Timbuktu", "Mali"),
     ("Havana", "Cuba"), ("Tijuana", "Mexico"), ("Montreal", "Canada"), ("Florence", "Italy"),
+    ("Paris", "France"), ("London", "United Kingdom"), ("Tokyo", "Japan"), ("Berlin", "Germany"),
+    ("Madrid", "Spain"), ("Rome", "Italy"), ("Moscow", "Russia"), ("Beijing", "China"),
+    ("Cairo", "Egypt"), ("Athens", "Greece"), ("Lisbon", "Portugal"), ("Dublin", "Ireland"),
+    ("Amsterdam", "Netherlands"), ("Vienna", "Austria"), ("Stockholm", "Sweden"), ("Oslo", "Norway"),
+    ("Copenhagen", "Denmark"), ("Warsaw", "Poland"), ("Prague", "Czech Republic"),
+    ("Budapest", "Hungary"), ("Brussels", "Belgium"), ("Bangkok", "Thailand"), ("Seoul", "South Korea"),
+    ("New Delhi", "India"), ("Buenos Aires", "Argentina"), ("Lima", "Peru"), ("Nairobi", "Kenya"),
+    ("Ottawa", "Canada"), ("Miami", "United States"), ("San Francisco", "United States"),
+    ("Seattle", "United States"), ("Houston", "United States"), ("Glasgow", "Scotland"),
+    ("Liverpool", "England"), ("Frankfurt", "Germany"), ("Cologne", "Germany"), ("Nice", "France"),
+    ("Bordeaux", "France"), ("Turin", "Italy"), ("Bologna", "Italy"), ("Kolkata", "India"),
+    ("Bangalore", "India"), ("Chennai", "India"), ("Hanoi", "Vietnam"), ("Manila", "Philippines"),
+    ("Jakarta", "Indonesia"), ("Kuala Lumpur", "Malaysia"), ("Tehran", "Iran"), ("Baghdad", "Iraq"),
+    ("Riyadh", "Saudi Arabia"), ("Doha", "Qatar"), ("Addis Ababa", "Ethiopia"), ("Accra", "Ghana"),
+    ("Dakar", "Senegal"), ("Bogota", "Colombia"), ("Caracas", "Venezuela"), ("Quebec City", "Canada"),
+    ("Calgary", "Canada"), ("Brisbane", "Australia"), ("Wellington", "New Zealand"),
+    ("Reykjavik", "Iceland"), ("Helsinki", "Finland"),
 ]
 
 LANDMARKS = [
@@ -198,6 +230,24 @@ LANDMARKS = [
     ("In which city is Times Square?", ["New York", "New York City", "NYC"]),
     ("In which US state is Mount Rushmore?", ["South Dakota"]),
     ("In which US state is the Grand Canyon?", ["Arizona"]),
+    ("In which city is Buckingham Palace?", ["London"]),
+    ("In which city is the Arc de Triomphe?", ["Paris"]),
+    ("In which city is Notre-Dame Cathedral?", ["Paris"]),
+    ("In which city is the Empire State Building?", ["New York", "New York City", "NYC"]),
+    ("In which city is the White House?", ["Washington", "Washington, D.C.", "Washington DC"]),
+    ("In which city is the Trevi Fountain?", ["Rome"]),
+    ("In which city is Red Square?", ["Moscow"]),
+    ("In which city is the Parthenon?", ["Athens"]),
+    ("In which city are the Petronas Towers?", ["Kuala Lumpur"]),
+    ("In which city is the CN Tower?", ["Toronto"]),
+    ("In which city is the Space Needle?", ["Seattle"]),
+    ("In which country is Mount Fuji?", ["Japan"]),
+    ("In which country is Mount Kilimanjaro?", ["Tanzania"]),
+    ("In which country is the Blue Mosque?", country("Turkey")),
+    ("In which country is most of the Amazon rainforest?", ["Brazil"]),
+    ("In which country are the ruins of Pompeii?", ["Italy"]),
+    ("In which city is Hollywood?", ["Los Angeles", "LA", "L.A."]),
+    ("In which city is the Hermitage Museum?", ["Saint Petersburg", "St. Petersburg", "St Petersburg"]),
 ]
 
 RIVER_CITIES = [
@@ -205,6 +255,18 @@ RIVER_CITIES = [
     ("Budapest", "Danube"), ("Rome", "Tiber"), ("Baghdad", "Tigris"), ("Prague", "Vltava"),
     ("Florence", "Arno"), ("Lisbon", "Tagus"), ("Dublin", "Liffey"), ("New Orleans", "Mississippi"),
     ("Berlin", "Spree"), ("Varanasi", "Ganges"),
+]
+
+LARGEST_CITIES = [
+    ("Canada", ["Toronto"]), ("the United States", ["New York", "New York City", "NYC"]),
+    ("Turkey", ["Istanbul"]), ("Brazil", ["Sao Paulo", "São Paulo"]), ("Germany", ["Berlin"]),
+    ("Switzerland", ["Zurich", "Zürich"]), ("Italy", ["Rome"]), ("Spain", ["Madrid"]),
+    ("Russia", ["Moscow"]), ("Nigeria", ["Lagos"]), ("South Africa", ["Johannesburg"]),
+    ("New Zealand", ["Auckland"]), ("Morocco", ["Casablanca"]), ("Pakistan", ["Karachi"]),
+    ("Vietnam", ["Ho Chi Minh City", "Saigon"]), ("Egypt", ["Cairo"]), ("Scotland", ["Glasgow"]),
+    ("Kazakhstan", ["Almaty"]), ("Japan", ["Tokyo"]), ("France", ["Paris"]),
+    ("the United Kingdom", ["London"]), ("Argentina", ["Buenos Aires"]), ("Mexico", ["Mexico City"]),
+    ("Israel", ["Jerusalem"]), ("the Netherlands", ["Amsterdam"]),
 ]
 
 RIVER_EXTRA = {"Tagus": ["Tejo"], "Ganges": ["Ganga"], "Vltava": ["Moldau"]}
@@ -222,6 +284,20 @@ CURRENCIES = [
     ("Hungary", ["forint"]), ("Norway", ["krone", "Norwegian krone", "kroner"]),
     ("Denmark", ["krone", "Danish krone", "kroner"]), ("Indonesia", ["rupiah"]),
     ("Saudi Arabia", ["riyal", "Saudi riyal"]), ("Nigeria", ["naira"]),
+    ("Canada", ["dollar", "Canadian dollar", "dollars"]),
+    ("Australia", ["dollar", "Australian dollar", "dollars"]),
+    ("New Zealand", ["dollar", "New Zealand dollar", "dollars"]), ("Egypt", ["pound", "Egyptian pound"]),
+    ("Argentina", ["peso", "Argentine peso", "pesos"]), ("Chile", ["peso", "Chilean peso", "pesos"]),
+    ("Colombia", ["peso", "Colombian peso", "pesos"]), ("the Philippines", ["peso", "Philippine peso"]),
+    ("Pakistan", ["rupee", "Pakistani rupee", "rupees"]),
+    ("Sri Lanka", ["rupee", "Sri Lankan rupee", "rupees"]), ("Iran", ["rial", "Iranian rial"]),
+    ("Malaysia", ["ringgit"]), ("Kenya", ["shilling", "Kenyan shilling"]),
+    ("Ukraine", ["hryvnia", "hryvnya"]), ("the Czech Republic", ["koruna", "Czech koruna", "crown"]),
+    ("Romania", ["leu", "Romanian leu", "lei"]), ("Iceland", ["krona", "Icelandic krona", "króna"]),
+    ("Morocco", ["dirham", "Moroccan dirham"]), ("the United Arab Emirates", ["dirham", "UAE dirham"]),
+    ("France", ["euro", "euros"]), ("Spain", ["euro", "euros"]), ("Greece", ["euro", "euros"]),
+    ("Ireland", ["euro", "euros"]), ("the Netherlands", ["euro", "euros"]), ("Portugal", ["euro", "euros"]),
+    ("Austria", ["euro", "euros"]), ("Finland", ["euro", "euros"]), ("Belgium", ["euro", "euros"]),
 ]
 
 GEO_FACTS = [
@@ -292,6 +368,7 @@ def geography() -> list[tuple[str, list[str]]]:
     qs += [(f"Which river flows through {city}?", [r, f"{r} River", f"River {r}"]
             + RIVER_EXTRA.get(r, [])) for city, r in RIVER_CITIES]
     qs += [(f"What is the currency of {c}?", a) for c, a in CURRENCIES]
+    qs += [(f"What is the largest city in {c} by population?", a) for c, a in LARGEST_CITIES]
     return qs + GEO_FACTS
 
 
@@ -431,7 +508,7 @@ HISTORY_FACTS = [
      ["Joan of Arc", "Jeanne d'Arc"]),
     ("What name is given to the period of European history between roughly AD 500 and 1500?",
      ["Middle Ages", "medieval period", "Medieval", "the Middle Ages"]),
-    ("Which plague pandemic killed a large share of Europe's population in the 1340s?",
+    ("Which pandemic killed a large share of Europe's population in the 1340s?",
      ["Black Death", "bubonic plague", "the plague", "plague"]),
     ("Which ancient Greek city-state was famous for its military society and fought Athens in the "
      "Peloponnesian War?", ["Sparta"]),
@@ -1165,7 +1242,6 @@ PEOPLE_FACTS = [
     ("Which 19th-century monk is called the father of genetics for his experiments with peas?",
      ["Gregor Mendel", "Mendel"]),
     ("Who was the first person to win Nobel Prizes in two different sciences?", CURIE),
-    ("Which inventor is the Nobel Prize named after?", ["Alfred Nobel", "Nobel"]),
     ("Which Serbian-American inventor pioneered alternating-current electrical systems?",
      ["Nikola Tesla", "Tesla"]),
     ("Who was the American civil rights leader assassinated in Memphis in 1968?",
@@ -1189,7 +1265,6 @@ PEOPLE_FACTS = [
      ["Srinivasa Ramanujan", "Ramanujan"]),
     ("Which English mathematician played a leading role in breaking the Enigma code at Bletchley Park?",
      ["Alan Turing", "Turing"]),
-    ("Who founded the Walt Disney Company with his brother Roy?", ["Walt Disney", "Disney"]),
 ]
 
 
@@ -1417,7 +1492,7 @@ ARITHMETIC = [(2, "plus", 2), (3, "plus", 4), (5, "plus", 5), (7, "plus", 8), (9
               (9, "times", 9), (8, "times", 6), (11, "times", 11), (12, "times", 12),
               (10, "times", 10), (5, "times", 20), (25, "times", 4), (3, "times", 9)]
 SQUARE_ROOTS = [4, 9, 16, 25, 49, 64, 81, 100, 144, 169]
-HALVES = [10, 50, 100, 36, 1000]
+HALVES = [10, 50, 100, 36, 1000, 20, 8, 60, 200, 14, 30, 500]
 
 NUMBER_FACTS = [
     ("What is the smallest prime number?", num(2)),
@@ -1465,16 +1540,37 @@ OFFICIAL_LANGUAGES = [
     ("Mozambique", ["Portuguese"]), ("Colombia", ["Spanish"]),
     ("Cuba", ["Spanish"]), ("Saudi Arabia", ["Arabic"]), ("Iceland", ["Icelandic"]),
     ("Finland", ["Finnish", "Swedish"]), ("Hungary", ["Hungarian", "Magyar"]),
-    ("Romania", ["Romanian"]), ("the Czech Republic", ["Czech"]), ("Ukraine", ["Ukrainian"]),
+    ("Romania", ["Romanian"]), ("Czechia", ["Czech"]), ("Ukraine", ["Ukrainian"]),
     ("South Korea", ["Korean"]), ("Mongolia", ["Mongolian"]),
     ("Norway", ["Norwegian"]), ("Malaysia", ["Malay", "Bahasa Malaysia"]), ("Italy", ["Italian"]),
-    ("Germany", ["German"]), ("China", ["Mandarin", "Standard Chinese",
+    ("Germany", ["German"]), ("France", ["French"]), ("Spain", ["Spanish", "Castilian"]),
+    ("Russia", ["Russian"]), ("Peru", ["Spanish", "Quechua", "Aymara"]), ("Venezuela", ["Spanish"]),
+    ("Lebanon", ["Arabic"]), ("Syria", ["Arabic"]), ("Iraq", ["Arabic", "Kurdish"]),
+    ("Jordan", ["Arabic"]), ("Morocco", ["Arabic", "Berber", "Tamazight"]),
+    ("Algeria", ["Arabic", "Berber", "Tamazight"]), ("Tunisia", ["Arabic"]), ("Libya", ["Arabic"]),
+    ("Cambodia", ["Khmer"]), ("Laos", ["Lao", "Laotian"]), ("Myanmar", ["Burmese"]),
+    ("Nepal", ["Nepali"]), ("Sri Lanka", ["Sinhala", "Tamil", "Sinhalese"]),
+    ("Bulgaria", ["Bulgarian"]), ("Serbia", ["Serbian"]), ("Croatia", ["Croatian"]),
+    ("Slovakia", ["Slovak"]), ("Slovenia", ["Slovene", "Slovenian"]), ("Lithuania", ["Lithuanian"]),
+    ("Latvia", ["Latvian"]), ("Estonia", ["Estonian"]), ("the country of Georgia", ["Georgian"]),
+    ("Armenia", ["Armenian"]), ("Albania", ["Albanian"]), ("Belarus", ["Belarusian", "Russian"]),
+    ("Kazakhstan", ["Kazakh", "Russian"]), ("Uzbekistan", ["Uzbek"]), ("Tajikistan", ["Tajik"]),
+    ("Afghanistan", ["Pashto", "Dari"]), ("Haiti", ["Haitian Creole", "French", "Creole"]),
+    ("Luxembourg", ["Luxembourgish", "French", "German"]), ("Belgium", ["Dutch", "French", "German"]),
+    ("Switzerland", ["German", "French", "Italian", "Romansh"]), ("Ireland", ["Irish", "English"]),
+    ("Singapore", ["English", "Malay", "Mandarin", "Tamil"]), ("Canada", ["English", "French"]),
+    ("the Philippines", ["Filipino", "English"]), ("Kenya", ["Swahili", "English"]),
+    ("Tanzania", ["Swahili", "Kiswahili", "English"]), ("Somalia", ["Somali", "Arabic"]),
+    ("Rwanda", ["Kinyarwanda", "French", "English", "Swahili"]), ("Madagascar", ["Malagasy", "French"]),
+    ("Greenland", ["Greenlandic", "Kalaallisut"]), ("Qatar", ["Arabic"]), ("Kuwait", ["Arabic"]), ("China", ["Mandarin", "Standard Chinese",
                                                                "Chinese", "Mandarin Chinese"]),
 ]
 
 # no de jure official language, so the question asks for the main language
 MAIN_LANGUAGES = [("Argentina", ["Spanish"]), ("Mexico", ["Spanish"]), ("Chile", ["Spanish"]),
-                  ("Japan", ["Japanese"]), ("Denmark", ["Danish"]), ("Australia", ["English"])]
+                  ("Japan", ["Japanese"]), ("Denmark", ["Danish"]), ("Australia", ["English"]),
+                  ("the United Kingdom", ["English"]), ("the United States", ["English"]),
+                  ("Uruguay", ["Spanish"]), ("New Zealand", ["English"])]
 
 TRANSLATIONS = [  # (language, English word, accepted translations)
     ("French", "cat", ["chat"]), ("Spanish", "hello", ["hola"]), ("German", "thank you", ["danke",
@@ -1523,6 +1619,15 @@ IRREGULAR = [
     ("past tense of 'buy'", ["bought"]), ("past tense of 'think'", ["thought"]),
     ("past tense of 'write'", ["wrote"]), ("past tense of 'sing'", ["sang"]),
     ("past tense of 'take'", ["took"]), ("past tense of 'fly'", ["flew"]),
+    ("plural of 'wolf'", ["wolves"]), ("plural of 'baby'", ["babies"]), ("plural of 'city'", ["cities"]),
+    ("plural of 'box'", ["boxes"]), ("plural of 'bus'", ["buses", "busses"]),
+    ("plural of 'potato'", ["potatoes"]), ("plural of 'life'", ["lives"]), ("plural of 'wife'", ["wives"]),
+    ("plural of 'half'", ["halves"]), ("plural of 'louse'", ["lice"]), ("plural of 'die' (the cube)",
+                                                                          ["dice"]),
+    ("plural of 'crisis'", ["crises"]), ("plural of 'phenomenon'", ["phenomena"]),
+    ("past tense of 'drink'", ["drank"]), ("past tense of 'begin'", ["began"]),
+    ("past tense of 'give'", ["gave"]), ("past tense of 'come'", ["came"]),
+    ("past tense of 'speak'", ["spoke"]), ("past tense of 'drive'", ["drove"]),
 ]
 
 OPPOSITES = [
@@ -1533,6 +1638,22 @@ OPPOSITES = [
     ("push", ["pull"]), ("north", ["south"]), ("east", ["west"]), ("wet", ["dry"]),
     ("inside", ["outside"]), ("love", ["hate"]), ("buy", ["sell"]),
     ("always", ["never"]), ("first", ["last"]), ("summer", ["winter"]),
+    ("cold", ["hot", "warm"]), ("down", ["up"]), ("small", ["big", "large"]), ("sad", ["happy"]),
+    ("slow", ["fast", "quick"]), ("night", ["day"]), ("white", ["black"]), ("lose", ["win", "find"]),
+    ("poor", ["rich", "wealthy"]), ("late", ["early"]), ("empty", ["full"]), ("false", ["true"]),
+    ("pull", ["push"]), ("south", ["north"]), ("west", ["east"]), ("dry", ["wet"]),
+    ("hate", ["love"]), ("sell", ["buy"]), ("never", ["always"]), ("last", ["first"]),
+    ("winter", ["summer"]), ("young", ["old"]), ("hard", ["soft", "easy"]), ("heavy", ["light"]),
+    ("tall", ["short"]), ("thick", ["thin"]), ("clean", ["dirty"]), ("good", ["bad", "evil"]),
+    ("strong", ["weak"]), ("loud", ["quiet", "soft"]), ("alive", ["dead"]), ("start", ["finish", "end",
+                                                                                     "stop"]),
+    ("before", ["after"]), ("under", ["over", "above"]), ("high", ["low"]), ("give", ["take",
+                                                                                 "receive"]),
+    ("friend", ["enemy", "foe"]), ("boy", ["girl"]), ("king", ["queen"]), ("brother", ["sister"]),
+    ("father", ["mother"]), ("husband", ["wife"]), ("entrance", ["exit"]), ("arrive", ["leave",
+                                                                                    "depart"]),
+    ("remember", ["forget"]), ("laugh", ["cry"]), ("sweet", ["sour", "bitter"]), ("near", ["far"]),
+    ("cheap", ["expensive", "dear"]), ("war", ["peace"]), ("noisy", ["quiet", "silent"]),
 ]
 
 LANGUAGE_FACTS = [
@@ -1544,7 +1665,7 @@ LANGUAGE_FACTS = [
     ("What language was spoken in ancient Rome?", ["Latin"]),
     ("What writing system did the ancient Egyptians use for monuments?",
      ["hieroglyphs", "hieroglyphics", "hieroglyphic", "hieroglyphic writing"]),
-    ("What punctuation mark ends a question in English?", ["question mark", "?"]),
+    ("What punctuation mark ends a question in English?", ["question mark"]),
     ("What is a word with the opposite meaning of another word called?", ["antonym", "antonyms"]),
     ("What is a word with the same meaning as another word called?", ["synonym", "synonyms"]),
     ("What is a word that reads the same backwards and forwards called?", ["palindrome"]),
@@ -1583,14 +1704,12 @@ YOUNG = [
     ("eagle", ["eaglet"]), ("hen", ["chick"]), ("butterfly", ["caterpillar", "larva"]),
 ]
 
-SOUNDS = [
-    ("cow", ["moo", "moos", "mooing"]), ("dog", ["bark", "woof", "barks", "barking"]),
-    ("cat", ["meow", "miaow", "mew", "meows"]), ("sheep", ["baa", "bleat", "bleats"]),
-    ("pig", ["oink", "grunt", "oinks"]), ("horse", ["neigh", "whinny", "neighs"]),
-    ("duck", ["quack", "quacks"]), ("lion", ["roar", "roars"]), ("owl", ["hoot", "hoots", "twit-twoo"]),
-    ("snake", ["hiss", "hisses"]), ("bee", ["buzz", "buzzes", "hum"]), ("donkey", ["bray", "hee-haw"]),
-    ("rooster", ["cock-a-doodle-doo", "crow"]), ("frog", ["croak", "ribbit"]),
-    ("mouse", ["squeak", "squeaks"]),
+SOUNDS = [  # verb forms are added by nature()
+    ("cow", ["moo"]), ("dog", ["bark", "woof", "growl", "howl"]), ("cat", ["meow", "miaow", "mew", "purr"]),
+    ("sheep", ["baa", "bleat"]), ("pig", ["oink", "grunt"]), ("horse", ["neigh", "whinny"]),
+    ("duck", ["quack"]), ("lion", ["roar"]), ("owl", ["hoot", "twit-twoo"]), ("snake", ["hiss"]),
+    ("bee", ["buzz"]), ("donkey", ["bray", "hee-haw"]), ("rooster", ["cock-a-doodle-doo", "crow"]),
+    ("frog", ["croak", "ribbit"]), ("mouse", ["squeak"]),
 ]
 
 GROUPS = [
@@ -1604,6 +1723,11 @@ ANIMAL_CLASS = [
     ("bat", ["mammal"]), ("penguin", ["bird"]), ("dolphin", ["mammal"]), ("spider", ["arachnid"]),
     ("crocodile", ["reptile"]), ("salamander", ["amphibian"]), ("ostrich", ["bird"]),
     ("turtle", ["reptile"]), ("butterfly", ["insect"]),
+    ("whale shark", ["fish"]), ("eagle", ["bird"]), ("lizard", ["reptile"]),
+    ("toad", ["amphibian"]), ("horse", ["mammal"]), ("ant", ["insect"]), ("scorpion", ["arachnid"]),
+    ("parrot", ["bird"]), ("salmon", ["fish"]), ("kangaroo", ["mammal", "marsupial"]),
+    ("bee", ["insect"]), ("owl", ["bird"]), ("tortoise", ["reptile"]), ("tuna", ["fish"]),
+    ("elephant", ["mammal"]), ("beetle", ["insect"]), ("newt", ["amphibian"]), ("seal", ["mammal"]),
 ]
 
 NATURE_FACTS = [
@@ -1671,12 +1795,24 @@ NATURE_FACTS = [
 ]
 
 
+def _sound_forms(sounds: list[str]) -> list[str]:
+    """Sound words plus their verb forms: "hiss" -> hiss, hisses, hissing."""
+    out = []
+    for w in sounds:
+        if " " in w or "-" in w:
+            out.append(w)
+            continue
+        third = w + ("es" if w.endswith(("s", "sh", "ch", "x", "z")) else "s")
+        out += [w, third, w + "ing"]
+    return out
+
+
 def nature() -> list[tuple[str, list[str]]]:
     """Animals (young, sounds, groups, classes, records) and plants."""
-    qs = [(f"What is the young of a {a} called?", y) for a, y in YOUNG]
-    qs += [(f"What sound does a {a} make?", s) for a, s in SOUNDS]
+    qs = [(f"What is the young of {article(a)} called?", y) for a, y in YOUNG]
+    qs += [(f"What sound does {article(a)} make?", _sound_forms(s)) for a, s in SOUNDS]
     qs += [(f"What is a group of {a} called?", g) for a, g in GROUPS]
-    qs += [(f"What type of animal is a {a}?", c) for a, c in ANIMAL_CLASS]
+    qs += [(f"What type of animal is {article(a)}?", c) for a, c in ANIMAL_CLASS]
     return qs + NATURE_FACTS
 
 
@@ -1739,7 +1875,8 @@ HOMES = [("bee", ["hive", "beehive"]), ("bird", ["nest"]), ("spider", ["web", "c
 
 BODY = [
     ("see", ["eyes", "eye"]), ("hear", ["ears", "ear"]), ("smell", ["nose"]), ("taste", ["tongue"]),
-    ("breathe", ["lungs", "lung"]), ("think", ["brain"]),
+    ("breathe", ["lungs", "lung"]), ("think", ["brain"]), ("pump blood", ["heart"]),
+    ("digest food", ["stomach", "intestines", "gut"]),
 ]
 
 GENERAL_FACTS = [
@@ -1766,7 +1903,7 @@ GENERAL_FACTS = [
      ["Santa Claus", "Father Christmas", "Saint Nicholas", "Santa", "St. Nicholas"]),
     ("Which fruit is yellow and curved?", ["banana"]),
     ("What is the main ingredient of hummus?", ["chickpeas", "chickpea", "garbanzo beans"]),
-    ("What are tofu and soy sauce made from?", ["soybeans", "soy", "soya", "soy beans", "soya beans"]),
+    ("Which beans are used to make tofu?", ["soybeans", "soy", "soya", "soy beans", "soya beans"]),
     ("Which fruit is used to make cider?", ["apples", "apple"]),
     ("From which beans is chocolate made?", ["cocoa beans", "cocoa", "cacao", "cacao beans"]),
     ("Which vegetable is fermented to make sauerkraut?", ["cabbage"]),
@@ -1830,23 +1967,29 @@ CATEGORIES = {
 
 def _echoes(question: str, alias: str) -> bool:
     """True if ``alias`` appears as whole tokens inside ``question``."""
-    q, a = _tokens(question), _tokens(alias)
-    return any(q[i:i + len(a)] == a for i in range(len(q) - len(a) + 1))
+    q, a = normalize_tokens(question), normalize_tokens(alias)
+    return bool(a) and any(q[i:i + len(a)] == a for i in range(len(q) - len(a) + 1))
 
 
 def build() -> list[Question]:
-    """All questions, validated: unique text, non-empty answers, no echoed alias."""
-    out, seen = [], set()
+    """All questions, validated: unique text, non-empty answers, no echoed alias.
+
+    Raises:
+        ValueError: listing every problem found.
+    """
+    out, seen, problems = [], set(), []
     for category, (prefix, builder) in CATEGORIES.items():
         for i, (question, answers) in enumerate(builder(), 1):
             if question in seen:
-                raise ValueError(f"duplicate question {question!r}")
+                problems.append(f"duplicate question {question!r}")
             seen.add(question)
             answers = list(dict.fromkeys(a.strip() for a in answers))
             echoed = [a for a in answers if _echoes(question, a)]
             if echoed:
-                raise ValueError(f"{question!r}: aliases {echoed} appear in the question")
+                problems.append(f"{question!r}: aliases {echoed} appear in the question")
             out.append(Question(f"{prefix}-{i:04d}", question, tuple(answers), category))
+    if problems:
+        raise ValueError("\n".join(problems))
     return out
 
 

@@ -21,11 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from truthtrace.data.questions import atomic_write_text
+from truthtrace.fileio import write_text_atomic
 
 COLUMNS = ("trace_id", "question_id", "category", "exact_match", "contains", "f1",
            "rougeL", "correct", "hallucinated", "generation", "answers")
-METRICS = ("exact_match", "contains", "f1", "rougeL")
 SPANS = ("sentence", "line", "full")
 _INT_COLS = ("exact_match", "contains", "correct", "hallucinated")
 _FLOAT_COLS = ("f1", "rougeL")
@@ -44,19 +43,23 @@ _NUMBER_WORDS = {w: i for i, w in enumerate(_UNITS)} | {w: 20 + 10 * i for i, w 
 def normalize(text: str) -> str:
     """Return SQuAD-style normalized ``text``.
 
-    Folds accents (NFKD), lowercases, drops apostrophes and dots (so "U.S." == "US"
-    and "1,000" == "1000"), turns other punctuation and symbols into spaces (so hyphens
-    keep token boundaries), removes the articles a/an/the and collapses whitespace.
+    Folds accents (NFKD), lowercases, drops thousands separators and zero decimals
+    ("1,000.0" == "1000") but keeps other decimal points ("3.14"), drops apostrophes and
+    abbreviation dots ("U.S." == "US"), turns other punctuation and symbols into spaces
+    (so hyphens keep token boundaries), removes the articles a/an/the and collapses
+    whitespace.
     """
     text = unicodedata.normalize("NFKD", text)
     text = "".join(c for c in text if not unicodedata.combining(c)).lower()
-    text = re.sub(r"(?<=\d),(?=\d)", "", text)
+    text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text)
+    text = re.sub(r"(?<=\d)\.0+(?![\d.])", "", text)
+    text = re.sub(r"(?<=\d)\.(?=\d)", "\0", text)  # protect decimal points from the next step
     text = re.sub(r"['\u2018\u2019\u02bc.]", "", text)
     text = "".join(" " if unicodedata.category(c)[0] in "PS" else c for c in text)
-    return " ".join(_ARTICLES.sub(" ", text).split())
+    return " ".join(_ARTICLES.sub(" ", text).split()).replace("\0", ".")
 
 
-def _tokens(text: str) -> list[str]:
+def normalize_tokens(text: str) -> list[str]:
     """Normalized tokens with number words below 100 as digits ("twenty five" -> "25")."""
     out: list[str] = []
     after_tens = False  # previous token came from a tens word, so "five" may join it
@@ -134,9 +137,9 @@ def score_answer(prediction: str, aliases: Sequence[str]) -> dict:
     """
     if isinstance(aliases, str) or not aliases:
         raise ValueError(f"aliases must be a non-empty sequence of strings, got {aliases!r}")
-    pred = _tokens(prediction)
+    pred = normalize_tokens(prediction)
     best = {"exact_match": 0, "contains": 0, "f1": 0.0, "rougeL": 0.0}
-    for ref in (_tokens(a) for a in aliases):
+    for ref in (normalize_tokens(a) for a in aliases):
         if not ref or not pred:
             continue
         common = sum((Counter(pred) & Counter(ref)).values())
@@ -161,9 +164,19 @@ class LabelConfig:
     span: str = "sentence"
 
     def __post_init__(self) -> None:
-        self.metric, self.threshold = _parse_rule(self.rule)
+        _parse_rule(self.rule)
         if self.span not in SPANS:
             raise ValueError(f"span must be one of {SPANS}, got {self.span!r}")
+
+    @property
+    def metric(self) -> str:
+        """The score the rule reads: "contains_or_exact", "exact_match", "contains", "f1"..."""
+        return _parse_rule(self.rule)[0]
+
+    @property
+    def threshold(self) -> float:
+        """Minimum score counted as correct (1.0 for the 0/1 rules)."""
+        return _parse_rule(self.rule)[1]
 
     def is_correct(self, scores: dict) -> bool:
         """Apply the rule to a :func:`score_answer` result."""
@@ -178,7 +191,7 @@ def _parse_rule(rule: str) -> tuple[str, float]:
         return rule, 1.0
     if rule in ("exact", "contains"):
         return ("exact_match" if rule == "exact" else rule), 1.0
-    m = re.fullmatch(r"(f1|rougeL)\s*(?::|>=)\s*([0-9.]+)", rule)
+    m = re.fullmatch(r"(f1|rougeL)\s*(?::|>=)\s*(\d*\.?\d+)", rule)
     if not m:
         raise ValueError(f"rule must be 'contains_or_exact', 'exact', 'contains', "
                          f"'f1:<t>' or 'rougeL:<t>', got {rule!r}")
@@ -233,7 +246,7 @@ def write_labels(rows: Iterable[dict], path: str | Path) -> None:
     writer.writeheader()
     for row in rows:
         writer.writerow({k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()})
-    atomic_write_text(path, buf.getvalue())
+    write_text_atomic(path, buf.getvalue())
 
 
 def _parse_row(row: dict, where: str) -> dict:
@@ -272,29 +285,32 @@ def read_labels(path: str | Path) -> dict[str, dict]:
     return out
 
 
+def _stats(rows: Sequence[dict]) -> dict:
+    correct = sum(r["correct"] for r in rows)
+    return {"n": len(rows), "correct": correct, "hallucinated": len(rows) - correct,
+            "rate_correct": correct / len(rows) if rows else 0.0}
+
+
 def summarize(rows: Sequence[dict]) -> dict:
-    """Counts and rate correct overall and per category."""
-    def stats(sub: Sequence[dict]) -> dict:
-        correct = sum(r["correct"] for r in sub)
-        return {"n": len(sub), "correct": correct, "hallucinated": len(sub) - correct,
-                "rate_correct": correct / len(sub) if sub else 0.0}
+    """Counts and rate correct overall and per category (key ``per_category``)."""
     cats = sorted({r["category"] for r in rows})
-    return {**stats(rows),
-            "per_category": {c: stats([r for r in rows if r["category"] == c]) for c in cats}}
+    return {**_stats(rows),
+            "per_category": {c: _stats([r for r in rows if r["category"] == c]) for c in cats}}
 
 
 def label_store(store_path: str | Path, out_csv: str | Path,
-                config: LabelConfig = LabelConfig(), *,
+                config: LabelConfig | None = None, *,
                 metas: Callable[[], Iterable[tuple[str, dict]]] | Iterable | None = None) -> dict:
     """Label every trace of a store and write ``out_csv``; return :func:`summarize` + rule.
 
     Args:
         store_path: a trace store directory (read with ``TraceStore(path).metas()``).
         out_csv: where ``labels.csv`` goes.
-        config: the labelling rule.
+        config: the labelling rule (default ``LabelConfig()``).
         metas: optional ``(trace_id, meta)`` iterable (or a callable returning one) used
             instead of opening the store, for tests and custom sources.
     """
+    config = config or LabelConfig()
     if metas is None:
         from truthtrace.store import TraceStore
         metas = TraceStore(store_path).metas()

@@ -24,14 +24,10 @@ FORMATS = ("auto", "jsonl", "csv", "json", "triviaqa", "nq_open", "squad", "trut
 TRUTHFULQA_COLUMNS = ("Type", "Category", "Question", "Best Answer", "Correct Answers",
                       "Incorrect Answers", "Source")
 _DEFAULTS = {"question": ("question", "query", "prompt"), "answers": ("answers", "answer", "aliases"),
-             "id": ("id", "question_id", "qid"), "category": ("category",)}
+             "id": ("id", "question_id", "qid"), "category": ("category",), "context": ("context",)}
 DEFAULT_CATEGORY = "default"
 
 Record = tuple[str, dict]  # (where, record) where "where" is e.g. "line 3" or "record 3"
-
-
-def _canon(key: str) -> str:
-    return key.lower().replace("_", "")
 
 
 def _get(record: dict, path: str) -> Any:
@@ -41,8 +37,8 @@ def _get(record: dict, path: str) -> Any:
     for part in path.split("."):
         if not isinstance(value, dict):
             return None
-        keys = {_canon(k): k for k in value}
-        value = value.get(keys.get(_canon(part), part))
+        keys = {k.lower().replace("_", ""): k for k in value}
+        value = value.get(keys.get(part.lower().replace("_", ""), part))
     return value
 
 
@@ -74,6 +70,7 @@ def _answer_list(value: Any, split_csv: bool, where: str, field: str) -> list[st
 
 
 def _iter_jsonl(path: Path) -> Iterator[Record]:
+    """Objects of a JSONL file, skipping blank lines."""
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
@@ -88,6 +85,7 @@ def _iter_jsonl(path: Path) -> Iterator[Record]:
 
 
 def _load_json(path: Path) -> Any:
+    """Parsed JSON; a syntax error names the line."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
@@ -95,6 +93,7 @@ def _load_json(path: Path) -> Any:
 
 
 def _iter_json(path: Path, data: Any = None) -> Iterator[Record]:
+    """Objects of a JSON list, or of the list under a top-level ``data``/``Data`` key."""
     data = _load_json(path) if data is None else data
     if isinstance(data, dict) and isinstance(_get(data, "data"), list):
         data = _get(data, "data")
@@ -107,6 +106,7 @@ def _iter_json(path: Path, data: Any = None) -> Iterator[Record]:
 
 
 def _iter_csv(path: Path, required: tuple[str, ...] = ()) -> Iterator[Record]:
+    """Rows of a CSV file as header -> cell dicts; short or long rows are errors."""
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
         header = next(reader, None)
@@ -126,6 +126,7 @@ def _iter_csv(path: Path, required: tuple[str, ...] = ()) -> Iterator[Record]:
 
 
 def _require(value: Any, where: str, field: str) -> str:
+    """``value`` as a stripped non-empty string, else ValueError naming ``field``."""
     if value is None or not str(value).strip():
         raise ValueError(f"{where}: missing field {field!r}")
     return str(value).strip()
@@ -145,10 +146,12 @@ def _generic(records: Iterator[Record], fields: dict, split_csv: bool) -> Iterat
             raise ValueError(f"{where}: missing field {fields['answers'] or 'answers'!r}")
         answers = _answer_list(raw, split_csv, where, fields["answers"] or "answers")
         qid, category = _pick(rec, fields["id"], "id"), _pick(rec, fields["category"], "category")
-        for role, value in (("id", qid), ("category", category)):
+        context = _pick(rec, fields["context"], "context")
+        for role, value in (("id", qid), ("category", category), ("context", context)):
             if fields[role] and (value is None or not str(value).strip()):
                 raise ValueError(f"{where}: missing field {fields[role]!r}")
-        yield where, qid, question, answers, str(category or DEFAULT_CATEGORY), None
+        context = str(context) if context is not None and str(context).strip() else None
+        yield where, qid, question, answers, str(category or DEFAULT_CATEGORY), context
 
 
 def _triviaqa(records: Iterator[Record]) -> Iterator[Raw]:
@@ -203,11 +206,8 @@ def _truthfulqa(records: Iterator[Record]) -> Iterator[Raw]:
 
 
 def detect_format(path: str | Path) -> str:
-    """Guess the format of ``path`` from its extension and the fields of its first record.
-
-    Raises:
-        ValueError: for an extension other than .jsonl/.ndjson/.json/.csv.
-    """
+    """Guess the format of ``path`` from its extension and its first record's fields;
+    ValueError for an extension other than .jsonl/.ndjson/.json/.csv."""
     return _detect(Path(path))[0]
 
 
@@ -221,10 +221,9 @@ def _detect(path: Path) -> tuple[str, Any]:
                 else "csv"), None
     if suffix in (".jsonl", ".ndjson"):
         first = next((rec for _, rec in _iter_jsonl(path)), {})
-        if isinstance(_get(first, "answer"), dict):
-            return "triviaqa", None
-        return ("nq_open" if isinstance(first.get("answer"), list) and "answers" not in first
-                else "jsonl"), None
+        nq = isinstance(first.get("answer"), list) and "answers" not in first
+        return ("triviaqa" if isinstance(_get(first, "answer"), dict) else
+                "nq_open" if nq else "jsonl"), None
     if suffix == ".json":
         data = _load_json(path)
         records = _get(data, "data") if isinstance(data, dict) else data
@@ -262,20 +261,21 @@ def _raw_records(path: Path, fmt: str, fields: dict) -> tuple[str, Iterator[Raw]
 
 def load_questions(path: str | Path, fmt: str = "auto", *, question_field: str | None = None,
                    answers_field: str | None = None, id_field: str | None = None,
-                   category_field: str | None = None, limit: int | None = None,
-                   duplicates: str = "error") -> list[Question]:
+                   category_field: str | None = None, context_field: str | None = None,
+                   limit: int | None = None, duplicates: str = "error") -> list[Question]:
     """Load questions from a user file.
 
     Args:
         path: the file.
         fmt: one of :data:`FORMATS`; "auto" uses :func:`detect_format`, or the generic
             format of the extension when any ``*_field`` is given.
-        question_field, answers_field, id_field, category_field: field names (dotted
-            paths allowed, e.g. ``answer.aliases``) for jsonl/csv/json. Defaults: question
-            from question/query/prompt, answers from answers/answer/aliases, id from
-            id/question_id/qid, category from category. In CSV an answers cell is a JSON
-            list or ``|``-separated. Missing ids become ``<fmt>-00001``...; a missing
-            category becomes "default".
+        question_field, answers_field, id_field, category_field, context_field: field
+            names (dotted paths allowed, e.g. ``answer.aliases``) for jsonl/csv/json.
+            Defaults: question from question/query/prompt, answers from
+            answers/answer/aliases, id from id/question_id/qid, category from category,
+            context from context. In CSV an answers cell is a JSON list or
+            ``|``-separated. Missing ids become ``<fmt>-00001``... (numbered in file
+            order); a missing category becomes "default".
         limit: stop after this many questions.
         duplicates: "error" rejects a repeated id; "rename" makes it unique with ``~2``...
 
@@ -290,10 +290,10 @@ def load_questions(path: str | Path, fmt: str = "auto", *, question_field: str |
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be >= 1 or None, got {limit}")
     fields = {"question": question_field, "answers": answers_field, "id": id_field,
-              "category": category_field}
+              "category": category_field, "context": context_field}
     fmt, raw = _raw_records(path, fmt, fields)
     out: list[Question] = []
-    first_seen: dict[str, str] = {}
+    first_seen: dict[str, str] = {}  # id -> where it was first seen
     for n, (where, qid, question, answers, category, context) in enumerate(raw, 1):
         qid = str(qid).strip() if qid is not None and str(qid).strip() else f"{fmt}-{n:05d}"
         qid = _unique(qid, first_seen, where, duplicates)
@@ -305,13 +305,11 @@ def load_questions(path: str | Path, fmt: str = "auto", *, question_field: str |
 
 def _unique(qid: str, first_seen: dict[str, str], where: str, duplicates: str) -> str:
     """Return ``qid`` or a renamed copy; record it in ``first_seen`` (id -> where)."""
-    if qid in first_seen:
-        if duplicates == "error":
-            raise ValueError(f"{where}: duplicate id {qid!r} (first at {first_seen[qid]}); "
-                             f"pass duplicates='rename' to suffix repeats with ~2, ~3, ...")
-        k = 2
-        while f"{qid}~{k}" in first_seen:
-            k += 1
-        qid = f"{qid}~{k}"
+    if qid in first_seen and duplicates == "error":
+        raise ValueError(f"{where}: duplicate id {qid!r} (first at {first_seen[qid]}); "
+                         f"pass duplicates='rename' to suffix repeats with ~2, ~3, ...")
+    base, k = qid, 2
+    while qid in first_seen:
+        qid, k = f"{base}~{k}", k + 1
     first_seen[qid] = where
     return qid

@@ -9,13 +9,13 @@ category-stratified subsets from it.
 from __future__ import annotations
 
 import json
-import os
 import random
-import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Iterable
+
+from ..fileio import write_text_atomic
 
 BUNDLED_FILE = "questions.jsonl"
 
@@ -64,23 +64,6 @@ class Question:
                    category=record["category"], context=record.get("context"))
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temp file in the same folder and ``os.replace``.
-
-    A crash leaves either the old file or no file, never a truncated one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_questions(questions: Iterable[Question], path: str | Path) -> None:
     """Write questions to ``path`` as JSONL (one :meth:`Question.to_dict` per line), atomically.
 
@@ -93,7 +76,7 @@ def save_questions(questions: Iterable[Question], path: str | Path) -> None:
             raise ValueError(f"duplicate question id {q.id!r}")
         seen.add(q.id)
         lines.append(json.dumps(q.to_dict(), ensure_ascii=False))
-    atomic_write_text(path, "".join(line + "\n" for line in lines))
+    write_text_atomic(path, "".join(line + "\n" for line in lines))
 
 
 def _read_bundled() -> list[Question]:
