@@ -197,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="the whole pipeline on one model, resumable")
     p.add_argument("--out", default="runs/default")
     p.add_argument("--questions", default=None)
-    p.add_argument("--n", type=int, default=400)
+    p.add_argument("--n", type=int, default=500)
     p.add_argument("--rule", default="contains_or_exact")
     p.add_argument("--detectors", default="probe,perplexity,max_entropy")
     _add_model_args(p)

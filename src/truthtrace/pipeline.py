@@ -19,7 +19,7 @@ class RunConfig:
     """Options of ``truthtrace run``; validated on construction."""
 
     out_dir: str = "runs/default"
-    n_questions: int = 400
+    n_questions: int = 500
     questions: str | None = None  # a user file; None: the bundled set
     seed: int = 0
     extract: ExtractConfig = field(default_factory=ExtractConfig)
