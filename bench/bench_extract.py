@@ -6,9 +6,9 @@ Variants (same questions, same batch size, greedy, 24 new tokens):
   generate-only         generation alone, no capture (the floor)
   generate+forward      generation, then one forward pass with hidden states and attentions
                         (what `truthtrace extract` does)
-  capture-in-generate   generation with output_hidden_states/output_attentions on every step
-                        (the alternative: no second pass, but per-step outputs to stitch)
-  extract fp32 / bf16   the full stage, including writing the fp16 trace store
+  capture-in-generate   hidden states and attentions taken from the generation steps and
+                        stitched into the same tensors (`--capture generate`): no second pass
+  extract ...           the full stage, including writing the fp16 trace store
 Prints questions/s and ratios to generate+forward. Run on a quiet machine.
 """
 
@@ -22,8 +22,8 @@ import time
 
 import torch
 
-from truthtrace.capture import DEFAULT_TEMPLATE, CaptureOptions, build_prompt_ids, forward_traces, generate_answers
-from truthtrace.capture import _left_pad
+from truthtrace.capture import (DEFAULT_TEMPLATE, CaptureOptions, build_prompt_ids, forward_traces, generate_answers,
+                                generate_with_traces)
 from truthtrace.data import load_bundled
 from truthtrace.extract import ExtractConfig, extract
 from truthtrace.models import load_model
@@ -40,12 +40,7 @@ def run_capture(model, tok, questions, batch_size, mode) -> float:
     for qs in _batches(questions, batch_size):
         prompts = [build_prompt_ids(tok, q.question, DEFAULT_TEMPLATE) for q in qs]
         if mode == "capture-in-generate":
-            ids, mask = _left_pad(prompts, tok.pad_token_id)
-            with torch.no_grad():
-                model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=24, do_sample=False,
-                               temperature=None, top_p=None, top_k=None, pad_token_id=tok.pad_token_id,
-                               return_dict_in_generate=True, output_hidden_states=True,
-                               output_attentions=True, output_logits=True)
+            generate_with_traces(model, tok, prompts, CaptureOptions(), 24)
             continue
         answers = generate_answers(model, tok, prompts, 24)
         if mode == "generate+forward":
@@ -54,10 +49,10 @@ def run_capture(model, tok, questions, batch_size, mode) -> float:
     return time.perf_counter() - t0
 
 
-def run_extract(questions, batch_size, dtype) -> float:
+def run_extract(questions, batch_size, dtype, capture="forward") -> float:
     out = tempfile.mkdtemp(prefix="tt-bench-")
     try:
-        cfg = ExtractConfig(model_dtype=dtype, batch_size=batch_size, overwrite=True)
+        cfg = ExtractConfig(model_dtype=dtype, batch_size=batch_size, overwrite=True, capture=capture)
         t0 = time.perf_counter()
         extract(questions, out, cfg, progress=False)
         return time.perf_counter() - t0
@@ -81,7 +76,10 @@ def main() -> None:
     bf16, _ = load_model(device="cpu", dtype="bfloat16")
     rows["generate+forward bf16 model"] = run_capture(bf16, tok, questions, args.batch_size, "generate+forward")
     rows["extract fp32 (with store)"] = run_extract(questions, args.batch_size, "float32")
+    rows["extract fp32 --capture generate (with store)"] = run_extract(questions, args.batch_size, "float32", "generate")
     rows["extract bf16 model (with store)"] = run_extract(questions, args.batch_size, "bfloat16")
+    rows["extract bf16 model --capture generate (with store)"] = run_extract(
+        questions, args.batch_size, "bfloat16", "generate")
     base = len(questions) / rows["generate+forward"]
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
           f"torch {torch.__version__}, {len(questions)} questions, batch {args.batch_size}")

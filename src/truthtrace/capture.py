@@ -134,3 +134,67 @@ def forward_traces(model, seqs: list[list[int]], n_prompt: list[int], opts: Capt
             rec[layer_key(i, "attn")] = out.attentions[i][b, :, k0:t, :t].float().cpu().contiguous()
         traces.append(rec)
     return traces
+
+
+def _stitch_attention(steps: tuple, layer: int, width: int, b: int) -> torch.Tensor:
+    """Rebuild sample ``b``'s ``(H, W, W)`` attention map of one layer from generation steps.
+
+    Step 0 holds the prompt's ``(B, H, P, P)`` maps, step k >= 1 the row of the token fed at
+    position ``P + k - 1``: ``(B, H, 1, P + k)``.
+    """
+    first = steps[0][layer][b]
+    h, p, _ = first.shape
+    full = first.new_zeros((h, width, width))
+    full[:, :p, :p] = first
+    for k in range(1, width - p + 1):
+        full[:, p + k - 1, : p + k] = steps[k][layer][b, :, 0]
+    return full
+
+
+@torch.no_grad()
+def generate_with_traces(model, tokenizer, prompts: list[list[int]], opts: CaptureOptions, max_new_tokens: int,
+                         do_sample: bool = False, temperature: float = 1.0, top_p: float = 1.0):
+    """Generate and capture in one go, from the generation steps (no second forward pass).
+
+    One extra token is generated so the last kept answer token has been fed to the model.
+    Returns ``(answers, traces)`` shaped as :func:`generate_answers` and :func:`forward_traces`
+    return them; values equal a forward pass up to KV-cache and padding round-off.
+    """
+    ids, mask = _left_pad(prompts, tokenizer.pad_token_id)
+    kwargs = dict(do_sample=do_sample, max_new_tokens=max_new_tokens + 1, pad_token_id=tokenizer.pad_token_id,
+                  return_dict_in_generate=True, output_hidden_states=True, output_attentions=opts.attentions,
+                  output_logits=True)
+    kwargs.update(dict(temperature=temperature, top_p=top_p) if do_sample else dict(temperature=None, top_p=None, top_k=None))
+    out = model.generate(input_ids=ids.to(model.device), attention_mask=mask.to(model.device), **kwargs)
+    width = out.sequences.shape[1] - 1  # positions fed to the model
+    stops, pmax = _stop_ids(model, tokenizer), ids.shape[1]
+    answers = []
+    for b in range(len(prompts)):
+        row = out.sequences[b, pmax:pmax + max_new_tokens].tolist()
+        cut = next((j for j, t in enumerate(row) if t in stops), len(row))
+        answers.append(row[:cut] if cut > 0 else row[:1])
+    if any(pmax + len(a) > width for a in answers):  # e.g. every answer stopped at once: not all fed
+        seqs = [p + a for p, a in zip(prompts, answers)]
+        return answers, forward_traces(model, seqs, [len(p) for p in prompts], opts, tokenizer.pad_token_id)
+    return answers, [_sample_from_steps(out, b, pmax - len(p), p, a, opts, width)
+                     for b, (p, a) in enumerate(zip(prompts, answers))]
+
+
+def _sample_from_steps(out, b: int, offset: int, prompt: list[int], answer: list[int], opts: CaptureOptions,
+                       width: int) -> dict[str, torch.Tensor]:
+    """One sample's tensors from generation outputs; its tokens sit at ``offset..offset+T-1``."""
+    p, t = len(prompt), len(prompt) + len(answer)
+    o, k0 = offset, kept_start(opts.keep, t, p)
+    lp = torch.log_softmax(torch.stack([out.logits[j][b] for j in range(len(answer))]).float(), -1).cpu()
+    tok = torch.tensor(prompt + answer, dtype=torch.long)
+    rec = {TOKEN_IDS: tok.to(torch.int32), ANSWER_LOGPROBS: lp.gather(1, tok[p:, None]).squeeze(1).contiguous(),
+           ANSWER_ENTROPY: -(lp.exp() * lp).sum(-1).contiguous()}
+    n_hidden = len(out.hidden_states[0])
+    for i in opts.hidden_layers if opts.hidden_layers is not None else range(n_hidden):
+        steps = torch.cat([step[i][b] for step in out.hidden_states], dim=0)  # (width, d)
+        rec[layer_key(i, "hidden")] = steps[o + k0:o + t].float().cpu().contiguous()
+    if opts.attentions:
+        for i in opts.attn_layers if opts.attn_layers is not None else range(len(out.attentions[0])):
+            full = _stitch_attention(out.attentions, i, width, b)  # (H, width, width)
+            rec[layer_key(i, "attn")] = full[:, o + k0:o + t, o:o + t].float().cpu().contiguous()
+    return rec

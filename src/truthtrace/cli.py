@@ -46,6 +46,8 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     s.add_argument("--attn-layers", default=None, help="attention layers to keep")
     s.add_argument("--no-attentions", action="store_true")
     s.add_argument("--keep", default="all", help="token positions to keep: all, answer, last:K")
+    s.add_argument("--capture", default="forward", choices=["forward", "generate"],
+                   help="forward: generate, then one exact forward pass; generate: from the generation steps (faster)")
     s.add_argument("--storage-dtype", default="float16", choices=["float16", "bfloat16", "float32"])
     s.add_argument("--overwrite", action="store_true", help="delete an existing store instead of resuming")
 
@@ -60,7 +62,7 @@ def _extract_config(args):
         max_new_tokens=args.max_new_tokens, prompt_template=args.template or DEFAULT_TEMPLATE,
         system_prompt=args.system_prompt, use_chat_template=not args.no_chat_template, do_sample=args.sample,
         temperature=args.temperature, top_p=args.top_p, seed=args.seed, hidden_layers=_int_list(args.layers),
-        attn_layers=_int_list(args.attn_layers), attentions=not args.no_attentions, keep=args.keep,
+        attn_layers=_int_list(args.attn_layers), attentions=not args.no_attentions, keep=args.keep, capture=args.capture,
         storage_dtype=args.storage_dtype, overwrite=args.overwrite)
 
 

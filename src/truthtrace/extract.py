@@ -18,7 +18,8 @@ import torch
 from tqdm.auto import tqdm
 
 from . import __version__
-from .capture import DEFAULT_TEMPLATE, CaptureOptions, build_prompt_ids, forward_traces, generate_answers
+from .capture import (DEFAULT_TEMPLATE, CaptureOptions, build_prompt_ids, forward_traces, generate_answers,
+                      generate_with_traces, kept_start)
 from .models import DEFAULT_MODEL, load_model
 
 _KEEP_RE = re.compile(r"^(all|answer|last:[1-9]\d*)$")
@@ -46,6 +47,7 @@ class ExtractConfig:
     attn_layers: list[int] | None = None
     attentions: bool = True
     keep: str = "all"
+    capture: str = "forward"  # "forward": generate, then one exact pass; "generate": from the generation steps
     storage_dtype: str = "float16"
     shard_max_bytes: int = 64 * 2**20
     shard_max_traces: int = 64
@@ -62,6 +64,8 @@ class ExtractConfig:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if not _KEEP_RE.match(self.keep):
             raise ValueError(f"keep must be 'all', 'answer' or 'last:K', got {self.keep!r}")
+        if self.capture not in ("forward", "generate"):
+            raise ValueError(f"capture must be 'forward' or 'generate', got {self.capture!r}")
         if self.storage_dtype not in _STORAGE:
             raise ValueError(f"storage_dtype must be one of {_STORAGE}, got {self.storage_dtype!r}")
         if self.model_dtype not in _STORAGE:
@@ -99,6 +103,7 @@ def store_schema(config: ExtractConfig, model, model_id: str) -> dict:
         "hidden_layers": list(opts.hidden_layers or range(n_layers + 1)),
         "attn_layers": list(opts.attn_layers or range(n_layers)) if config.attentions else [],
         "keep": config.keep,
+        "capture": config.capture,
         "storage_dtype": config.storage_dtype,
         "generation": {k: getattr(config, k) for k in (
             "prompt_template", "system_prompt", "use_chat_template", "max_new_tokens",
@@ -117,14 +122,15 @@ def _meta(q, prompt_ids: list[int], answer_ids: list[int], tokenizer, keep_start
 
 def capture_batch(model, tokenizer, questions: Sequence, config: ExtractConfig, opts: CaptureOptions):
     """Generate and capture one batch; yields ``(trace_id, tensors, meta)`` per question."""
-    from .capture import kept_start
-
     prompts = [build_prompt_ids(tokenizer, q.question, config.prompt_template,
                                 config.use_chat_template, config.system_prompt) for q in questions]
-    answers = generate_answers(model, tokenizer, prompts, config.max_new_tokens,
-                               config.do_sample, config.temperature, config.top_p)
-    seqs = [p + a for p, a in zip(prompts, answers)]
-    traces = forward_traces(model, seqs, [len(p) for p in prompts], opts, tokenizer.pad_token_id)
+    sampling = (config.do_sample, config.temperature, config.top_p)
+    if config.capture == "generate":
+        answers, traces = generate_with_traces(model, tokenizer, prompts, opts, config.max_new_tokens, *sampling)
+    else:
+        answers = generate_answers(model, tokenizer, prompts, config.max_new_tokens, *sampling)
+        seqs = [p + a for p, a in zip(prompts, answers)]
+        traces = forward_traces(model, seqs, [len(p) for p in prompts], opts, tokenizer.pad_token_id)
     for q, p, a, tensors in zip(questions, prompts, answers, traces):
         start = kept_start(opts.keep, len(p) + len(a), len(p))
         yield q.id, tensors, _meta(q, p, a, tokenizer, start)

@@ -69,3 +69,24 @@ def test_stored_trace_equals_live_forward(run_dir, default_model):
 def test_bundled_questions_have_answers():
     qs = load_bundled(n=40, seed=0)
     assert len({q.category for q in qs}) >= 8 and all(q.answers for q in qs)
+
+
+def test_capture_in_generation_equals_live_forward(tmp_path, default_model):
+    """--capture generate (no second pass) stores what a fresh forward pass computes."""
+    from truthtrace.extract import extract
+
+    model, tok = default_model
+    cfg = ExtractConfig(batch_size=4, max_new_tokens=12, capture="generate", hidden_layers=[0, 15, 30],
+                        attn_layers=[0, 29])
+    extract(load_bundled(n=12, seed=5)[:4], tmp_path / "gen", cfg, model, tok, progress=False)
+    store = TraceStore(tmp_path / "gen")
+    for trace_id in store.ids():
+        ids = store.read(trace_id, TOKEN_IDS).long()[None]
+        with torch.no_grad():
+            live = model(ids, output_hidden_states=True, output_attentions=True)
+        for i in (0, 15, 30):
+            stored = store.read(trace_id, layer_key(i, "hidden")).float()
+            torch.testing.assert_close(stored, live.hidden_states[i][0], rtol=1e-2, atol=1e-2)
+        for i in (0, 29):
+            stored = store.read(trace_id, layer_key(i, "attn")).float()
+            torch.testing.assert_close(stored, live.attentions[i][0], rtol=1e-2, atol=2e-3)

@@ -72,3 +72,19 @@ def test_logprobs_match_manual_and_batch_is_padding_invariant(tiny_model, tiny_t
         torch.testing.assert_close(tr[ANSWER_LOGPROBS], manual, atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(tr["layers.2.hidden"], out.hidden_states[2][0], atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(tr["layers.1.attn"], out.attentions[1][0], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("keep", ["all", "answer", "last:2"])
+def test_capture_in_generation_equals_forward_pass(tiny_model, tiny_tokenizer, batch, keep):
+    from truthtrace.capture import generate_with_traces
+
+    prompts, answers = batch
+    opts = CaptureOptions(keep=keep)
+    gen_answers, gen = generate_with_traces(tiny_model, tiny_tokenizer, prompts, opts, max_new_tokens=6)
+    assert gen_answers == answers
+    seqs = [p + a for p, a in zip(prompts, answers)]
+    fwd = forward_traces(tiny_model, seqs, [len(p) for p in prompts], opts, tiny_tokenizer.pad_token_id)
+    for g, f in zip(gen, fwd):
+        assert g.keys() == f.keys()
+        for key in f:
+            torch.testing.assert_close(g[key], f[key], atol=1e-4, rtol=1e-4, msg=key)

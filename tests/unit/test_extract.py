@@ -73,7 +73,8 @@ def test_layer_subset_and_answer_only(tmp_path, tiny_model, tiny_tokenizer):
 
 
 @pytest.mark.parametrize("field, value", [("keep", "first:3"), ("batch_size", 0), ("storage_dtype", "int8"),
-                                          ("prompt_template", "no placeholder"), ("hidden_layers", [])])
+                                          ("prompt_template", "no placeholder"), ("hidden_layers", []),
+                                          ("capture", "beam"), ("threads", 0)])
 def test_config_validation(field, value):
     with pytest.raises(ValueError, match=field):
         ExtractConfig(**{field: value})
@@ -83,3 +84,15 @@ def test_layer_beyond_model_is_refused(tmp_path, tiny_model, tiny_tokenizer):
     with pytest.raises(ValueError, match="hidden_layers"):
         extract(QUESTIONS[:1], tmp_path / "s", _config(hidden_layers=[7]), tiny_model, tiny_tokenizer,
                 progress=False)
+
+
+def test_capture_in_generation_stores_the_same_traces(tmp_path, tiny_model, tiny_tokenizer):
+    for mode in ("forward", "generate"):
+        extract(QUESTIONS[:4], tmp_path / mode, _config(capture=mode, storage_dtype="float32"), tiny_model,
+                tiny_tokenizer, progress=False)
+    fwd, gen = TraceStore(tmp_path / "forward"), TraceStore(tmp_path / "generate")
+    assert gen.schema["capture"] == "generate"
+    for trace_id in fwd.ids():
+        assert fwd.meta(trace_id) == gen.meta(trace_id)
+        for key in fwd.keys(trace_id):
+            torch.testing.assert_close(gen.read(trace_id, key), fwd.read(trace_id, key), atol=1e-4, rtol=1e-4)
