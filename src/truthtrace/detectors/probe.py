@@ -72,12 +72,15 @@ class ProbeDetector(Detector):
     Args:
         layer: ``"sweep"`` to choose the layer on validation, or a model hidden-layer
             index (looked up in the batch's ``layer_ids``).
-        C: inverse L2 regularization strength of the logistic regression.
+        C: inverse L2 regularization strength of the logistic regression. The default 0.01
+            suits d ~ 500-2000 with a few hundred training traces: on the default model's
+            500-question run it had the best validation AUROC of C in 3e-4..1 (0.867 vs 0.846
+            for C = 1).
         max_iter: solver iteration cap.
         random_state: solver seed.
     """
 
-    def __init__(self, layer: int | str = "sweep", C: float = 1.0, max_iter: int = 1000, random_state: int = 0):
+    def __init__(self, layer: int | str = "sweep", C: float = 0.01, max_iter: int = 1000, random_state: int = 0):
         if layer != "sweep" and not (isinstance(layer, int) and layer >= 0):
             raise ValueError(f"layer must be 'sweep' or an int >= 0, got {layer!r}")
         if not C > 0:
