@@ -54,6 +54,22 @@ def _stop_ids(model, tokenizer) -> set[int]:
     return {i for i in ids if i is not None}
 
 
+def _sampling_kwargs(tokenizer, do_sample: bool, temperature: float, top_p: float) -> dict:
+    kwargs = dict(do_sample=do_sample, pad_token_id=tokenizer.pad_token_id)
+    if do_sample:
+        return dict(kwargs, temperature=temperature, top_p=top_p)
+    return dict(kwargs, temperature=None, top_p=None, top_k=None)  # silence sampling-flag warnings
+
+
+def _cut_answers(rows: list[list[int]], stops: set[int]) -> list[list[int]]:
+    """Cut each generated row before its first stop token; an immediate stop keeps that token."""
+    answers = []
+    for row in rows:
+        cut = next((j for j, t in enumerate(row) if t in stops), len(row))
+        answers.append(row[:cut] if cut > 0 else row[:1])
+    return answers
+
+
 @torch.no_grad()
 def generate_answers(model, tokenizer, prompts: list[list[int]], max_new_tokens: int,
                      do_sample: bool = False, temperature: float = 1.0, top_p: float = 1.0) -> list[list[int]]:
@@ -63,19 +79,9 @@ def generate_answers(model, tokenizer, prompts: list[list[int]], max_new_tokens:
     """
     device = model.device
     ids, mask = _left_pad(prompts, tokenizer.pad_token_id)
-    kwargs = dict(do_sample=do_sample, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id)
-    if do_sample:
-        kwargs.update(temperature=temperature, top_p=top_p)
-    else:  # silence "generation flags not valid" warnings from sampling defaults
-        kwargs.update(temperature=None, top_p=None, top_k=None)
-    out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs)
-    new = out[:, ids.shape[1]:].tolist()
-    stops = _stop_ids(model, tokenizer)
-    answers = []
-    for row in new:
-        cut = next((j for j, t in enumerate(row) if t in stops), len(row))
-        answers.append(row[:cut] if cut > 0 else row[:1])
-    return answers
+    out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new_tokens,
+                         **_sampling_kwargs(tokenizer, do_sample, temperature, top_p))
+    return _cut_answers(out[:, ids.shape[1]:].tolist(), _stop_ids(model, tokenizer))
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,14 @@ def kept_start(keep: str, n_tokens: int, n_prompt: int) -> int:
     if keep == "answer":
         return n_prompt
     return max(0, n_tokens - int(keep.split(":", 1)[1]))
+
+
+def _answer_record(seq: list[int], n_prompt: int, logp: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Token ids ``(T,)`` and the answer tokens' log-probs and entropies ``(A,)`` from ``logp`` ``(A, V)``."""
+    tok = torch.tensor(seq, dtype=torch.long)
+    return {TOKEN_IDS: tok.to(torch.int32),
+            ANSWER_LOGPROBS: logp.gather(1, tok[n_prompt:, None]).squeeze(1).contiguous(),
+            ANSWER_ENTROPY: -(logp.exp() * logp).sum(-1).contiguous()}
 
 
 @torch.no_grad()
@@ -123,11 +137,7 @@ def forward_traces(model, seqs: list[list[int]], n_prompt: list[int], opts: Capt
     for b, seq in enumerate(seqs):
         t, p = len(seq), n_prompt[b]
         k0 = kept_start(opts.keep, t, p)
-        tok = torch.tensor(seq, dtype=torch.long)
-        lp = logp[b, p - 1 - lo: t - 1 - lo].cpu()  # (A, V): position j predicts token j+1
-        rec = {TOKEN_IDS: tok.to(torch.int32),
-               ANSWER_LOGPROBS: lp.gather(1, tok[p:t, None]).squeeze(1).contiguous(),
-               ANSWER_ENTROPY: -(lp.exp() * lp).sum(-1).contiguous()}
+        rec = _answer_record(seq, p, logp[b, p - 1 - lo: t - 1 - lo].cpu())  # position j predicts token j+1
         for i in hidden_layers:
             rec[layer_key(i, "hidden")] = out.hidden_states[i][b, k0:t].float().cpu().contiguous()
         for i in attn_layers:
@@ -161,18 +171,13 @@ def generate_with_traces(model, tokenizer, prompts: list[list[int]], opts: Captu
     return them; values equal a forward pass up to KV-cache and padding round-off.
     """
     ids, mask = _left_pad(prompts, tokenizer.pad_token_id)
-    kwargs = dict(do_sample=do_sample, max_new_tokens=max_new_tokens + 1, pad_token_id=tokenizer.pad_token_id,
-                  return_dict_in_generate=True, output_hidden_states=True, output_attentions=opts.attentions,
-                  output_logits=True)
-    kwargs.update(dict(temperature=temperature, top_p=top_p) if do_sample else dict(temperature=None, top_p=None, top_k=None))
-    out = model.generate(input_ids=ids.to(model.device), attention_mask=mask.to(model.device), **kwargs)
+    out = model.generate(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
+                         max_new_tokens=max_new_tokens + 1, return_dict_in_generate=True, output_hidden_states=True,
+                         output_attentions=opts.attentions, output_logits=True,
+                         **_sampling_kwargs(tokenizer, do_sample, temperature, top_p))
     width = out.sequences.shape[1] - 1  # positions fed to the model
-    stops, pmax = _stop_ids(model, tokenizer), ids.shape[1]
-    answers = []
-    for b in range(len(prompts)):
-        row = out.sequences[b, pmax:pmax + max_new_tokens].tolist()
-        cut = next((j for j, t in enumerate(row) if t in stops), len(row))
-        answers.append(row[:cut] if cut > 0 else row[:1])
+    pmax = ids.shape[1]
+    answers = _cut_answers(out.sequences[:, pmax:pmax + max_new_tokens].tolist(), _stop_ids(model, tokenizer))
     if any(pmax + len(a) > width for a in answers):  # e.g. every answer stopped at once: not all fed
         seqs = [p + a for p, a in zip(prompts, answers)]
         return answers, forward_traces(model, seqs, [len(p) for p in prompts], opts, tokenizer.pad_token_id)
@@ -185,10 +190,8 @@ def _sample_from_steps(out, b: int, offset: int, prompt: list[int], answer: list
     """One sample's tensors from generation outputs; its tokens sit at ``offset..offset+T-1``."""
     p, t = len(prompt), len(prompt) + len(answer)
     o, k0 = offset, kept_start(opts.keep, t, p)
-    lp = torch.log_softmax(torch.stack([out.logits[j][b] for j in range(len(answer))]).float(), -1).cpu()
-    tok = torch.tensor(prompt + answer, dtype=torch.long)
-    rec = {TOKEN_IDS: tok.to(torch.int32), ANSWER_LOGPROBS: lp.gather(1, tok[p:, None]).squeeze(1).contiguous(),
-           ANSWER_ENTROPY: -(lp.exp() * lp).sum(-1).contiguous()}
+    logits = torch.stack([out.logits[j][b] for j in range(len(answer))])  # (A, V): step j produced token j
+    rec = _answer_record(prompt + answer, p, torch.log_softmax(logits.float(), -1).cpu())
     n_hidden = len(out.hidden_states[0])
     for i in opts.hidden_layers if opts.hidden_layers is not None else range(n_hidden):
         steps = torch.cat([step[i][b] for step in out.hidden_states], dim=0)  # (width, d)

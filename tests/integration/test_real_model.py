@@ -14,6 +14,19 @@ from truthtrace.store import TraceStore
 pytestmark = pytest.mark.slow
 
 
+def assert_equals_live(store, trace_id, model, tol_hidden, tol_attn, hidden=(0, 15, 30), attn=(0, 29)):
+    """A stored trace equals an unbatched live forward pass over its tokens, layer by layer."""
+    ids = store.read(trace_id, TOKEN_IDS).long()[None]
+    with torch.no_grad():
+        live = model(ids, output_hidden_states=True, output_attentions=True)
+    for i in hidden:
+        stored = store.read(trace_id, layer_key(i, "hidden")).float()
+        torch.testing.assert_close(stored, live.hidden_states[i][0], rtol=tol_hidden, atol=tol_hidden)
+    for i in attn:
+        stored = store.read(trace_id, layer_key(i, "attn")).float()
+        torch.testing.assert_close(stored, live.attentions[i][0], rtol=tol_hidden, atol=tol_attn)
+
+
 @pytest.fixture(scope="module")
 def default_model():
     from truthtrace.models import load_model
@@ -55,15 +68,7 @@ def test_stored_trace_equals_live_forward(run_dir, default_model):
     model, _ = default_model
     store = TraceStore(out / "traces")
     for trace_id in store.ids()[:2]:
-        ids = store.read(trace_id, TOKEN_IDS).long()[None]
-        with torch.no_grad():
-            live = model(ids, output_hidden_states=True, output_attentions=True)
-        for i in (0, 15, 30):
-            stored = store.read(trace_id, layer_key(i, "hidden")).float()
-            torch.testing.assert_close(stored, live.hidden_states[i][0], rtol=4e-3, atol=4e-3)
-        for i in (0, 29):
-            stored = store.read(trace_id, layer_key(i, "attn")).float()
-            torch.testing.assert_close(stored, live.attentions[i][0], rtol=4e-3, atol=1e-3)
+        assert_equals_live(store, trace_id, model, tol_hidden=4e-3, tol_attn=1e-3)
 
 
 def test_bundled_questions_have_answers():
@@ -81,12 +86,4 @@ def test_capture_in_generation_equals_live_forward(tmp_path, default_model):
     extract(load_bundled(n=12, seed=5)[:4], tmp_path / "gen", cfg, model, tok, progress=False)
     store = TraceStore(tmp_path / "gen")
     for trace_id in store.ids():
-        ids = store.read(trace_id, TOKEN_IDS).long()[None]
-        with torch.no_grad():
-            live = model(ids, output_hidden_states=True, output_attentions=True)
-        for i in (0, 15, 30):
-            stored = store.read(trace_id, layer_key(i, "hidden")).float()
-            torch.testing.assert_close(stored, live.hidden_states[i][0], rtol=1e-2, atol=1e-2)
-        for i in (0, 29):
-            stored = store.read(trace_id, layer_key(i, "attn")).float()
-            torch.testing.assert_close(stored, live.attentions[i][0], rtol=1e-2, atol=2e-3)
+        assert_equals_live(store, trace_id, model, tol_hidden=1e-2, tol_attn=2e-3)

@@ -10,23 +10,12 @@ import textwrap
 import pytest
 import torch
 
-from truthtrace.naming import layer_key
+from synthetic_traces import make_trace
 from truthtrace.store import StoreError, TraceStore, TraceWriter
 from truthtrace.store import writer as writer_module
 
 SCHEMA = {"model": "tiny", "n_layers": 2}
 IDS = [f"q{i}" for i in range(7)]
-
-
-def make_trace(seed: int, n_tokens: int = 12) -> dict:
-    g = torch.Generator().manual_seed(seed)
-    tensors = {layer_key(i, "hidden"): torch.randn(n_tokens, 16, generator=g) for i in range(3)}
-    mask = torch.ones(n_tokens, n_tokens, dtype=torch.bool).triu(1)
-    for i in range(2):
-        scores = torch.randn(2, n_tokens, n_tokens, generator=g).masked_fill(mask, float("-inf"))
-        tensors[layer_key(i, "attn")] = scores.softmax(-1)
-    tensors["token_ids"] = torch.arange(n_tokens)
-    return tensors
 
 
 def finish(path) -> TraceStore:
