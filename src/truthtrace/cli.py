@@ -213,10 +213,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``truthtrace`` console script."""
+    from .store import StoreError
+
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, StoreError) as exc:
         print(f"truthtrace {args.command}: error: {exc}", file=sys.stderr)
         return 2
     return 0

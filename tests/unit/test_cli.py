@@ -64,3 +64,12 @@ def test_bad_input_gives_a_clear_error(tmp_path, capsys):
 def test_missing_model_is_a_clear_error(tmp_path, capsys):
     assert main(["extract", "--n", "10", "--out", str(tmp_path / "t"), "--model", str(tmp_path / "none")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_resume_with_other_settings_is_a_clear_error(tmp_path, model_dir, capsys):
+    common = ["--model", str(model_dir), "--device", "cpu", "--batch-size", "4", "--n", "12"]
+    assert main(["extract", "--out", str(tmp_path / "t"), "--max-new-tokens", "3", *common]) == 0
+    assert main(["extract", "--out", str(tmp_path / "t"), "--max-new-tokens", "5", *common]) == 2
+    err = capsys.readouterr().err
+    assert "cannot resume" in err and "max_new_tokens" in err and "--overwrite" in err
+    assert main(["extract", "--out", str(tmp_path / "t"), "--max-new-tokens", "5", "--overwrite", *common]) == 0

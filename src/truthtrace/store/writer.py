@@ -126,7 +126,7 @@ class TraceWriter:
         if problems:
             raise StoreError(f"{self.root / INDEX_NAME}: cannot resume, the store was written with "
                              "different settings:\n  " + "\n  ".join(problems) +
-                             "\nwrite to a new output dir or pass overwrite=True")
+                             "\nwrite to a new output dir or pass overwrite=True (CLI: --overwrite)")
         self._drop_unlisted(index)
         return index
 
