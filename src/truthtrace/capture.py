@@ -93,6 +93,16 @@ class CaptureOptions:
     attentions: bool = True
     keep: str = "all"  # "all", "answer" or "last:K"
 
+    def hidden_indices(self, n_hidden: int) -> tuple[int, ...]:
+        """Hidden-state layers to keep from a model with ``n_hidden`` (= L+1) of them."""
+        return tuple(self.hidden_layers) if self.hidden_layers is not None else tuple(range(n_hidden))
+
+    def attn_indices(self, n_attn: int) -> tuple[int, ...]:
+        """Attention layers to keep from a model with ``n_attn`` (= L) blocks; none when attentions are off."""
+        if not self.attentions:
+            return ()
+        return tuple(self.attn_layers) if self.attn_layers is not None else tuple(range(n_attn))
+
 
 def kept_start(keep: str, n_tokens: int, n_prompt: int) -> int:
     """First kept position for a ``keep`` rule over a sequence of ``n_tokens`` tokens."""
@@ -129,10 +139,8 @@ def forward_traces(model, seqs: list[list[int]], n_prompt: list[int], opts: Capt
                 output_hidden_states=True, output_attentions=opts.attentions, use_cache=False,
                 logits_to_keep=torch.arange(lo, hi, device=model.device))
     logp = torch.log_softmax(out.logits.float(), dim=-1)  # (B, hi - lo, V)
-    n_hidden = len(out.hidden_states)
-    hidden_layers = opts.hidden_layers if opts.hidden_layers is not None else range(n_hidden)
-    attn_layers = () if not opts.attentions else (
-        opts.attn_layers if opts.attn_layers is not None else range(len(out.attentions)))
+    hidden_layers = opts.hidden_indices(len(out.hidden_states))
+    attn_layers = opts.attn_indices(len(out.attentions) if opts.attentions else 0)
     traces = []
     for b, seq in enumerate(seqs):
         t, p = len(seq), n_prompt[b]
@@ -192,12 +200,10 @@ def _sample_from_steps(out, b: int, offset: int, prompt: list[int], answer: list
     o, k0 = offset, kept_start(opts.keep, t, p)
     logits = torch.stack([out.logits[j][b] for j in range(len(answer))])  # (A, V): step j produced token j
     rec = _answer_record(prompt + answer, p, torch.log_softmax(logits.float(), -1).cpu())
-    n_hidden = len(out.hidden_states[0])
-    for i in opts.hidden_layers if opts.hidden_layers is not None else range(n_hidden):
+    for i in opts.hidden_indices(len(out.hidden_states[0])):
         steps = torch.cat([step[i][b] for step in out.hidden_states], dim=0)  # (width, d)
         rec[layer_key(i, "hidden")] = steps[o + k0:o + t].float().cpu().contiguous()
-    if opts.attentions:
-        for i in opts.attn_layers if opts.attn_layers is not None else range(len(out.attentions[0])):
-            full = _stitch_attention(out.attentions, i, width, b)  # (H, width, width)
-            rec[layer_key(i, "attn")] = full[:, o + k0:o + t, o:o + t].float().cpu().contiguous()
+    for i in opts.attn_indices(len(out.attentions[0]) if opts.attentions else 0):
+        full = _stitch_attention(out.attentions, i, width, b)  # (H, width, width)
+        rec[layer_key(i, "attn")] = full[:, o + k0:o + t, o:o + t].float().cpu().contiguous()
     return rec

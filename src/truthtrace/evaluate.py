@@ -15,7 +15,8 @@ import numpy as np
 
 from truthtrace import metrics
 from truthtrace.detectors import CONFIG_FILE, Detector, load_detector
-from truthtrace.features_io import Features, iter_batches, json_safe, load_labeled, write_json_atomic, write_text_atomic
+from truthtrace.features_io import Features, iter_batches, load_labeled
+from truthtrace.fileio import json_safe, write_json_atomic, write_text_atomic
 from truthtrace.train import SPLIT_FILE, read_split, split_stats
 
 REPORT_FORMAT = "truthtrace.report"

@@ -25,7 +25,7 @@ from typing import Any, Iterator
 import numpy as np
 from safetensors.numpy import load_file
 
-from truthtrace.fileio import json_safe, save_tensors_atomic, write_json_atomic, write_text_atomic  # noqa: F401 (re-exported)
+from truthtrace.fileio import save_tensors_atomic, write_json_atomic
 
 FORMAT = "truthtrace.features"
 VERSIONS = (1,)

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from truthtrace.detectors import DETECTORS, get_detector
-from truthtrace.features_io import Features, iter_batches, load_labeled, write_json_atomic
+from truthtrace.features_io import Features, iter_batches, load_labeled
+from truthtrace.fileio import write_json_atomic
 from truthtrace.splits import SPLITS, check_fractions, split_by_question
 
 SPLIT_FILE = "split.json"

@@ -85,7 +85,7 @@ def test_resume_after_abandoned_writer(tmp_path):
 
 
 def test_crash_between_shard_rename_and_index_write(tmp_path, monkeypatch):
-    real = writer_module.atomic_write
+    real = writer_module.write_bytes_atomic
     calls = {"n": 0}
 
     def failing(path, data):
@@ -94,7 +94,7 @@ def test_crash_between_shard_rename_and_index_write(tmp_path, monkeypatch):
         calls["n"] += path.name == "index.json"
         real(path, data)
 
-    monkeypatch.setattr(writer_module, "atomic_write", failing)
+    monkeypatch.setattr(writer_module, "write_bytes_atomic", failing)
     w = TraceWriter(tmp_path, SCHEMA, shard_max_traces=2)
     w.add("q0", make_trace(0), {"i": 0})
     with pytest.raises(OSError, match="disk full"):
@@ -102,7 +102,7 @@ def test_crash_between_shard_rename_and_index_write(tmp_path, monkeypatch):
     assert (tmp_path / "shard.00000.bin").exists() and TraceStore(tmp_path).ids() == []
     with pytest.raises(StoreError, match="closed"):
         w.add("q2", make_trace(2), {})
-    monkeypatch.setattr(writer_module, "atomic_write", real)
+    monkeypatch.setattr(writer_module, "write_bytes_atomic", real)
     with TraceWriter(tmp_path, SCHEMA, shard_max_traces=2) as w2:
         assert not w2.has("q0") and not (tmp_path / "shard.00000.bin").exists()  # orphan removed
     finish(tmp_path)

@@ -16,7 +16,8 @@ from typing import Any, Callable, ClassVar, Iterable
 
 import numpy as np
 
-from truthtrace.features_io import Batch, write_json_atomic
+from truthtrace.features_io import Batch
+from truthtrace.fileio import write_json_atomic
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"

@@ -19,7 +19,8 @@ from tqdm.auto import tqdm
 
 from truthtrace import metrics
 from truthtrace.detectors import CONFIG_FILE, WEIGHTS_FILE, Detector, read_config, register, write_config
-from truthtrace.features_io import Batch, save_tensors_atomic
+from truthtrace.features_io import Batch
+from truthtrace.fileio import save_tensors_atomic
 
 PARAM_KEYS = ("coef", "intercept", "scaler_mean", "scaler_scale")
 

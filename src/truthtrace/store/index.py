@@ -20,7 +20,6 @@ import re
 from pathlib import Path
 from typing import BinaryIO
 
-from ..fileio import fsync_dir, write_bytes_atomic  # noqa: F401 (fsync_dir re-exported)
 
 try:
     import fcntl
@@ -48,11 +47,6 @@ class StoreError(Exception):
 def shard_files(number: int) -> tuple[str, str]:
     """File names ``(bin, json)`` of shard ``number``, e.g. ``shard.00003.bin``."""
     return f"shard.{number:05d}.bin", f"shard.{number:05d}.json"
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file + fsync + rename, so readers see old or new, never half."""
-    write_bytes_atomic(path, data)
 
 
 def dumps(doc: dict) -> bytes:

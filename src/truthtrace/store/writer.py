@@ -16,8 +16,9 @@ from pathlib import Path
 
 import torch
 
+from ..fileio import write_bytes_atomic
 from .codec import CODEC, STORAGE_DTYPES, compressor, encode, entry_sizes
-from .index import (FORMAT_VERSION, INDEX_NAME, SHARD_FORMAT, TMP_SUFFIX, StoreError, atomic_write,
+from .index import (FORMAT_VERSION, INDEX_NAME, SHARD_FORMAT, TMP_SUFFIX, StoreError,
                     dumps, load_index, lock_store, new_index, remove_store, schema_diff, shard_files,
                     shard_path_names)
 
@@ -114,7 +115,7 @@ class TraceWriter:
             for name in shard_path_names(self.root):
                 (self.root / name).unlink()
             index = new_index(self._schema, self._storage)
-            atomic_write(self.root / INDEX_NAME, dumps(index))
+            write_bytes_atomic(self.root / INDEX_NAME, dumps(index))
             return index
         if not resume:
             raise StoreError(f"{self.root} already holds a trace store; pass resume=True to continue "
@@ -247,14 +248,14 @@ class TraceWriter:
                "traces": self._records}
         data = dumps(doc)
         os.replace(self.root / (bin_name + TMP_SUFFIX), self.root / bin_name)
-        atomic_write(self.root / json_name, data)
+        write_bytes_atomic(self.root / json_name, data)
         shard = {"bin": bin_name, "json": json_name, "bin_bytes": self._pos, "json_bytes": len(data),
                  "bin_sha256": self._hash.hexdigest(), "json_sha256": hashlib.sha256(data).hexdigest(),
                  "compression_level": self.compression_level,
                  "ids": [r["id"] for r in self._records], "stats": self._stats}
         index = {**self._index, "n_traces": self._index["n_traces"] + len(self._records),
                  "shards": [*self._index["shards"], shard]}
-        atomic_write(self.root / INDEX_NAME, dumps(index))
+        write_bytes_atomic(self.root / INDEX_NAME, dumps(index))
         self._index = index
         self._reset_shard()
 
