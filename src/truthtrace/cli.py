@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -12,6 +13,16 @@ import sys
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from .models import DEFAULT_MODEL  # noqa: E402
+
+# Modules that add more subcommands: each has ``register(sub)`` taking the subparsers
+# object, and imports its heavy dependencies inside the command functions.
+COMMAND_MODULES = (
+    "truthtrace.cli_look",  # validate, inspect, import
+    "truthtrace.cli_viz",  # visualize
+    "truthtrace.cli_preprocess",  # preprocess
+    "truthtrace.cli_compress",  # compress
+    "truthtrace.cli_compare",  # compare-models
+)
 
 
 def _int_list(text: str | None) -> list[int] | None:
@@ -208,6 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("model", help="resolve a model spec (converting GGUF into the cache) and print where it is")
     p.add_argument("spec", nargs="?", default=DEFAULT_MODEL)
     p.set_defaults(func=cmd_model)
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(sub)
     return parser
 
 

@@ -1,0 +1,7 @@
+"""CLI subcommands: compare-models."""
+
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    """Add this module's subcommands to ``sub`` (the ``add_subparsers`` object of the main parser)."""
