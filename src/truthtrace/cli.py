@@ -73,7 +73,8 @@ def _extract_config(args):
         max_new_tokens=args.max_new_tokens, prompt_template=args.template or DEFAULT_TEMPLATE,
         system_prompt=args.system_prompt, use_chat_template=not args.no_chat_template, do_sample=args.sample,
         temperature=args.temperature, top_p=args.top_p, seed=args.seed, hidden_layers=_int_list(args.layers),
-        attn_layers=_int_list(args.attn_layers), attentions=not args.no_attentions, keep=args.keep, capture=args.capture,
+        attn_layers=_int_list(args.attn_layers), attentions=not args.no_attentions, keep=args.keep,
+        capture=args.capture,
         storage_dtype=args.storage_dtype, overwrite=args.overwrite)
 
 
@@ -112,35 +113,55 @@ def cmd_label(args) -> None:
           f"{summary['hallucinated']} hallucinated -> {args.out}")
 
 
-def cmd_features(args) -> None:
-    from .features import FeatureConfig, build_features
-
-    feats = build_features(args.store, args.out, FeatureConfig(layers=_int_list(args.layers)))
-    print(f"{feats.n} traces, hidden_last {tuple(feats.hidden_last.shape)} -> {args.out}")
+def _detector_args(text: str | None) -> dict:
+    """Parse ``--detector-args '{"probe": {"C": 0.1}}'`` (JSON)."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--detector-args must be JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ValueError("--detector-args must be a JSON object of {detector: {arg: value}}")
+    return value
 
 
 def cmd_train(args) -> None:
     from .train import TrainConfig, train
 
-    cfg = TrainConfig(detectors=args.detectors.split(","), seed=args.seed)
+    names = {"detectors": tuple(args.detectors.split(","))} if args.detectors else {}
+    cfg = TrainConfig(**names, seeds=tuple(_int_list(args.seeds)),
+                      batch_size=args.batch_size, num_workers=args.num_workers,
+                      detector_args=_detector_args(args.detector_args), overwrite=args.overwrite)
     summary = train(args.features, args.labels, args.out, cfg)
-    print(json.dumps(summary, indent=2, default=str))
+    for name, runs in summary["detectors"].items():
+        for seed, info in runs.items():
+            print(f"  {name:<12} {seed:<8} {info.get('detail', '')} {info.get('skipped', '')}"
+                  f" val AUROC {info.get('val_auroc', float('nan')):.3f}" if "val_auroc" in info else
+                  f"  {name:<12} {seed:<8} {info.get('skipped', '')}")
+    print(f"detectors -> {args.out}")
 
 
 def cmd_evaluate(args) -> None:
-    from .evaluate import EvalConfig, evaluate, format_table
+    from rich.console import Console
 
-    report = evaluate(args.features, args.labels, args.detectors_dir, args.out, EvalConfig(seed=args.seed))
-    print(format_table(report))
-    print(f"report -> {args.out}/report.md, {args.out}/report.json")
+    from .evaluate import EvalConfig, evaluate
+    from .report import rich_table
+
+    cfg = EvalConfig(detectors=tuple(args.detectors.split(",")), seed=args.seed, n_bootstrap=args.n_bootstrap,
+                     test_features=args.test_features, test_labels=args.test_labels, figures=not args.no_figures)
+    report = evaluate(args.features, args.labels, args.detectors_dir, args.out, cfg)
+    Console(width=200).print(rich_table(report))
+    print(f"report -> {args.out}/report.md, {args.out}/report.json" + (", roc.png" if report.get("figures") else ""))
 
 
 def cmd_run(args) -> None:
-    from .evaluate import format_table
+    from .report import format_table
     from .pipeline import RunConfig, run
 
     cfg = RunConfig(out_dir=args.out, n_questions=args.n, questions=args.questions, seed=args.seed,
-                    extract=_extract_config(args), label_rule=args.rule, detectors=args.detectors.split(","))
+                    extract=_extract_config(args), label_rule=args.rule, seeds=tuple(_int_list(args.seeds)),
+                    graphs=not args.no_graphs, **({"detectors": args.detectors.split(",")} if args.detectors else {}))
     report = run(cfg)
     print()
     print(format_table(report))
@@ -163,7 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def q_args(p):
-        p.add_argument("--questions", default=None, help="'bundled' (default) or a JSONL/CSV/JSON/TriviaQA/NQ/SQuAD/TruthfulQA file")
+        p.add_argument("--questions", default=None,
+                       help="'bundled' (default) or a JSONL/CSV/JSON/TriviaQA/NQ/SQuAD/TruthfulQA file")
         p.add_argument("--format", default="auto", help="file layout (auto-detected by default)")
         p.add_argument("--n", type=int, default=None, help="number of questions (stratified by category)")
 
@@ -185,34 +207,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rule", default="contains_or_exact", help="contains_or_exact, exact, contains, f1:0.5, rougeL:0.5")
     p.set_defaults(func=cmd_label)
 
-    p = sub.add_parser("features", help="per-trace features (last answer token per layer, log-prob, entropy)")
-    p.add_argument("store")
-    p.add_argument("--out", required=True)
-    p.add_argument("--layers", default=None)
-    p.set_defaults(func=cmd_features)
-
-    p = sub.add_parser("train", help="train detectors on features + labels")
-    p.add_argument("--features", required=True)
+    p = sub.add_parser("train", help="train detectors on a feature store (from preprocess) + labels; resumable")
+    p.add_argument("--features", required=True, help="feature store written by `truthtrace preprocess`")
     p.add_argument("--labels", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--detectors", default="probe,perplexity,max_entropy")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--detectors", "--detector", default=None,
+                   help="comma-separated registry names, or 'all' (default: every detector of the report)")
+    p.add_argument("--seeds", default="0", help="training seeds, e.g. '0-2' (random detectors are fit per seed)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--num-workers", type=int, default=0, help="DataLoader workers (default 0: in-process)")
+    p.add_argument("--detector-args", default=None, help='JSON, e.g. \'{"probe": {"C": 0.1}}\'')
+    p.add_argument("--overwrite", action="store_true", help="refit detectors that are already saved")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="evaluate trained detectors on the held-out split")
+    p = sub.add_parser("evaluate", help="grade every trained detector (all seeds) on the held-out split")
     p.add_argument("--features", required=True)
     p.add_argument("--labels", required=True)
     p.add_argument("--detectors-dir", required=True)
+    p.add_argument("--detectors", default="all", help="names to grade, or 'all'")
     p.add_argument("--out", required=True)
+    p.add_argument("--test-features", default=None, help="cross-dataset: test on this feature store")
+    p.add_argument("--test-labels", default=None, help="labels of --test-features")
+    p.add_argument("--n-bootstrap", type=int, default=1000)
+    p.add_argument("--no-figures", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("run", help="the whole pipeline on one model, resumable")
     p.add_argument("--out", default="runs/default")
     p.add_argument("--questions", default=None)
-    p.add_argument("--n", type=int, default=500)
+    p.add_argument("--n", type=int, default=None, help="number of questions (default: all 2,312 bundled)")
+    p.add_argument("--seeds", default="0", help="training seeds of the random detectors, e.g. 0-2")
+    p.add_argument("--no-graphs", action="store_true", help="skip attention graphs and the gnn detectors")
     p.add_argument("--rule", default="contains_or_exact")
-    p.add_argument("--detectors", default="probe,perplexity,max_entropy")
+    p.add_argument("--detectors", default=None, help="comma-separated (default: every detector of the report)")
     _add_model_args(p)
     p.set_defaults(func=cmd_run)
 
@@ -230,11 +258,11 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        rc = args.func(args)  # a command may return an exit code (validate: 1 when the store is damaged)
     except (ValueError, FileNotFoundError, StoreError) as exc:
         print(f"truthtrace {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    return 0
+    return rc if isinstance(rc, int) else 0
 
 
 if __name__ == "__main__":

@@ -7,13 +7,11 @@ answer span is scored: chat artefacts are stripped and, by default, only the fir
 sentence of the first non-empty line is kept, so "Paris." and "The capital of France is
 Paris." both contain "Paris" while a long ramble cannot collect credit for later guesses.
 
-Output is ``labels.csv`` with the columns in :data:`COLUMNS`, written atomically.
+Output is ``labels.csv`` with the columns in :data:`truthtrace.labels_io.COLUMNS`, written atomically.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 import unicodedata
 from collections import Counter
@@ -21,14 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from truthtrace.fileio import write_text_atomic
+from truthtrace.labels_io import write_labels
 
-COLUMNS = ("trace_id", "question_id", "category", "exact_match", "contains", "f1",
-           "rougeL", "correct", "hallucinated", "generation", "answers")
 SPANS = ("sentence", "line", "full")
-_INT_COLS = ("exact_match", "contains", "correct", "hallucinated")
-_FLOAT_COLS = ("f1", "rougeL")
-
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _SPECIAL = re.compile(r"<\|[^|>]*\|>|</?s>")
 _PREFIX = re.compile(r"^\s*(answer|a)\s*:\s*", re.IGNORECASE)
@@ -237,52 +230,6 @@ def label_metas(metas: Iterable[tuple[str, dict]], config: LabelConfig) -> list[
                      "correct": correct, "hallucinated": 1 - correct,
                      "generation": generation, "answers": "|".join(aliases)})
     return rows
-
-
-def write_labels(rows: Iterable[dict], path: str | Path) -> None:
-    """Write label rows to ``path`` as CSV (header :data:`COLUMNS`), atomically."""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()})
-    write_text_atomic(path, buf.getvalue())
-
-
-def _parse_row(row: dict, where: str) -> dict:
-    """Convert the numeric columns of one CSV row; ValueError names ``where`` and the column."""
-    out = dict(row)
-    for col, cast in [(c, int) for c in _INT_COLS] + [(c, float) for c in _FLOAT_COLS]:
-        try:
-            out[col] = cast(row[col])
-        except (TypeError, ValueError):
-            raise ValueError(f"{where}: column {col!r} has bad value {row[col]!r}") from None
-    if out["correct"] not in (0, 1) or out["hallucinated"] != 1 - out["correct"]:
-        raise ValueError(f"{where}: columns 'correct'/'hallucinated' must be 0/1 and opposite")
-    return out
-
-
-def read_labels(path: str | Path) -> dict[str, dict]:
-    """Read a ``labels.csv`` into ``{trace_id: row}`` with numeric columns converted.
-
-    Raises:
-        ValueError: naming the file and line for a missing column, a short row, a bad
-            number or a duplicate trace id.
-    """
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{path}: line 1: missing columns {missing}")
-        out: dict[str, dict] = {}
-        for row in reader:
-            where = f"{path}: line {reader.line_num}"
-            if None in row or any(v is None for v in row.values()):
-                raise ValueError(f"{where}: row has {'too many' if None in row else 'too few'} fields")
-            if row["trace_id"] in out:
-                raise ValueError(f"{where}: duplicate trace_id {row['trace_id']!r}")
-            out[row["trace_id"]] = _parse_row(row, where)
-    return out
 
 
 def _stats(rows: Sequence[dict]) -> dict:

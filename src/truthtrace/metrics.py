@@ -103,3 +103,108 @@ def bootstrap_auroc_ci(scores, y, n: int = 1000, seed: int = 0, level: float = 0
     alpha = (1 - level) / 2
     lo, hi = np.quantile(values, [alpha, 1 - alpha])
     return float(lo), float(hi)
+
+
+def f1_at(scores, y, threshold: float) -> float:
+    """F1 of the hallucinated class (label 1) when flagging ``score >= threshold``."""
+    s, t = _prepare(scores, y)
+    if np.isnan(threshold) or len(t) == 0:
+        return float("nan")
+    pred = s >= threshold
+    tp = int((pred & (t == 1)).sum())
+    denom = int(pred.sum()) + int((t == 1).sum())
+    return float(2 * tp / denom) if denom else float("nan")
+
+
+def tpr_at_fpr(scores, y, max_fpr: float = 0.05) -> float:
+    """Highest true-positive rate reachable with a false-positive rate <= ``max_fpr``."""
+    if not 0 <= max_fpr <= 1:
+        raise ValueError(f"max_fpr must be in [0, 1], got {max_fpr}")
+    s, t = _prepare(scores, y)
+    if not _two_classes(t, "TPR at FPR"):
+        return float("nan")
+    fpr, tpr, _ = roc_curve(t, s)
+    return float(tpr[fpr <= max_fpr + 1e-12].max())
+
+
+def roc_points(scores, y, max_points: int = 200) -> dict[str, list[float]]:
+    """ROC curve as ``{"fpr": [...], "tpr": [...]}``, thinned to at most ``max_points``."""
+    s, t = _prepare(scores, y)
+    if not _two_classes(t, "ROC curve"):
+        return {"fpr": [], "tpr": []}
+    fpr, tpr, _ = roc_curve(t, s)
+    if len(fpr) > max_points:
+        keep = np.unique(np.linspace(0, len(fpr) - 1, max_points).round().astype(np.int64))
+        fpr, tpr = fpr[keep], tpr[keep]
+    return {"fpr": [round(float(v), 5) for v in fpr], "tpr": [round(float(v), 5) for v in tpr]}
+
+
+def platt_calibrator(val_scores, val_y) -> tuple[float, float]:
+    """Fit ``p = sigmoid(a * score + b)`` on validation (Platt scaling); returns ``(a, b)``.
+
+    Detector scores are logits, log-probs or entropies on arbitrary scales; calibrating
+    them on validation makes the expected calibration error comparable across detectors.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    s, t = _prepare(val_scores, val_y)
+    if not _two_classes(t, "calibration"):
+        return float("nan"), float("nan")
+    mu, sd = s.mean(), s.std() or 1.0
+    clf = LogisticRegression(C=1e4, max_iter=1000).fit(((s - mu) / sd)[:, None], t)
+    a = float(clf.coef_[0, 0] / sd)
+    return a, float(clf.intercept_[0] - a * mu)
+
+
+def expected_calibration_error(probs, y, n_bins: int = 10) -> float:
+    """ECE: mean |accuracy - confidence| over ``n_bins`` equal-width bins of P(label 1), weighted by bin size."""
+    p, t = _prepare(probs, y)
+    if len(t) == 0 or not np.isfinite(p).all():
+        return float("nan")
+    if p.min() < 0 or p.max() > 1:
+        raise ValueError("probs must lie in [0, 1]")
+    bins = np.minimum((p * n_bins).astype(np.int64), n_bins - 1)
+    ece = 0.0
+    for b in np.unique(bins):
+        m = bins == b
+        ece += m.mean() * abs(t[m].mean() - p[m].mean())
+    return float(ece)
+
+
+def bootstrap_mean_auroc(score_sets, y, n: int = 1000, seed: int = 0, level: float = 0.95,
+                         baseline_sets=None) -> dict:
+    """Bootstrap the seed-mean AUROC (and optionally its difference to a baseline).
+
+    Args:
+        score_sets: list of ``(n_test,)`` score arrays, one per training seed, on the same traces.
+        y: ``(n_test,)`` labels.
+        baseline_sets: optional list of score arrays of another detector on the same traces;
+            then the same resamples give a paired interval for ``mean AUROC - baseline mean AUROC``.
+    Returns:
+        ``{"mean", "ci": [lo, hi]}`` plus ``"diff", "diff_ci"`` when a baseline is given.
+    """
+    t = np.asarray(y).astype(np.int64)
+    sets = [_prepare(s, t)[0] for s in score_sets]
+    base = [_prepare(s, t)[0] for s in baseline_sets] if baseline_sets else None
+    if not _two_classes(t, "AUROC CI"):
+        return {"mean": float("nan"), "ci": [float("nan")] * 2}
+
+    def mean_auc(group, idx):
+        return float(np.mean([roc_auc_score(t[idx], s[idx]) for s in group]))
+
+    rng = np.random.default_rng(seed)
+    means, diffs = [], []
+    for _ in range(n):
+        idx = rng.integers(0, len(t), size=len(t))
+        if t[idx].min() == t[idx].max():
+            continue
+        means.append(mean_auc(sets, idx))
+        if base:
+            diffs.append(means[-1] - mean_auc(base, idx))
+    alpha = (1 - level) / 2
+    full = np.arange(len(t))
+    out = {"mean": mean_auc(sets, full), "ci": np.quantile(means, [alpha, 1 - alpha]).tolist()}
+    if base:
+        out["diff"] = out["mean"] - mean_auc(base, full)
+        out["diff_ci"] = np.quantile(diffs, [alpha, 1 - alpha]).tolist()
+    return out

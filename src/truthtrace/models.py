@@ -161,16 +161,53 @@ def load_model(
     if dtype not in _DTYPES:
         raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
     resolved = resolve_model(spec)
+    if resolved.source == "directory" and (Path(resolved.path) / "compression.json").is_file():
+        from .compress.loading import load_any  # a `truthtrace compress` output: its own weight formats
+
+        loaded = load_any(spec, dtype=dtype, device=device, attn_implementation=attn_implementation)
+        if loaded.kind != "causal":
+            raise ValueError(f"{spec!r} is a compressed {loaded.kind} model; traces need a causal LM")
+        loaded.tokenizer.padding_side = "left"
+        return loaded.model, loaded.tokenizer
     try:
         tok = AutoTokenizer.from_pretrained(resolved.path)
         model = AutoModelForCausalLM.from_pretrained(
             resolved.path, dtype=_DTYPES[dtype], attn_implementation=attn_implementation
         )
     except OSError as exc:
-        raise ModelNotFoundError(f"could not load model {spec!r} from {resolved.path!r} ({resolved.source}): {exc}") from exc
+        raise ModelNotFoundError(
+            f"could not load model {spec!r} from {resolved.path!r} ({resolved.source}): {exc}") from exc
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     tok.padding_side = "left"
     model.to(pick_device(device)).eval()
     model.truthtrace_id = resolved.model_id
     return model, tok
+
+
+def cached_path(spec: str) -> Path | None:
+    """The local HF directory of ``spec`` if it is already available without converting or downloading.
+
+    Args:
+        spec: model spec (see module docstring).
+
+    Returns:
+        the GGUF cache directory for an embedded name or a ``.gguf`` file once converted
+        (it holds ``config.json``), the directory itself for a local directory, else None
+        (not converted yet, embedded package missing, hub id, or nothing at all). Never raises
+        for a missing model, so callers can cheaply try for a tokenizer without loading a model.
+    """
+    path = Path(spec).expanduser()
+    if spec in _EMBEDDED:
+        try:
+            gguf = embedded_gguf(spec)
+        except ModelNotFoundError:
+            return None
+        target = _gguf_cache_path(gguf, spec)
+    elif path.is_file() and path.suffix == ".gguf":
+        target = _gguf_cache_path(path, path.stem)
+    elif path.is_dir():
+        return path
+    else:
+        return None
+    return target if (target / "config.json").is_file() else None

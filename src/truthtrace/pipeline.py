@@ -1,5 +1,5 @@
-"""``truthtrace run``: the whole loop on one model — questions, traces, labels, features,
-detectors, report — each stage writing its files under one run directory.
+"""``truthtrace run``: the whole loop on one model — questions, traces, labels, feature
+store, detectors, report — each stage writing its files under one run directory.
 
 Re-running the same command resumes: extraction skips stored traces, the cheap later
 stages are recomputed from the files.
@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .extract import ExtractConfig
+from .train import DEFAULT_DETECTORS
 
 
 @dataclass
@@ -19,15 +20,19 @@ class RunConfig:
     """Options of ``truthtrace run``; validated on construction."""
 
     out_dir: str = "runs/default"
-    n_questions: int = 500
+    n_questions: int | None = None  # None: every bundled question (2,312) or the whole user file
     questions: str | None = None  # a user file; None: the bundled set
     seed: int = 0
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     label_rule: str = "contains_or_exact"
-    detectors: list[str] = field(default_factory=lambda: ["probe", "perplexity", "max_entropy"])
+    detectors: list[str] = field(default_factory=lambda: list(DEFAULT_DETECTORS))
+    seeds: tuple[int, ...] = (0,)  # --seeds 0-2 for a multi-seed report (the gnn costs ~10 min a seed on 2 cores)
+    graphs: bool = True  # attention graphs for the gnn detector (the slowest part of preprocess)
 
     def __post_init__(self):
-        if self.n_questions < 10:
+        if not self.graphs:
+            self.detectors = [d for d in self.detectors if not d.startswith("gnn")]
+        if self.n_questions is not None and self.n_questions < 10:
             raise ValueError(f"n_questions must be >= 10 to split train/val/test, got {self.n_questions}")
         if not self.detectors:
             raise ValueError("detectors must name at least one detector")
@@ -53,8 +58,8 @@ def run(config: RunConfig | None = None, model=None, tokenizer=None, progress: b
     from .data import save_questions
     from .evaluate import EvalConfig, evaluate
     from .extract import extract
-    from .features import build_features
     from .labels import LabelConfig, label_store
+    from .preprocess import PreprocessConfig, preprocess
     from .train import TrainConfig, train
 
     config = config or RunConfig()
@@ -71,13 +76,16 @@ def run(config: RunConfig | None = None, model=None, tokenizer=None, progress: b
     save_questions(questions, paths["questions"])
     log(f"[1/6] {len(questions)} questions -> {paths['questions']}")
     ext = stage("extract", lambda: extract(questions, paths["traces"], config.extract, model, tokenizer, progress))
-    log(f"[2/6] traces: {ext['n_new']} new, {ext['n_skipped']} resumed, {ext['questions_per_s']} q/s -> {paths['traces']}")
+    log(f"[2/6] traces: {ext['n_new']} new, {ext['n_skipped']} resumed, {ext['questions_per_s']} q/s "
+        f"-> {paths['traces']}")
     lab = stage("label", lambda: label_store(paths["traces"], paths["labels"], LabelConfig(rule=config.label_rule)))
     log(f"[3/6] labels: {lab['correct']}/{lab['n']} correct -> {paths['labels']}")
-    stage("features", lambda: build_features(paths["traces"], paths["features"], progress=progress))
-    log(f"[4/6] features -> {paths['features']}")
+    stage("preprocess", lambda: preprocess(paths["traces"], paths["features"], PreprocessConfig(graphs=config.graphs),
+                                           labels=paths["labels"], progress=progress))
+    log(f"[4/6] feature store -> {paths['features']}")
     stage("train", lambda: train(paths["features"], paths["labels"], paths["detectors"],
-                                 TrainConfig(detectors=config.detectors, seed=config.seed)))
+                                 TrainConfig(detectors=tuple(config.detectors), seeds=config.seeds),
+                                 progress=progress))
     log(f"[5/6] detectors {config.detectors} -> {paths['detectors']}")
     report = stage("evaluate", lambda: evaluate(paths["features"], paths["labels"], paths["detectors"],
                                                 paths["report"], EvalConfig(seed=config.seed)))

@@ -1,30 +1,35 @@
-"""Stage ``train``: split labelled features by question and fit every detector.
+"""Stage ``train``: fit detectors on a feature store (``truthtrace preprocess``) and its labels.
+
+The split is the one ``preprocess`` fixed in the feature store's ``split.json`` (by
+question id), so PCA, training, layer choice and testing all see the same traces.
 
 Outputs in ``out_dir``:
 
-- ``split.json``: trace ids of each split plus the seed and fractions, so
-  ``evaluate`` grades on exactly the traces held out here.
-- ``<detector name>/``: each saved detector (``config.json`` [+ ``model.safetensors``]).
-- ``train_summary.json``: split sizes, hallucination rates and each detector's fit info.
+- ``split.json``: a copy of the feature store's split, read back by ``evaluate``;
+- ``<detector>/seed-<s>/``: each saved detector (``config.json`` [+ ``model.safetensors``]),
+  one per seed for detectors whose training is random, ``seed-0`` only otherwise;
+- ``train_summary.json``: split sizes, hallucination rates and each fit's info.
+
+Re-running resumes: a detector whose ``config.json`` exists with the same arguments is skipped.
 """
 
 from __future__ import annotations
 
 import json
-import warnings
+import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
+from tqdm.auto import tqdm
 
-from truthtrace.detectors import DETECTORS, get_detector
-from truthtrace.features_io import Features, iter_batches, load_labeled
+from truthtrace.detectors import CONFIG_FILE, DETECTORS, get_detector
 from truthtrace.fileio import write_json_atomic
-from truthtrace.splits import SPLITS, check_fractions, split_by_question
 
 SPLIT_FILE = "split.json"
 SUMMARY_FILE = "train_summary.json"
-SPLIT_FORMAT = "truthtrace.split"
+DEFAULT_DETECTORS = ("probe", "mlp", "lstm", "gnn", "lookback", "perplexity", "max_entropy", "attn_logdet",
+                     "hidden_svd")
 
 
 @dataclass
@@ -32,23 +37,25 @@ class TrainConfig:
     """Settings of the ``train`` stage.
 
     Args:
-        detectors: registry names of the detectors to fit.
-        fractions: shares of unique questions in (train, val, test).
-        seed: split seed.
-        batch_size: traces per batch fed to the detectors.
+        detectors: registry names of the detectors to fit (``("all",)`` = every registered one).
+        seeds: training seeds; detectors with random training are fit once per seed.
+        batch_size: traces per batch.
+        num_workers: DataLoader workers; ``None`` picks from the machine.
         detector_args: per-detector constructor kwargs, e.g. ``{"probe": {"C": 0.1}}``.
+        overwrite: refit detectors that are already saved.
     Raises:
-        ValueError: naming the field for an unknown detector, bad fractions, etc.
+        ValueError: naming the field for an unknown detector, no seeds, etc.
     """
 
-    detectors: tuple[str, ...] = ("probe", "perplexity", "max_entropy")
-    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
-    seed: int = 0
-    batch_size: int = 256
+    detectors: tuple[str, ...] = DEFAULT_DETECTORS
+    seeds: tuple[int, ...] = (0,)
+    batch_size: int = 64
+    num_workers: int | None = 0
     detector_args: dict[str, dict] = field(default_factory=dict)
+    overwrite: bool = False
 
     def __post_init__(self) -> None:
-        self.detectors = tuple(self.detectors)
+        self.detectors = tuple(sorted(DETECTORS)) if tuple(self.detectors) == ("all",) else tuple(self.detectors)
         if not self.detectors:
             raise ValueError("detectors must name at least one detector")
         unknown = [d for d in self.detectors if d not in DETECTORS]
@@ -56,91 +63,96 @@ class TrainConfig:
             raise ValueError(f"detectors: unknown {unknown}; known: {sorted(DETECTORS)}")
         if len(set(self.detectors)) != len(self.detectors):
             raise ValueError(f"detectors has duplicates: {list(self.detectors)}")
-        self.fractions = check_fractions(self.fractions, field="fractions")
-        if min(self.fractions) <= 0:  # val picks layers and thresholds; test grades
-            raise ValueError(f"fractions must all be > 0 (train, val, test), got {self.fractions}")
+        self.seeds = tuple(int(s) for s in self.seeds)
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be distinct and at least one, got {list(self.seeds)}")
         if self.batch_size <= 0:
             raise ValueError(f"batch_size must be > 0, got {self.batch_size}")
+        if self.num_workers is not None and self.num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0 or None, got {self.num_workers}")
         extra = set(self.detector_args) - set(self.detectors)
         if extra:
             raise ValueError(f"detector_args names detectors not in detectors: {sorted(extra)}")
 
 
-def split_stats(features: Features, split: dict[str, np.ndarray]) -> dict:
-    """Return ``{"n": {split: count}, "hallucination_rate": {split: rate}}``."""
-    assert features.labels is not None
-    n = {name: int(len(split[name])) for name in SPLITS}
-    rate = {
-        name: float(features.labels[split[name]].mean()) if len(split[name]) else None for name in SPLITS
-    }
-    return {"n": n, "hallucination_rate": rate}
+def seeds_for(name: str, seeds: tuple[int, ...]) -> tuple[int, ...]:
+    """All ``seeds`` for detectors with random training; the first only for deterministic ones."""
+    return seeds if DETECTORS[name].stochastic else seeds[:1]
 
 
-def write_split(path: Path, features: Features, split: dict[str, np.ndarray], config: TrainConfig) -> None:
-    """Write ``split.json`` with the trace ids of each split."""
-    obj = {
-        "format": SPLIT_FORMAT,
-        "version": 1,
-        "seed": config.seed,
-        "fractions": list(config.fractions),
-        **{name: [features.trace_ids[i] for i in split[name]] for name in SPLITS},
-    }
-    write_json_atomic(path, obj)
+def loaders(features_dir, labels, keys, seed: int, batch_size: int, num_workers: int | None,
+            splits=("train", "val")) -> list:
+    """DataLoaders over ``splits`` of the feature store; train is shuffled with ``seed``."""
+    from truthtrace.dataset import FeatureDataset, make_loader
 
-
-def read_split(path: str | Path, features: Features) -> dict[str, np.ndarray]:
-    """Map the trace ids in ``split.json`` back to indices into ``features``.
-
-    Traces missing from ``features`` (e.g. since unlabelled) are skipped with a warning.
-    Raises:
-        ValueError: naming the field if the file is malformed.
-    """
-    obj = json.loads(Path(path).read_text(encoding="utf-8"))
-    if obj.get("format") != SPLIT_FORMAT or obj.get("version") != 1:
-        raise ValueError(f"{path}: field 'format'/'version' must be {SPLIT_FORMAT!r} version 1")
-    pos = {t: i for i, t in enumerate(features.trace_ids)}
-    out, missing = {}, 0
-    for name in SPLITS:
-        if not isinstance(obj.get(name), list):
-            raise ValueError(f"{path}: field {name!r} must be a list of trace ids")
-        out[name] = np.array([pos[t] for t in obj[name] if t in pos], dtype=np.int64)
-        missing += len(obj[name]) - len(out[name])
-    if missing:
-        warnings.warn(f"{missing} traces listed in {path} are not in the labelled features; skipped", stacklevel=2)
+    out = []
+    for split in splits:
+        ds = FeatureDataset(features_dir, split=split, labels=labels, keys=keys, shuffle=split == "train",
+                            seed=seed, require_labels=True)
+        out.append(make_loader(ds, batch_size=batch_size, num_workers=num_workers))
     return out
 
 
-def train(features_dir: str | Path, labels_csv: str | Path, out_dir: str | Path, config: TrainConfig | None = None) -> dict:
-    """Split, fit every detector in ``config.detectors`` and save them under ``out_dir``.
+def _build(name: str, seed: int, config: TrainConfig, run_dir: Path):
+    """Construct detector ``name``; random ones get the seed and their log/checkpoint dirs."""
+    kwargs = dict(config.detector_args.get(name, {}))
+    cls = DETECTORS[name]
+    if cls.stochastic:
+        kwargs.setdefault("seed", seed)
+        kwargs.setdefault("log_dir", str(run_dir / "tb"))
+        kwargs.setdefault("checkpoint_dir", str(run_dir / "checkpoints"))
+    return get_detector(name, **kwargs)
+
+
+def _done(run_dir: Path, det) -> bool:
+    """True if ``run_dir`` holds a saved detector with the same arguments as ``det``."""
+    cfg = run_dir / CONFIG_FILE
+    if not cfg.is_file():
+        return False
+    saved = json.loads(cfg.read_text(encoding="utf-8"))
+    return saved.get("name") == det.name and saved.get("args") == json.loads(json.dumps(det.args()))
+
+
+def fit_one(name: str, seed: int, features_dir, labels, out: Path, config: TrainConfig) -> dict:
+    """Fit (or resume) detector ``name`` with ``seed``; returns its fit info."""
+    run_dir = out / name / f"seed-{seed}"
+    det = _build(name, seed, config, run_dir)
+    if not config.overwrite and _done(run_dir, det):
+        return {"skipped": "already trained"}
+    train_dl, val_dl = loaders(features_dir, labels, tuple(det.inputs), seed, config.batch_size,
+                               config.num_workers)
+    t0 = time.perf_counter()
+    info = det.fit(train_dl, val_dl)
+    det.save(run_dir)
+    return dict(info, seconds=round(time.perf_counter() - t0, 2), detail=det.describe())
+
+
+def train(features_dir: str | Path, labels_csv: str | Path, out_dir: str | Path,
+          config: TrainConfig | None = None, progress: bool = True) -> dict:
+    """Fit every detector in ``config.detectors`` (per seed) and save them under ``out_dir``.
 
     Returns:
-        The train summary also written to ``out_dir/train_summary.json``.
+        The summary also written to ``out_dir/train_summary.json``.
     Raises:
-        ValueError: for bad inputs (see :func:`truthtrace.features_io.read_features`)
-            or a split unusable by a detector (e.g. one class in train).
+        FileNotFoundError: no ``split.json`` in the feature store (not made by ``preprocess``).
+        ValueError: bad inputs, e.g. a split with one class.
     """
+    from truthtrace.dataset import split_ids
+
     config = config or TrainConfig()
-    out = Path(out_dir)
-    features = load_labeled(features_dir, labels_csv)
-    split = split_by_question(features.question_ids, config.fractions, config.seed, strata=features.labels)
-    write_split(out / SPLIT_FILE, features, split, config)
-    infos = {}
-    for name in config.detectors:
-        det = get_detector(name, **config.detector_args.get(name, {}))
-        infos[name] = det.fit(
-            iter_batches(features, split["train"], config.batch_size),
-            iter_batches(features, split["val"], config.batch_size),
-        )
-        det.save(out / name)
-    summary = {
-        "format": "truthtrace.train_summary",
-        "version": 1,
-        "features_dir": str(features_dir),
-        "model": features.model,
-        "seed": config.seed,
-        "fractions": list(config.fractions),
-        **split_stats(features, split),
-        "detectors": infos,
-    }
+    out, feats = Path(out_dir), Path(features_dir)
+    if config.overwrite and out.exists():
+        for name in config.detectors:
+            shutil.rmtree(out / name, ignore_errors=True)
+    split = {s: split_ids(feats, s) for s in ("train", "val", "test")}  # checks the file
+    doc = json.loads((feats / SPLIT_FILE).read_text(encoding="utf-8"))
+    write_json_atomic(out / SPLIT_FILE, {**doc, "features_dir": str(feats)})
+    jobs = [(name, seed) for name in config.detectors for seed in seeds_for(name, config.seeds)]
+    infos: dict[str, dict] = {}
+    for name, seed in tqdm(jobs, desc="train", disable=not progress):
+        infos.setdefault(name, {})[f"seed-{seed}"] = fit_one(name, seed, feats, labels_csv, out, config)
+    summary = {"format": "truthtrace.train_summary", "version": 2, "features_dir": str(features_dir),
+               "labels": str(labels_csv), "seeds": list(config.seeds),
+               "split_sizes": {k: len(split[k]) for k in ("train", "val", "test")}, "detectors": infos}
     write_json_atomic(out / SUMMARY_FILE, summary)
     return summary

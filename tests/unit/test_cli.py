@@ -35,17 +35,19 @@ def test_stages_end_to_end(tmp_path, model_dir, capsys):
     assert main(["extract", "--n", "30", "--out", str(run / "traces"), *common]) == 0
     assert '"n_skipped": 30' in capsys.readouterr().out
     assert main(["label", str(run / "traces"), "--out", str(run / "labels.csv")]) == 0
-    assert main(["features", str(run / "traces"), "--out", str(run / "features")]) == 0
     # a random model is always wrong: plant alternating labels so detectors see both classes
     rows = list(csv.DictReader(open(run / "labels.csv")))
     for i, row in enumerate(rows):
-        row["hallucinated"] = str(i % 2)
+        row["hallucinated"], row["correct"] = str(i % 2), str(1 - i % 2)
     with open(run / "labels.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+    assert main(["preprocess", str(run / "traces"), "--out", str(run / "features"), "--labels",
+                 str(run / "labels.csv"), "--node-dim", "8", "--quiet"]) == 0
     assert main(["train", "--features", str(run / "features"), "--labels", str(run / "labels.csv"),
-                 "--out", str(run / "detectors")]) == 0
+                 "--out", str(run / "detectors"), "--detectors", "probe,perplexity,max_entropy,gnn_layer",
+                 "--detector-args", '{"gnn_layer": {"max_epochs": 2, "log_dir": null}}']) == 0
     assert main(["evaluate", "--features", str(run / "features"), "--labels", str(run / "labels.csv"),
                  "--detectors-dir", str(run / "detectors"), "--out", str(run / "report")]) == 0
     out = capsys.readouterr().out

@@ -69,3 +69,49 @@ def test_bad_inputs_raise():
         metrics.auroc([0.1, 0.2], [0, 2])
     with pytest.raises(ValueError, match="finite"):
         metrics.auroc([np.nan, 0.2], [0, 1])
+
+
+def test_f1_and_tpr_at_fpr_hand_computed():
+    # threshold 0.4 flags 0.9, 0.8, 0.4: tp 2, fp 1, fn 0 -> F1 = 4 / (3 + 2)
+    assert metrics.f1_at(SCORES, Y, 0.4) == pytest.approx(0.8)
+    # FPR 0 is reachable only above 0.8: TPR 1/2
+    assert metrics.tpr_at_fpr(SCORES, Y, 0.0) == pytest.approx(0.5)
+    assert metrics.tpr_at_fpr(SCORES, Y, 0.5) == pytest.approx(1.0)
+
+
+def test_ece_is_zero_for_perfect_calibration_and_known_otherwise():
+    y = np.array([0, 1] * 50)
+    assert metrics.expected_calibration_error(np.full(100, 0.5), y) == pytest.approx(0.0)
+    # all predicted 0.9 but half are positive -> |0.5 - 0.9| = 0.4
+    assert metrics.expected_calibration_error(np.full(100, 0.9), y) == pytest.approx(0.4)
+    with pytest.raises(ValueError, match="probs"):
+        metrics.expected_calibration_error(np.full(100, 2.0), y)
+
+
+def test_platt_calibration_recovers_a_logistic_model():
+    rng = np.random.default_rng(0)
+    s = rng.normal(0, 2, 20000)
+    y = (rng.random(20000) < 1 / (1 + np.exp(-(1.5 * s - 0.5)))).astype(int)
+    a, b = metrics.platt_calibrator(s, y)
+    assert a == pytest.approx(1.5, abs=0.1) and b == pytest.approx(-0.5, abs=0.1)
+
+
+def test_roc_points_are_thinned_and_monotone():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 5000)
+    roc = metrics.roc_points(y + rng.normal(0, 1, 5000), y, max_points=50)
+    assert len(roc["fpr"]) <= 50 and roc["fpr"][0] == 0.0 and roc["tpr"][-1] == 1.0
+    assert all(np.diff(roc["fpr"]) >= 0) and all(np.diff(roc["tpr"]) >= 0)
+
+
+def test_bootstrap_mean_auroc_and_paired_difference():
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 2, 400)
+    good = [y + rng.normal(0, 0.7, 400) for _ in range(3)]
+    noise = [rng.normal(0, 1, 400)]
+    out = metrics.bootstrap_mean_auroc(good, y, n=200, seed=0, baseline_sets=noise)
+    assert out["mean"] == pytest.approx(np.mean([metrics.auroc(s, y) for s in good]))
+    assert out["ci"][0] < out["mean"] < out["ci"][1]
+    assert out["diff_ci"][0] > 0.2  # clearly better than chance
+    again = metrics.bootstrap_mean_auroc(good, y, n=200, seed=0, baseline_sets=noise)
+    assert again == out

@@ -51,7 +51,7 @@ def test_reading_one_key_touches_only_its_chunk(store_path):
     table = entries(store_path)
     keep = table["q0"]["layers.1.attn"]
     for tensors in table.values():
-        for key, entry in tensors.items():
+        for entry in tensors.values():
             if entry is not keep:
                 flip(store_path / "shard.00000.bin", entry["offset"] + 2)
     store = TraceStore(store_path)

@@ -1,134 +1,112 @@
-"""Feature IO, and train + evaluate end to end on a tiny synthetic feature dir."""
+"""train + evaluate end to end: planted trace store -> preprocess -> detectors (several seeds) -> report."""
 
-import csv
 import json
 
 import numpy as np
 import pytest
+from planted_store import make_planted_store
 
-from truthtrace.evaluate import EvalConfig, evaluate, format_table, rich_table
-from truthtrace.features_io import Features, read_features, read_label_csv, write_features
+from truthtrace.cli import main
+from truthtrace.evaluate import EvalConfig, evaluate
+from truthtrace.preprocess import PreprocessConfig, preprocess
+from truthtrace.report import format_table, rich_table
 from truthtrace.train import TrainConfig, train
 
-N, LAYERS, D, PLANTED = 300, 7, 16, 3
+FAST = {"mlp": {"max_epochs": 6, "sweep_epochs": 2, "patience": 3, "log_dir": None}}
+DETECTORS = ("probe", "perplexity", "max_entropy", "lookback", "attn_logdet", "mlp")
 
 
-def make_dir(root, n=N, unlabeled=("t0",)):
-    """Write features + labels.csv; the label is planted in layer PLANTED."""
-    rng = np.random.default_rng(0)
-    y = rng.integers(0, 2, n)
-    hidden = rng.normal(size=(n, LAYERS, D))
-    w = rng.normal(size=D)
-    hidden[:, PLANTED] += 2.0 * (2 * y - 1)[:, None] * (w / np.linalg.norm(w))
-    feats = Features(
-        hidden_last=hidden,
-        mean_logprob=-rng.gamma(2.0, 0.5, n) - 0.3 * y,
-        max_entropy=rng.gamma(2.0, 1.0, n) + 0.3 * y,
-        trace_ids=[f"t{i}" for i in range(n)],
-        question_ids=[f"q{i // 3}" for i in range(n)],
-        layers=list(range(LAYERS)),
-        model="synthetic",
-    )
-    fdir = write_features(root / "features", feats, extra={"unknown_extra": np.zeros(n, np.float32)})
-    labels = root / "labels.csv"
-    with open(labels, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["trace_id", "question_id", "hallucinated", "judge"])
-        writer.writeheader()
-        for i in range(n):
-            if f"t{i}" not in unlabeled:
-                writer.writerow({"trace_id": f"t{i}", "question_id": f"q{i // 3}", "hallucinated": y[i], "judge": "x"})
-        writer.writerow({"trace_id": "no_features", "question_id": "q?", "hallucinated": 1, "judge": "x"})
-    return fdir, labels
+def _feature_store(root, seed=0, n=160):
+    store, labels = make_planted_store(root / f"traces{seed}", n=n, layers=3, heads=2, d=16, seed=seed,
+                                       direction_seed=0)
+    feats = root / f"feats{seed}"
+    preprocess(store, feats, PreprocessConfig(graphs=False), labels=labels, progress=False)
+    return feats, labels
 
 
-def test_features_round_trip(tmp_path):
-    fdir, _ = make_dir(tmp_path)
-    feats = read_features(fdir)
-    assert feats.hidden_last.shape == (N, LAYERS, D) and feats.hidden_last.dtype == np.float16
-    assert feats.n == N and feats.layers == list(range(LAYERS)) and feats.model == "synthetic"
-    assert sorted(p.name for p in fdir.iterdir()) == ["features.json", "features.safetensors"]
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("run")
+    feats, labels = _feature_store(root)
+    cfg = TrainConfig(detectors=DETECTORS, seeds=(0, 1), detector_args=FAST)
+    summary = train(feats, labels, root / "det", cfg, progress=False)
+    return root, feats, labels, summary
 
 
-@pytest.mark.parametrize(
-    "field, value",
-    [("version", 2), ("format", "other"), ("trace_ids", ["t0"]), ("question_ids", None), ("layers", [0, 1])],
-)
-def test_bad_features_json_names_the_field(tmp_path, field, value):
-    fdir, _ = make_dir(tmp_path)
-    index = json.loads((fdir / "features.json").read_text())
-    index[field] = value
-    (fdir / "features.json").write_text(json.dumps(index))
-    with pytest.raises(ValueError, match=f"features.json.*{field}"):
-        read_features(fdir)
+def test_train_saves_one_dir_per_seed_of_random_detectors(trained):
+    root, feats, _, summary = trained
+    assert sorted(p.name for p in (root / "det" / "mlp").iterdir()) == ["seed-0", "seed-1"]
+    assert [p.name for p in (root / "det" / "probe").iterdir()] == ["seed-0"]  # deterministic: fit once
+    split = json.loads((root / "det" / "split.json").read_text())
+    assert split == {**json.loads((feats / "split.json").read_text()), "features_dir": str(feats)}
+    assert summary["split_sizes"]["train"] > summary["split_sizes"]["test"] > 0
+    assert summary["detectors"]["probe"]["seed-0"]["layer"] == 2  # the planted layer
 
 
-def test_bad_labels_csv(tmp_path):
-    path = tmp_path / "labels.csv"
-    path.write_text("trace_id,hallucinated\nt0,1\nt1,\nt2,yes\n")
-    with pytest.raises(ValueError, match="hallucinated"):
-        read_label_csv(path)
-    path.write_text("trace_id,hallucinated\nt0,1\nt1,\n")
-    assert read_label_csv(path) == {"t0": 1}  # blank label = unlabelled
-    path.write_text("trace,hallucinated\n")
-    with pytest.raises(ValueError, match="trace_id"):
-        read_label_csv(path)
+def test_train_resumes_and_skips_finished_detectors(trained):
+    root, feats, labels, _ = trained
+    again = train(feats, labels, root / "det", TrainConfig(detectors=DETECTORS, seeds=(0, 1), detector_args=FAST),
+                  progress=False)
+    assert all(info == {"skipped": "already trained"} for runs in again["detectors"].values() for info in runs.values())
+
+
+def test_evaluate_reports_every_metric_and_the_family_comparison(trained):
+    root, feats, labels, _ = trained
+    report = evaluate(feats, labels, root / "det", root / "report", EvalConfig(n_bootstrap=200))
+    rows = {r["detector"]: r for r in report["results"]}
+    assert set(rows) == set(DETECTORS)
+    aucs = [r["test_auroc"] for r in report["results"]]
+    assert aucs == sorted(aucs, reverse=True)
+    for key in ("test_auroc_ci", "test_auprc", "test_accuracy", "test_f1", "test_tpr_at_fpr", "test_ece", "roc"):
+        assert all(key in r for r in report["results"]), key
+    assert rows["probe"]["test_auroc"] > 0.95 and rows["mlp"]["test_auroc"] > 0.95  # planted signal found
+    assert rows["mlp"]["n_seeds"] == 2 and len(rows["mlp"]["per_seed"]) == 2 and rows["probe"]["n_seeds"] == 1
+    assert rows["perplexity"]["family"] == "training-free" and rows["probe"]["family"] == "learned"
+    lo, hi = rows["probe"]["test_auroc_ci"]
+    assert lo <= rows["probe"]["test_auroc"] <= hi
+    cmp = report["comparison"]
+    assert cmp["best_learned"] in ("probe", "mlp", "lookback") and cmp["learned_wins"] and cmp["significant"]
+    md = (root / "report" / "report.md").read_text()
+    assert "beats the best training-free" in md and "roc.png" in md
+    assert (root / "report" / "roc.png").stat().st_size > 10_000 and (root / "report" / "roc.svg").is_file()
+    assert json.loads((root / "report" / "report.json").read_text())["version"] == 2
+    assert "mlp" in format_table(report) and rich_table(report).row_count == len(DETECTORS)
+
+
+def test_cross_dataset_mode_tests_on_every_trace_of_another_store(trained, tmp_path):
+    root, feats, labels, _ = trained
+    other, other_labels = _feature_store(tmp_path, seed=1, n=80)
+    cfg = EvalConfig(detectors=("probe", "perplexity"), n_bootstrap=100, test_features=str(other),
+                     test_labels=str(other_labels), figures=False)
+    report = evaluate(feats, labels, root / "det", tmp_path / "report", cfg)
+    assert report["cross_dataset"] and all(r["n_test"] == 80 for r in report["results"])
+    probe = next(r for r in report["results"] if r["detector"] == "probe")
+    assert probe["test_auroc"] > 0.9  # the planted direction is the same in both stores
+
+
+def test_cli_train_and_evaluate(trained, tmp_path, capsys):
+    root, feats, labels, _ = trained
+    det = tmp_path / "det"
+    assert main(["train", "--features", str(feats), "--labels", str(labels), "--out", str(det),
+                 "--detectors", "probe,max_entropy"]) == 0
+    assert main(["evaluate", "--features", str(feats), "--labels", str(labels), "--detectors-dir", str(det),
+                 "--out", str(tmp_path / "rep"), "--n-bootstrap", "100", "--no-figures"]) == 0
+    out = capsys.readouterr().out
+    assert "probe" in out and "max_entropy" in out and (tmp_path / "rep" / "report.md").is_file()
+    assert main(["evaluate", "--features", str(feats), "--labels", str(labels), "--detectors-dir", str(tmp_path),
+                 "--out", str(tmp_path / "x")]) == 2  # not a train output
 
 
 def test_config_validation():
-    with pytest.raises(ValueError, match="detectors"):
-        TrainConfig(detectors=("probe", "nope"))
-    with pytest.raises(ValueError, match="fractions"):
-        TrainConfig(fractions=(0.5, 0.5, 0.5))
+    with pytest.raises(ValueError, match="unknown"):
+        TrainConfig(detectors=("nope",))
+    with pytest.raises(ValueError, match="seeds"):
+        TrainConfig(seeds=())
     with pytest.raises(ValueError, match="detector_args"):
-        TrainConfig(detectors=("perplexity",), detector_args={"probe": {}})
+        TrainConfig(detectors=("probe",), detector_args={"mlp": {}})
     with pytest.raises(ValueError, match="n_bootstrap"):
         EvalConfig(n_bootstrap=0)
-
-
-def test_train_then_evaluate_end_to_end(tmp_path):
-    fdir, labels = make_dir(tmp_path)
-    out = tmp_path / "detectors"
-    with pytest.warns(UserWarning, match="1 of 300 traces have no label"):
-        summary = train(fdir, labels, out, TrainConfig(seed=0))
-    assert summary["detectors"]["probe"]["layer"] == PLANTED
-    assert sum(summary["n"].values()) == N - 1
-    for name in ("probe", "perplexity", "max_entropy"):
-        assert (out / name / "config.json").is_file()
-    split = json.loads((out / "split.json").read_text())
-    qid = {f"t{i}": f"q{i // 3}" for i in range(N)}
-    qsets = [{qid[t] for t in split[s]} for s in ("train", "val", "test")]
-    assert not (qsets[0] & qsets[1] or qsets[0] & qsets[2] or qsets[1] & qsets[2])
-    assert json.loads((out / "train_summary.json").read_text())["format"] == "truthtrace.train_summary"
-
-    report_dir = tmp_path / "report"
-    with pytest.warns(UserWarning):  # the unlabelled trace again
-        report = evaluate(fdir, labels, out, report_dir, EvalConfig(n_bootstrap=100))
-    assert json.loads((report_dir / "report.json").read_text()) == report
-    assert report["format"] == "truthtrace.report" and report["version"] == 1
-    assert report["split"]["n"] == summary["n"]  # same split as training
-    rows = report["results"]
-    assert [r["detector"] for r in rows][0] == "probe" and len(rows) == 3
-    assert [r["test_auroc"] for r in rows] == sorted((r["test_auroc"] for r in rows), reverse=True)
-    probe = rows[0]
-    assert probe["test_auroc"] > 0.95 and probe["test_auroc_ci"][0] <= probe["test_auroc"] <= probe["test_auroc_ci"][1]
-    assert probe["n_test"] == summary["n"]["test"] and 0 < probe["base_rate"] < 1
-    md = (report_dir / "report.md").read_text()
-    assert all(name in md for name in ("probe", "perplexity", "max_entropy")) and "Hallucination rate" in md
-    table = format_table(report)
-    assert table.count("\n") == 4 and table.startswith("| detector")
-    assert rich_table(report).row_count == 3
-
-
-def test_evaluate_subset_of_detectors(tmp_path):
-    fdir, labels = make_dir(tmp_path, unlabeled=())
-    out = tmp_path / "detectors"
-    train(fdir, labels, out, TrainConfig(detectors=("perplexity", "max_entropy")))
-    report = evaluate(fdir, labels, out, tmp_path / "r", EvalConfig(detectors=("perplexity",), n_bootstrap=20))
-    assert [r["detector"] for r in report["results"]] == ["perplexity"]
-    with pytest.raises(ValueError, match="probe"):
-        evaluate(fdir, labels, out, tmp_path / "r", EvalConfig(detectors=("probe",), n_bootstrap=20))
-
-
-def test_train_config_needs_val_and_test():
-    with pytest.raises(ValueError, match="fractions"):
-        TrainConfig(fractions=(0.8, 0.2, 0.0))
+    with pytest.raises(ValueError, match="test_labels"):
+        EvalConfig(test_features="x")
+    assert TrainConfig(detectors=("all",)).detectors == tuple(sorted(TrainConfig(detectors=("all",)).detectors))
+    assert np.isfinite(EvalConfig().max_fpr)

@@ -1,6 +1,6 @@
 """Hallucination detectors: the protocol, the name -> class registry, save/load helpers.
 
-A detector consumes iterators of batches (see :func:`truthtrace.features_io.iter_batches`)
+A detector consumes iterators of batches (see :class:`truthtrace.dataset.FeatureDataset` / ``make_loader``)
 and never the LLM. Scores are higher for traces more likely hallucinated (label 1).
 
 A saved detector is a dir with ``config.json`` (format, version, registry name,
@@ -16,8 +16,9 @@ from typing import Any, Callable, ClassVar, Iterable
 
 import numpy as np
 
-from truthtrace.features_io import Batch
 from truthtrace.fileio import write_json_atomic
+
+Batch = dict[str, Any]  # one batch: "label" (B,), "trace_id" [B], feature keys -> (B, ...) tensors
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -29,6 +30,9 @@ class Detector:
     """Base class; subclasses set ``name`` and implement ``fit``, ``score``, ``args``."""
 
     name: ClassVar[str] = ""
+    inputs: ClassVar[tuple[str, ...]] = ("seq.last_answer", "scalar.logprob_stats")  # batch keys read
+    stochastic: ClassVar[bool] = False  # True: training depends on a seed, so it is fit once per seed
+    family: ClassVar[str] = "learned"  # or "training-free": nothing fitted beyond a layer/sign choice
 
     def fit(self, train: Iterable[Batch], val: Iterable[Batch]) -> dict:
         """Fit on ``train``, choose hyper-parameters on ``val``; return info for the summary."""
@@ -136,4 +140,4 @@ def concat_batches(batches: Iterable[Batch], keys: tuple[str, ...]) -> dict[str,
 
 
 # Importing the modules registers their detectors.
-from truthtrace.detectors import baselines, probe  # noqa: E402,F401
+from truthtrace.detectors import baselines, gnn, llm_check, lookback, lstm, mlp, probe  # noqa: E402,F401

@@ -18,18 +18,17 @@ from safetensors.numpy import load_file
 from tqdm.auto import tqdm
 
 from truthtrace import metrics
-from truthtrace.detectors import CONFIG_FILE, WEIGHTS_FILE, Detector, read_config, register, write_config
-from truthtrace.features_io import Batch
+from truthtrace.detectors import CONFIG_FILE, WEIGHTS_FILE, Batch, Detector, read_config, register, write_config
 from truthtrace.fileio import save_tensors_atomic
 
 PARAM_KEYS = ("coef", "intercept", "scaler_mean", "scaler_scale")
 
 
-def _collect(batches: Iterable[Batch]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Consume batches; return hidden ``(n, L+1, d)`` float32, labels ``(n,)``, layer ids ``(L+1,)``."""
+def _collect(batches: Iterable[Batch], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Consume batches; return ``batch[key]`` ``(n, L+1, d)`` float32, labels ``(n,)``, layer ids ``(L+1,)``."""
     hidden, labels, layer_ids = [], [], None
     for b in batches:
-        hidden.append(np.asarray(b["hidden_last"], dtype=np.float32))
+        hidden.append(np.asarray(b[key], dtype=np.float32))
         labels.append(np.asarray(b["label"], dtype=np.int64))
         if layer_ids is None:
             n_layers = hidden[-1].shape[1]
@@ -68,9 +67,11 @@ def logits(x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
 
 @register("probe")
 class ProbeDetector(Detector):
-    """Logistic-regression probe on one layer of ``hidden_last``.
+    """Logistic-regression probe on one layer of a layer-sequence feature (``seq.last_answer`` by default).
 
     Args:
+        feature: batch key of a ``(B, L+1, d)`` layer sequence: ``seq.last_answer``, ``seq.mean_answer``
+            or ``seq.last_prompt``.
         layer: ``"sweep"`` to choose the layer on validation, or a model hidden-layer
             index (looked up in the batch's ``layer_ids``).
         C: inverse L2 regularization strength of the logistic regression. The default 0.01
@@ -81,7 +82,13 @@ class ProbeDetector(Detector):
         random_state: solver seed.
     """
 
-    def __init__(self, layer: int | str = "sweep", C: float = 0.01, max_iter: int = 1000, random_state: int = 0):
+    inputs = ("seq.last_answer",)
+
+    def __init__(self, layer: int | str = "sweep", C: float = 0.01, max_iter: int = 1000, random_state: int = 0,
+                 feature: str = "seq.last_answer"):
+        if not feature.startswith("seq."):
+            raise ValueError(f"feature must be a seq.* layer sequence, got {feature!r}")
+        self.feature, self.inputs = feature, (feature,)
         if layer != "sweep" and not (isinstance(layer, int) and layer >= 0):
             raise ValueError(f"layer must be 'sweep' or an int >= 0, got {layer!r}")
         if not C > 0:
@@ -90,11 +97,12 @@ class ProbeDetector(Detector):
             raise ValueError(f"max_iter must be > 0, got {max_iter}")
         self.layer, self.C, self.max_iter, self.random_state = layer, float(C), int(max_iter), int(random_state)
         self.params: dict[str, np.ndarray] | None = None
-        self.layer_index: int | None = None  # position on axis 1 of hidden_last
+        self.layer_index: int | None = None  # position on axis 1 of the feature
         self.state: dict = {}
 
     def args(self) -> dict:
-        return {"layer": self.layer, "C": self.C, "max_iter": self.max_iter, "random_state": self.random_state}
+        return {"layer": self.layer, "C": self.C, "max_iter": self.max_iter, "random_state": self.random_state,
+                "feature": self.feature}
 
     def _candidates(self, layer_ids: np.ndarray) -> list[int]:
         """Positions on axis 1 to try: all for a sweep, else the one holding ``self.layer``."""
@@ -113,8 +121,8 @@ class ProbeDetector(Detector):
         Raises:
             ValueError: if train has one class, or a sweep's val set has one class.
         """
-        x_tr, y_tr, layer_ids = _collect(train)  # (n, L+1, d), (n,), (L+1,)
-        x_va, y_va, _ = _collect(val)
+        x_tr, y_tr, layer_ids = _collect(train, self.feature)  # (n, L+1, d), (n,), (L+1,)
+        x_va, y_va, _ = _collect(val, self.feature)
         if len(np.unique(y_tr)) < 2:
             raise ValueError("probe: the train split must contain both classes")
         candidates = self._candidates(layer_ids)
@@ -144,7 +152,7 @@ class ProbeDetector(Detector):
         """Return probe logits ``(n,)`` float64 for the chosen layer."""
         if self.params is None or self.layer_index is None:
             raise ValueError("probe is not fitted; call fit() or load()")
-        out = [logits(np.asarray(b["hidden_last"])[:, self.layer_index], self.params) for b in batches]
+        out = [logits(np.asarray(b[self.feature])[:, self.layer_index], self.params) for b in batches]
         return np.concatenate(out) if out else np.zeros(0, dtype=np.float64)
 
     def save(self, out_dir: str | Path) -> None:

@@ -285,4 +285,4 @@ class TraceWriter:
         try:  # keep what is complete; never hide the original error
             self.close()
         except Exception as err:
-            warnings.warn(f"{self.root}: could not flush after {exc_type.__name__}: {err}")
+            warnings.warn(f"{self.root}: could not flush after {exc_type.__name__}: {err}", stacklevel=2)

@@ -1,0 +1,362 @@
+"""The compare-models stage: load several models, measure cost and quality against the first, and
+write ``compare.json``, a table and a size-versus-quality plot.
+
+Models are loaded only through :func:`truthtrace.compress.load_any`. Latency is measured side by
+side (round-robin) in this process; peak memory in a fresh subprocess per model.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from truthtrace import __version__
+from truthtrace.compare import cost, quality
+
+FORMAT = "truthtrace.compare"
+VERSION = 1
+MEMORY_MODES = ("subprocess", "off")
+
+
+def load(spec: str, dtype: str | None = None, device: str = "auto"):
+    """Load ``spec`` with the compress stage's loader; returns its ``LoadedModel``."""
+    try:
+        from truthtrace.compress import load_any
+    except ImportError:  # the package __init__ may not re-export it yet
+        from truthtrace.compress.loading import load_any
+    return load_any(spec, dtype=dtype, device=device)
+
+
+@dataclass
+class CompareConfig:
+    """Options of compare-models; validated on construction (ValueError names the field).
+
+    Args:
+        out_dir: where compare.json and the plots go (None: nothing written).
+        text: text sample file (None: the bundled ~2,200-token sample).
+        batch_size, seq_len: the fixed latency batch ``(batch_size, seq_len)``.
+        runs, warmup: timed and untimed round-robin rounds.
+        threads: torch CPU threads, set deliberately so every model gets the same.
+        max_length, stride: sliding window of the perplexity pass.
+        dtype: compute dtype passed to the loader (None: each model's stored dtype).
+        labels_csv: text,label CSV for encoder accuracy.
+        store, detector, n_questions: detector AUROC on traces re-extracted with each model.
+        memory: "subprocess" (fresh process per model) or "off".
+        max_ppl_ratio, min_agreement, min_cosine: a model beyond these is marked degraded.
+    """
+
+    out_dir: str | None = None
+    text: str | None = None
+    batch_size: int = 8
+    seq_len: int = 64
+    runs: int = 5
+    warmup: int = 1
+    threads: int = 2
+    max_length: int = 512
+    stride: int = 256
+    dtype: str | None = None
+    device: str = "auto"
+    labels_csv: str | None = None
+    store: str | None = None
+    detector: str | None = None
+    n_questions: int = 100
+    memory: str = "subprocess"
+    max_ppl_ratio: float = 1.10
+    min_agreement: float = 0.90
+    min_cosine: float = 0.95
+    plot: bool = True
+
+    def __post_init__(self):
+        for name in ("batch_size", "seq_len", "runs", "threads", "max_length", "stride", "n_questions"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.warmup < 0:
+            raise ValueError(f"warmup must be >= 0, got {self.warmup}")
+        if self.stride > self.max_length:
+            raise ValueError(f"stride ({self.stride}) must be <= max_length ({self.max_length})")
+        if self.memory not in MEMORY_MODES:
+            raise ValueError(f"memory must be one of {MEMORY_MODES}, got {self.memory!r}")
+        if (self.store is None) != (self.detector is None):
+            raise ValueError("store and detector must be given together")
+        if self.max_ppl_ratio < 1 or not 0 <= self.min_agreement <= 1 or not -1 <= self.min_cosine <= 1:
+            raise ValueError("max_ppl_ratio must be >= 1, min_agreement in [0, 1], min_cosine in [-1, 1]")
+
+
+def _name(spec: str) -> str:
+    return Path(spec).name if ("/" in spec or Path(spec).exists()) else spec
+
+
+def _check_kinds(loaded: list) -> str:
+    kinds = {lm.kind for lm in loaded}
+    if len(kinds) > 1:
+        listing = ", ".join(f"{lm.spec}: {lm.kind}" for lm in loaded)
+        raise ValueError(f"cannot compare causal LMs with encoders ({listing}); compare each kind separately")
+    return kinds.pop()
+
+
+def _causal_rows(loaded: list, text: str, config: CompareConfig) -> list[dict]:
+    """Perplexity for all; agreement and KL for models sharing the first model's vocabulary."""
+    first_tok = loaded[0].tokenizer
+    shared = [i for i, lm in enumerate(loaded) if quality.same_vocab(first_tok, lm.tokenizer)]
+    ids = torch.tensor(first_tok(text, add_special_tokens=False)["input_ids"])
+    rows: list[dict] = [{} for _ in loaded]
+    results = quality.causal_quality([loaded[i].model for i in shared], ids, config.max_length, config.stride)
+    for i, res in zip(shared, results):
+        rows[i] = {**res, "note": ""}
+    for i, lm in enumerate(loaded):
+        if i not in shared:
+            own = torch.tensor(lm.tokenizer(text, add_special_tokens=False)["input_ids"])
+            rows[i] = {**quality.perplexity(lm.model, own, config.max_length, config.stride),
+                       "top1_agreement": None, "kl_mean": None,
+                       "note": "tokenizer differs from the first model's: agreement/KL N/A, "
+                               "perplexity on its own tokens"}
+    return rows
+
+
+def _encoder_rows(loaded: list, text: str, config: CompareConfig) -> list[dict]:
+    labels = None
+    if config.labels_csv:
+        texts, labels = quality.read_text_labels(config.labels_csv)
+    else:
+        texts = quality.sentences(text)
+    return quality.encoder_quality([(lm.model, lm.tokenizer) for lm in loaded], texts, labels,
+                                   str(config.labels_csv))
+
+
+def _compression_summary(compression: dict | None) -> dict | None:
+    """The parts of compression.json worth repeating (steps without their tensor lists, storage, sparsity)."""
+    if not compression:
+        return None
+    steps = [{k: v for k, v in step.items() if k != "tensors"} for step in compression.get("steps", [])]
+    sparsity = compression.get("sparsity")
+    return {"steps": steps, "storage": compression.get("storage"), "bytes_on_disk": compression.get("bytes_on_disk"),
+            "sparsity": sparsity.get("global") if isinstance(sparsity, dict) else sparsity}
+
+
+def _degraded(row: dict, first: dict, config: CompareConfig) -> list[str]:
+    """Reasons a model counts as degraded against the first (empty list: not degraded)."""
+    reasons = []
+    if row.get("perplexity") is not None and first.get("perplexity"):
+        ratio = row["perplexity"] / first["perplexity"]
+        if ratio > config.max_ppl_ratio:
+            reasons.append(f"perplexity {ratio:.2f}x the first")
+    if row.get("top1_agreement") is not None and row["top1_agreement"] < config.min_agreement:
+        reasons.append(f"top-1 agreement {row['top1_agreement']:.3f} < {config.min_agreement}")
+    if row.get("cosine") is not None and row["cosine"] < config.min_cosine:
+        reasons.append(f"cosine {row['cosine']:.3f} < {config.min_cosine}")
+    return reasons
+
+
+def _load_all(specs: Sequence[str], config: CompareConfig, loader: Callable) -> list:
+    loaded = []
+    for spec in tqdm(specs, desc="load models", unit="model"):
+        t0 = time.perf_counter()
+        lm = loader(spec, config.dtype, config.device)
+        lm.load_seconds = time.perf_counter() - t0
+        loaded.append(lm)
+    return loaded
+
+
+def _cost_rows(loaded: list, text: str, config: CompareConfig) -> list[dict]:
+    """Disk, parameters, sparsity, latency (round-robin) and peak memory (subprocess) per model."""
+    causal = loaded[0].kind == "causal"
+    jobs = [(lm.model, cost.make_batch(lm.tokenizer, text, config.batch_size, config.seq_len)) for lm in loaded]
+    latency = cost.time_round_robin(jobs, config.runs, config.warmup, causal)
+    rows = []
+    for lm, lat in zip(loaded, latency):
+        nbytes, source = cost.disk_bytes(lm.path, lm.compression)
+        row = {"disk_bytes": nbytes, "disk_source": source, **cost.param_stats(lm.model),
+               "latency_ms": lat["median_ms"], "latency_iqr_ms": lat["iqr_ms"], "latency_runs_ms": lat["runs_ms"],
+               "load_seconds": round(lm.load_seconds, 2), "dtype": str(next(lm.model.parameters()).dtype)}
+        if config.memory == "subprocess":
+            tqdm.write(f"peak memory of {lm.spec} in a fresh subprocess ...")
+            mem = cost.peak_memory(lm.spec, config.dtype, config.device, text, config.batch_size, config.seq_len,
+                                   config.threads)
+            row.update(peak_memory_bytes=mem["peak_bytes"], memory_error=mem.get("error"))
+        rows.append(row)
+    return rows
+
+
+def compare_models(specs: Sequence[str], config: CompareConfig | None = None, loader: Callable | None = None) -> dict:
+    """Compare models against the first: cost, quality and (optionally) detector AUROC.
+
+    Args:
+        specs: two or more model specs (anything ``load_any`` accepts); the first is the reference.
+        config: :class:`CompareConfig`.
+        loader: ``(spec, dtype, device) -> LoadedModel``; default :func:`load`.
+    Returns:
+        the report (also written to ``out_dir/compare.json`` when ``out_dir`` is set).
+    Raises:
+        ValueError: fewer than two models, or causal LMs mixed with encoders.
+    """
+    config = config or CompareConfig()
+    if len(specs) < 2:
+        raise ValueError(f"compare-models needs at least two models, got {len(specs)}")
+    torch.set_num_threads(config.threads)
+    load_before, started = cost.load_average(), time.time()
+    loaded = _load_all(specs, config, loader or load)
+    kind = _check_kinds(loaded)
+    text = quality.load_text(config.text)
+    qual = (_causal_rows if kind == "causal" else _encoder_rows)(loaded, text, config)
+    costs = _cost_rows(loaded, text, config)
+    rows = [{"model": _name(lm.spec), "spec": lm.spec, "kind": lm.kind, "path": lm.path,
+             "compression": _compression_summary(lm.compression), **c, **q} for lm, c, q in zip(loaded, costs, qual)]
+    for row in rows:
+        row["latency_vs_first"] = row["latency_ms"] / rows[0]["latency_ms"]
+    if config.store:
+        for row, auc in zip(rows, quality.detector_aurocs(loaded, config)):
+            row.update(auc)
+    for row in rows:
+        row["degraded_reasons"] = _degraded(row, rows[0], config)
+        row["degraded"] = bool(row["degraded_reasons"])
+    report = {"format": FORMAT, "version": VERSION, "truthtrace_version": __version__, "kind": kind,
+              "models": rows, "config": asdict(config), "machine": cost.machine_info(),
+              "load_average_before": load_before, "load_average_after": cost.load_average(),
+              "seconds": round(time.time() - started, 1),
+              "memory_method": cost.MEMORY_METHOD if config.memory == "subprocess" else "not measured"}
+    if config.out_dir:
+        report["files"] = write_outputs(report, config.out_dir, plot=config.plot)
+    return report
+
+
+def _mb(nbytes: int | None) -> str:
+    return "?" if nbytes is None else f"{nbytes / 1e6:.1f}"
+
+
+def _peak_cell(row: dict) -> str:
+    if "peak_memory_bytes" not in row:
+        return "off"
+    return "failed" if row["peak_memory_bytes"] is None else _mb(row["peak_memory_bytes"])
+
+
+def _num(x: float | None, fmt: str) -> str:
+    return "N/A" if x is None else format(x, fmt)
+
+
+def table_rows(report: dict) -> tuple[list[str], list[list[str]]]:
+    """Column headers and one row of cells per model (the columns depend on the model kind)."""
+    causal = report["kind"] == "causal"
+    with_auc = any("detector_auroc" in r for r in report["models"])
+    head = ["model", "disk MB", "params M", "sparsity", "peak MB", "latency ms (IQR) vs first"]
+    head += ["perplexity", "top-1 agree", "KL"] if causal else ["cosine", "accuracy"]
+    head += (["detector AUROC"] if with_auc else []) + ["degraded"]
+    rows = []
+    for r in report["models"]:
+        cells = [r["model"], _mb(r["disk_bytes"]), f"{r['parameters'] / 1e6:.1f}", _num(r["sparsity"], ".3f"),
+                 _peak_cell(r),
+                 f"{r['latency_ms']:.1f} ({r['latency_iqr_ms']:.1f}) {r['latency_vs_first']:.2f}x"]
+        if causal:
+            cells += [_num(r["perplexity"], ".3f"), _num(r["top1_agreement"], ".3f"), _num(r["kl_mean"], ".4f")]
+        else:
+            cells += [_num(r["cosine"], ".4f"), _num(r["accuracy"], ".3f")]
+        cells += [_num(r.get("detector_auroc"), ".3f")] if with_auc else []
+        rows.append(cells + ["; ".join(r["degraded_reasons"]) or "no"])
+    return head, rows
+
+
+def format_table(report: dict) -> str:
+    """The comparison as a Markdown table, followed by the notes (tokenizer mismatch, errors)."""
+    head, rows = table_rows(report)
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
+    return "\n".join(lines + [f"- {n}" for n in notes(report)])
+
+
+def notes(report: dict) -> list[str]:
+    """One line per model note or measurement error, plus the machine and load average."""
+    out = [f"{r['model']}: {r['note']}" for r in report["models"] if r.get("note")]
+    out += [f"{r['model']}: peak memory not measured ({r['memory_error']})" for r in report["models"]
+            if r.get("memory_error")]
+    out += [f"{r['model']}: detector AUROC: {r['detector_note']}" for r in report["models"] if r.get("detector_note")]
+    m = report["machine"]
+    out.append(f"machine: {m['cpu']}, {m['cores']} cores, {m['torch_threads']} torch threads, "
+               f"bf16 units: {m['bf16_supported']}; load average before {report['load_average_before']}, "
+               f"after {report['load_average_after']}")
+    return out
+
+
+def print_table(report: dict) -> None:
+    """Print the comparison with rich (degraded rows in red)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    head, rows = table_rows(report)
+    table = Table(title=f"compare-models ({report['kind']}; quality against {report['models'][0]['model']})")
+    for col in head:
+        table.add_column(col, justify="left" if col in ("model", "degraded") else "right")
+    for cells, r in zip(rows, report["models"]):
+        table.add_row(*cells, style="red" if r["degraded"] else None)
+    # wide when piped: rich would wrap the headers at 80 columns
+    console = Console(width=None if sys.stdout.isatty() else 200)
+    console.print(table)
+    for line in notes(report):
+        console.print(f"  {line}", highlight=False)
+
+
+def plot_size_quality(report: dict, out_dir: str | Path) -> list[str]:
+    """Disk MB (log x) against perplexity (causal) or cosine (encoders), one labelled point per model.
+
+    Returns:
+        the paths written (PNG and SVG); empty when no model has both numbers.
+    Raises:
+        ImportError: matplotlib is missing (pip install 'truthtrace[viz]').
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise ImportError("the size-versus-quality plot needs matplotlib: pip install 'truthtrace[viz]'") from exc
+    from truthtrace.fileio import atomic_write
+
+    key, label = ("perplexity", "perplexity on the text sample") if report["kind"] == "causal" else \
+        ("cosine", "cosine similarity to the first model")
+    points = [(r["disk_bytes"] / 1e6, r[key], r["model"], r["degraded"]) for r in report["models"]
+              if r.get("disk_bytes") and r.get(key) is not None]
+    if not points:
+        return []
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for x, y, name, bad in points:
+        ax.scatter([x], [y], color="tab:red" if bad else "tab:blue", zorder=3)
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    # the degraded threshold keeps the y scale honest: tiny differences do not fill the whole axis
+    first = report["models"][0].get(key)
+    if first is not None:
+        cfg = report["config"]
+        limit = first * cfg["max_ppl_ratio"] if key == "perplexity" else cfg["min_cosine"]
+        ax.axhline(limit, color="grey", linestyle="--", linewidth=1, label="degraded beyond this line")
+        ax.legend(loc="center right", fontsize=8)
+    ax.set_xscale("log")
+    ax.margins(x=0.25)
+    ax.set(xlabel="size on disk (MB, log scale)", ylabel=label, title="size versus quality (red: degraded)")
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    paths = []
+    for ext in ("png", "svg"):
+        path = Path(out_dir) / f"size_quality.{ext}"
+        # the temp file has a .tmp suffix, so the format must be named
+        atomic_write(path, lambda tmp, ext=ext: fig.savefig(tmp, format=ext, dpi=120))
+        paths.append(str(path))
+    plt.close(fig)
+    return paths
+
+
+def write_outputs(report: dict, out_dir: str | Path, plot: bool = True) -> dict:
+    """Write ``compare.json``, ``compare.md`` and (if ``plot``) ``size_quality.png``/``.svg`` under ``out_dir``."""
+    from truthtrace.fileio import json_safe, write_json_atomic, write_text_atomic
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"json": str(out / "compare.json"), "markdown": str(out / "compare.md")}
+    if plot:
+        files["plots"] = plot_size_quality(report, out)
+    write_text_atomic(out / "compare.md", format_table(report) + "\n")
+    write_json_atomic(out / "compare.json", json_safe({**report, "files": files}))
+    return files

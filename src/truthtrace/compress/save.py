@@ -1,0 +1,243 @@
+"""The compress stage: apply the steps, save into a temp dir, reload, verify, record, rename into place.
+
+Layouts of an output directory (``storage.method`` in compression.json):
+- "dense": ``save_pretrained`` output (``from_pretrained`` works), or with ``--sparse-format zstd``
+  ``model.safetensors.zst`` (our reader only);
+- "truthtrace": ``model.int8.safetensors[.zst]``: int8 values + ``<name>.int8_scale`` per-row scales;
+- "torchao" / "bnb": the backend's ``save_pretrained`` checkpoint (``from_pretrained`` works);
+- "quanto": ``model.quanto.safetensors`` + the quantization map in compression.json.
+A reload that does not reproduce the saved model's logits within tolerance deletes the temp dir and raises.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+import warnings
+from importlib import metadata
+from pathlib import Path
+
+import torch
+
+from ..fileio import write_json_atomic
+from .config import DTYPES, CompressConfig, cpu_has_bf16
+from .prune import sparsity_report
+from .loading import COMPRESSION_JSON, LoadedModel, auto_class, load_any, model_kind, torch_dtype
+from .sparse_io import dir_bytes, split_tied, write_state_dict
+
+FORMAT_VERSION = 1
+VERIFY_TEXTS = ["The capital of France is Paris, and the capital of Italy is",
+                "Water boils at one hundred degrees Celsius at sea level, but on a high mountain it boils"]
+
+
+def verify_batch(tok, max_len: int = 32) -> dict[str, torch.Tensor]:
+    """A fixed batch of 2 texts, ``input_ids`` and ``attention_mask`` of shape (2, T<=max_len)."""
+    enc = tok(VERIFY_TEXTS, return_tensors="pt", padding=True, truncation=True, max_length=max_len)
+    return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+
+
+@torch.no_grad()
+def model_outputs(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """float32 logits (causal LM / classifier) or last hidden states (bare encoder), e.g. (B, T, vocab)."""
+    device = next(model.parameters()).device
+    out = model(**{k: v.to(device) for k, v in batch.items()})
+    y = out.logits if getattr(out, "logits", None) is not None else out.last_hidden_state
+    return y.float().cpu()
+
+
+def compare(expected: torch.Tensor, got: torch.Tensor, mask: torch.Tensor) -> dict:
+    """Max abs difference (relative scale too) and top-1 agreement over the unpadded positions."""
+    diff = (expected - got).abs()
+    scale = float(expected.abs().max().clamp(min=1.0))
+    out = {"max_abs_diff": float(diff.max()), "scale": scale, "rel_diff": float(diff.max()) / scale}
+    if expected.dim() == 3 and mask.shape == expected.shape[:2]:
+        keep = mask.bool()
+        out["top1_agreement"] = float((expected.argmax(-1) == got.argmax(-1))[keep].float().mean())
+    elif expected.dim() == 2:
+        out["top1_agreement"] = float((expected.argmax(-1) == got.argmax(-1)).float().mean())
+    return out
+
+
+def versions() -> dict:
+    """Installed versions of the libraries that wrote (and must read) a compressed model."""
+    out = {}
+    for dist in ("truthtrace", "torch", "transformers", "safetensors", "zstandard", "torchao", "optimum-quanto",
+                 "bitsandbytes"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+def _prepare_out(out: Path, force: bool) -> None:
+    if out.exists() and not force:
+        raise ValueError(f"output {out} exists: pass --force (force=True) to replace it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _sparsify(lm: LoadedModel, cfg: CompressConfig, steps: list) -> None:
+    from .prune import prune_linear, zero_below
+
+    if cfg.prune > 0:
+        rep = prune_linear(lm.model, cfg.prune, cfg.prune_scope)
+        steps.append({"op": "prune", "method": "l1_unstructured", "amount": cfg.prune, "scope": cfg.prune_scope,
+                      "sparsity": rep})
+    if cfg.zero_below is not None:
+        rep = zero_below(lm.model, cfg.zero_below)
+        steps.append({"op": "zero_below", "threshold": cfg.zero_below, "sparsity": rep})
+
+
+def _quantize(lm: LoadedModel, cfg: CompressConfig, steps: list, work: Path) -> dict:
+    """Quantize / cast ``lm.model`` (may be replaced); returns the storage fields the save step needs."""
+    storage: dict = {"method": cfg.method, "compute_dtype": DTYPES[cfg.dtype] if cfg.dtype else "float32"}
+    if cfg.method == "truthtrace":
+        from .int8_embed import quantize_model_int8
+
+        storage["int8"] = quantize_model_int8(lm.model, cfg.quant_embeddings)
+        steps.append({"op": "quantize", "backend": "truthtrace", "quant": cfg.quant, "scheme": "symmetric per-row int8",
+                      "embeddings": cfg.quant_embeddings, "tensors": sorted(storage["int8"])})
+    elif cfg.method in ("torchao", "bnb"):
+        from .quantize import load_quantized_hf
+
+        src = work / "fp32-src"  # the (pruned) fp32 model, quantized while transformers loads it
+        lm.model.save_pretrained(src)
+        _, cls_name = model_kind(lm.model.config)
+        lm.model = load_quantized_hf(auto_class(cls_name), str(src), cfg.method, cfg.quant, cfg.bnb, cfg.device, {})
+        steps.append({"op": "quantize", "backend": cfg.method, "quant": cfg.quant, "bnb": cfg.bnb})
+        storage["kept_quantized"] = True
+    elif cfg.method == "quanto":
+        from .quantize import quantize_quanto
+
+        storage["quantization_map"] = quantize_quanto(lm.model, cfg.quant)
+        steps.append({"op": "quantize", "backend": "quanto", "quant": cfg.quant,
+                      "exclude": "linear layers tied to embeddings"})
+        storage["kept_quantized"] = True
+    if cfg.dtype and DTYPES[cfg.dtype] != "float32":
+        _cast_parameters(lm.model, torch_dtype(cfg.dtype))
+        steps.append({"op": "cast", "dtype": DTYPES[cfg.dtype], "cpu_bf16_units": cpu_has_bf16()})
+        if DTYPES[cfg.dtype] == "bfloat16" and cpu_has_bf16() is not True and not torch.cuda.is_available():
+            warnings.warn("this CPU shows no bf16 units (avx512_bf16 / amx_bf16): a bf16 model will likely run "
+                          "slower than fp32 here", stacklevel=2)
+    return storage
+
+
+def _cast_parameters(model, dtype: torch.dtype) -> None:
+    """Cast floating parameters only: buffers (rotary ``inv_freq``) stay fp32, as ``from_pretrained`` keeps them."""
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.is_floating_point():
+                p.data = p.data.to(dtype)
+    model.config.dtype = dtype
+
+
+def _write(lm: LoadedModel, cfg: CompressConfig, storage: dict, tmp: Path) -> None:
+    """Write weights, config, tokenizer into ``tmp``; fills ``storage`` with file names and flags."""
+    model = lm.model
+    zstd = cfg.sparse_format == "zstd"
+    if cfg.method in ("torchao", "bnb") or (cfg.method == "dense" and not zstd):
+        model.save_pretrained(tmp)
+        storage.update(from_pretrained=True, container="safetensors (save_pretrained)",
+                       weights_file="model.safetensors")
+    else:
+        state, tied = split_tied(model.state_dict())
+        name = {"dense": "model.safetensors", "truthtrace": "model.int8.safetensors",
+                "quanto": "model.quanto.safetensors"}[cfg.method]
+        if cfg.method == "truthtrace":
+            from .int8_embed import pack_state_dict
+
+            state = pack_state_dict(state, storage.pop("int8"))
+        path = write_state_dict(tmp / name, state, compress=zstd)
+        model.config.save_pretrained(tmp)
+        if getattr(model, "generation_config", None) is not None and lm.kind == "causal":
+            model.generation_config.save_pretrained(tmp)
+        storage.update(from_pretrained=False, container="safetensors+zstd" if zstd else "safetensors",
+                       weights_file=path.name, tied=tied)
+    lm.tokenizer.save_pretrained(tmp)
+
+
+def _source_bytes(path: str) -> int:
+    files = [f for f in Path(path).glob("*.safetensors*")] if Path(path).is_dir() else []
+    return sum(f.stat().st_size for f in files)
+
+
+def compress(cfg: CompressConfig) -> dict:
+    """Compress ``cfg.model`` into ``cfg.out`` (atomic: temp dir, then rename) and verify the reload.
+
+    Returns:
+        the compression.json contents plus ``out``.
+
+    Raises:
+        ValueError: output exists without force, unsupported combination, or reload verification failed.
+        truthtrace.models.ModelNotFoundError: the model spec resolves to nothing.
+    """
+    t0 = time.perf_counter()
+    out = Path(cfg.out)
+    _prepare_out(out, cfg.force)
+    lm = load_any(cfg.model, dtype="float32", device="cuda" if cfg.method == "bnb" else "cpu")
+    if lm.compression is not None and lm.compression["storage"].get("kept_quantized"):
+        raise ValueError(f"{cfg.model} is already quantized by {lm.compression['storage']['method']}: "
+                         "compress from the original model instead")
+    batch = verify_batch(lm.tokenizer)
+    original = model_outputs(lm.model, batch)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        steps: list = []
+        _sparsify(lm, cfg, steps)
+        sparsity = sparsity_report(lm.model)  # before quantization: quantized tensor subclasses hide their zeros
+        storage = _quantize(lm, cfg, steps, tmp)
+        shutil.rmtree(tmp / "fp32-src", ignore_errors=True)
+        expected = model_outputs(lm.model, batch)
+        _write(lm, cfg, storage, tmp)
+        meta = _metadata(cfg, lm, steps, storage, tmp, sparsity)
+        write_json_atomic(tmp / COMPRESSION_JSON, meta)
+        meta["verification"] = _verify(tmp, batch, expected, original, cfg.tolerance)
+        meta["seconds"] = round(time.perf_counter() - t0, 2)
+        write_json_atomic(tmp / COMPRESSION_JSON, meta)
+        _move_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return {**meta, "out": str(out)}
+
+
+def _metadata(cfg: CompressConfig, lm: LoadedModel, steps: list, storage: dict, tmp: Path, sparsity: dict) -> dict:
+    weights = sum(f.stat().st_size for f in tmp.glob("*.safetensors*"))
+    src = _source_bytes(lm.path)
+    return {"format": "truthtrace-compressed", "format_version": FORMAT_VERSION, "kind": lm.kind,
+            "source": {"spec": cfg.model, "path": lm.path, "bytes": src},
+            "config": {k: v for k, v in cfg.__dict__.items() if k != "extra"}, "steps": steps, "storage": storage,
+            "loadable_with_from_pretrained": storage["from_pretrained"], "sparsity": sparsity,
+            "bytes_on_disk": {"weights": weights, "dir_total_excluding_compression_json": dir_bytes(tmp),
+                              "ratio_vs_source": (src / weights) if weights and src else None},
+            "versions": versions()}
+
+
+def _verify(tmp: Path, batch, expected: torch.Tensor, original: torch.Tensor, tol: float) -> dict:
+    """Reload ``tmp`` with ``load_any`` and compare its outputs to ``expected``.
+
+    Raises:
+        ValueError: the reloaded outputs differ by more than ``tol`` (relative to max(1, max |logit|)).
+    """
+    reloaded = load_any(str(tmp), device="cpu")
+    got = model_outputs(reloaded.model, batch)
+    if got.shape != expected.shape:
+        raise ValueError(f"reload check failed: output shape {tuple(got.shape)} != {tuple(expected.shape)}")
+    result = {**compare(expected, got, batch["attention_mask"]), "tolerance": tol,
+              "vs_original": compare(original, got, batch["attention_mask"]), "n_texts": len(VERIFY_TEXTS)}
+    result["passed"] = result["rel_diff"] <= tol
+    if not result["passed"]:
+        raise ValueError(f"reload check failed: max |logit diff| {result['max_abs_diff']:.3g} "
+                         f"(relative {result['rel_diff']:.3g}) > tolerance {tol:g}; nothing was written")
+    return result
+
+
+def _move_into_place(tmp: Path, out: Path) -> None:
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{int(time.time())}")
+        out.rename(old)
+    tmp.rename(out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,126 @@
+"""LLM-Check (Sriramanan et al., 2024): training-free scores read at one layer.
+
+- ``attn_logdet``: ``scalar.attn_logdet`` ``(La,)``, the mean log of the attention diagonal
+  (log-determinant of the lower-triangular attention map / T), averaged over heads;
+- ``hidden_svd``: ``scalar.hidden_svd`` ``(Lh,)``, the mean log singular value of the centred
+  hidden-state matrix.
+
+Nothing is fitted: on validation the layer and the sign (whether a high or a low value
+means hallucinated) with the best AUROC are chosen, and the score is ``sign * x[:, layer]``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+from safetensors.numpy import load_file
+
+from truthtrace import metrics
+from truthtrace.detectors import (CONFIG_FILE, WEIGHTS_FILE, Detector, concat_batches, read_config, register,
+                                  write_config)
+from truthtrace.detectors import Batch
+from truthtrace.fileio import save_tensors_atomic
+
+
+def choose_layer_and_sign(x: np.ndarray, y: np.ndarray) -> tuple[int, float, list[float]]:
+    """Layer and sign maximizing the AUROC of ``sign * x[:, layer]``.
+
+    Args:
+        x: ``(n, layers)`` per-layer scalars; y: ``(n,)`` labels in {0, 1}.
+    Returns:
+        ``(layer, sign, auroc_per_layer)`` with the AUROCs of the + sign (the - sign gives 1 - AUROC).
+        Ties go to the lower layer and the + sign.
+    Raises:
+        ValueError: if ``y`` has one class.
+    """
+    if len(np.unique(y)) < 2:
+        raise ValueError("choosing a layer and sign needs both classes in the val split")
+    per_layer = [metrics.auroc(x[:, j], y) for j in range(x.shape[1])]
+    candidates = [(max(a, 1 - a), -j, a >= 1 - a) for j, a in enumerate(per_layer)]
+    best, neg_j, positive = max(candidates)
+    return -neg_j, (1.0 if positive else -1.0), per_layer
+
+
+class LayerScalarDetector(Detector):
+    """Score = ``sign * batch[feature][:, layer]``, layer and sign chosen on validation AUROC."""
+
+    family = "training-free"
+    feature = ""
+
+    def __init__(self):
+        self.layer_index: int | None = None
+        self.sign = 1.0
+        self.state: dict = {}
+
+    def fit(self, train: Iterable[Batch], val: Iterable[Batch]) -> dict:
+        """Choose the layer and sign on ``val``; ``train`` is not read.
+
+        Returns ``{"layer_index", "sign", "val_auroc", "val_auroc_per_layer"}``.
+        Raises:
+            ValueError: if val has one class.
+        """
+        cols = concat_batches(val, (self.feature, "label"))
+        x, y = np.asarray(cols[self.feature], dtype=np.float64), np.asarray(cols["label"], dtype=np.int64)
+        known = y >= 0
+        with warnings.catch_warnings(record=True):
+            layer, sign, per_layer = choose_layer_and_sign(x[known], y[known])
+        self.layer_index, self.sign = layer, sign
+        self.state = {"layer_index": layer, "sign": sign, "val_auroc": max(per_layer[layer], 1 - per_layer[layer]),
+                      "val_auroc_per_layer": per_layer}
+        return dict(self.state)
+
+    def score(self, batches: Iterable[Batch]) -> np.ndarray:
+        """Return ``sign * x[:, layer]`` ``(n,)`` float64."""
+        if self.layer_index is None:
+            raise ValueError(f"{self.name} is not fitted; call fit() or load()")
+        out = [self.sign * np.asarray(b[self.feature], dtype=np.float64)[:, self.layer_index] for b in batches]
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.float64)
+
+    def describe(self) -> str:
+        """E.g. ``layer 14, -sign (training-free: layer and sign chosen on val)``."""
+        if self.layer_index is None:
+            return ""
+        sign = "+" if self.sign > 0 else "-"
+        return f"layer {self.layer_index}, {sign}sign (training-free: layer and sign chosen on val)"
+
+    def save(self, out_dir: str | Path) -> None:
+        """Write ``model.safetensors`` (layer index and sign), then ``config.json``."""
+        if self.layer_index is None:
+            raise ValueError(f"{self.name} is not fitted; nothing to save")
+        out = Path(out_dir)
+        (out / CONFIG_FILE).unlink(missing_ok=True)
+        save_tensors_atomic(out / WEIGHTS_FILE, {"layer_index": np.array([self.layer_index], dtype=np.int64),
+                                                 "sign": np.array([self.sign], dtype=np.float64)})
+        write_config(out, self, state=self.state)
+
+    @classmethod
+    def load(cls, out_dir: str | Path) -> "LayerScalarDetector":
+        """Rebuild a detector saved by :meth:`save`."""
+        cfg = read_config(out_dir, expect=cls)
+        det = cls(**cfg["args"])
+        path = Path(out_dir) / WEIGHTS_FILE
+        tensors = load_file(str(path))
+        if "layer_index" not in tensors or "sign" not in tensors:
+            raise ValueError(f"{path}: missing tensors 'layer_index'/'sign'")
+        det.layer_index, det.sign = int(tensors["layer_index"][0]), float(tensors["sign"][0])
+        det.state = cfg.get("state", {})
+        return det
+
+
+@register("attn_logdet")
+class AttnLogdetDetector(LayerScalarDetector):
+    """LLM-Check attention score at one layer (training-free)."""
+
+    feature = "scalar.attn_logdet"
+    inputs = (feature,)
+
+
+@register("hidden_svd")
+class HiddenSVDDetector(LayerScalarDetector):
+    """LLM-Check hidden-state score at one layer (training-free)."""
+
+    feature = "scalar.hidden_svd"
+    inputs = (feature,)

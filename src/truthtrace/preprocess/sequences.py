@@ -1,0 +1,78 @@
+"""Where the prompt and the answer sit in a stored trace, and the per-position hidden states.
+
+A trace of ``T`` tokens (``P`` prompt + ``A`` answer) may keep only a suffix of its
+positions (``kept_start`` = ``k0`` > 0): hidden states are then ``(K, d)`` with
+``K = T - k0`` and attention maps ``(H, K, T)`` (rows: kept positions, columns: all
+positions). Everything here works in *kept* row indices ``0..K-1`` (absolute ``k0..T-1``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class TokenLayout:
+    """Token positions of one trace.
+
+    ``answer_start`` is ``P``, except that a trace without answer tokens uses its last
+    token as a one-token answer span, so every answer statistic is defined.
+    """
+
+    n_tokens: int  # T
+    n_prompt: int  # P
+    kept_start: int  # k0
+
+    @property
+    def n_kept(self) -> int:
+        """K, the number of stored positions."""
+        return self.n_tokens - self.kept_start
+
+    @property
+    def answer_start(self) -> int:
+        """Absolute position of the first answer token (``T - 1`` when there is none)."""
+        return min(self.n_prompt, self.n_tokens - 1)
+
+    def answer_rows(self) -> slice:
+        """Kept row indices of the stored answer tokens (at least the last token)."""
+        return slice(max(self.answer_start - self.kept_start, 0), self.n_kept)
+
+    def last_prompt_row(self) -> int:
+        """Kept row of the last prompt token; the first kept row when it was not kept."""
+        return max(self.n_prompt - 1 - self.kept_start, 0)
+
+
+def layout_of(meta: dict, n_kept: int, where: str) -> TokenLayout:
+    """The TokenLayout of a trace from its meta, checked against the ``n_kept`` stored rows.
+
+    Raises:
+        ValueError: naming ``where`` (the trace) when a meta field is missing or the
+            counts do not match the stored tensors.
+    """
+    try:
+        n_prompt, n_answer = int(meta["n_prompt_tokens"]), int(meta["n_answer_tokens"])
+        k0 = int(meta.get("kept_start", 0))
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{where}: meta lacks a valid token count ({err})") from None
+    layout = TokenLayout(n_prompt + n_answer, n_prompt, k0)
+    if n_prompt < 1 or n_answer < 0 or not 0 <= k0 < layout.n_tokens or layout.n_kept != n_kept:
+        raise ValueError(f"{where}: meta says {n_prompt} prompt + {n_answer} answer tokens, kept_start {k0}, "
+                         f"but the hidden states have {n_kept} rows")
+    return layout
+
+
+def sequence_features(hidden: torch.Tensor, layout: TokenLayout) -> dict[str, torch.Tensor]:
+    """Hidden states at the three positions of the contract, for every stored layer.
+
+    Args:
+        hidden: ``(Lh, K, d)`` float32 hidden states of the stored layers.
+        layout: where prompt and answer sit.
+    Returns:
+        ``{"seq.last_answer", "seq.mean_answer", "seq.last_prompt"}``, each ``(Lh, d)``.
+    """
+    rows = layout.answer_rows()
+    return {"seq.last_answer": hidden[:, -1].contiguous(),
+            "seq.mean_answer": hidden[:, rows].mean(dim=1),
+            "seq.last_prompt": hidden[:, layout.last_prompt_row()].contiguous()}

@@ -1,0 +1,116 @@
+"""Compression building blocks without saving a model: pruning, int8 rows, tied tensors, zstd, config checks."""
+
+import pytest
+import torch
+
+from tests.conftest import make_tiny_model
+from truthtrace.compress import CompressConfig, prune_linear, sparsity_report, zero_below
+from truthtrace.compress.int8_embed import dequantize_rows, int8_targets, quantize_rows
+from truthtrace.compress.prune import prunable_linears
+from truthtrace.compress.sparse_io import read_state_dict, split_tied, write_state_dict
+
+
+def tied_llama(vocab=64, seed=0):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=2, num_key_value_heads=2, tie_word_embeddings=True)
+    return LlamaForCausalLM(cfg).eval()
+
+
+@pytest.mark.parametrize("scope", ["global", "layer"])
+def test_pruning_reaches_the_requested_sparsity(scope):
+    model = make_tiny_model(64, seed=1)
+    rep = prune_linear(model, 0.5, scope)
+    n = rep["n_weights"]
+    assert rep["global"] == pytest.approx(round(0.5 * n) / n, abs=1.0 / n)
+    if scope == "layer":  # each layer exactly its share
+        for name, m in prunable_linears(model):
+            assert rep["per_layer"][name] == pytest.approx(round(0.5 * m.weight.numel()) / m.weight.numel())
+    assert not any(hasattr(m, "weight_orig") for _, m in prunable_linears(model))  # made permanent
+    assert sparsity_report(model)["global"] == rep["global"]
+
+
+def test_global_pruning_removes_the_smallest_weights():
+    model = make_tiny_model(64, seed=2)
+    allw = torch.cat([m.weight.detach().abs().flatten() for _, m in prunable_linears(model)])
+    cut = allw.sort().values[int(0.3 * allw.numel()) - 1]
+    prune_linear(model, 0.3, "global")
+    for _, m in prunable_linears(model):
+        kept = m.weight.detach().abs()
+        assert bool((kept[kept > 0] >= cut).all())
+
+
+def test_tied_lm_head_is_not_pruned_and_zero_below():
+    model = tied_llama()
+    assert "lm_head" not in dict(prunable_linears(model))
+    emb = model.get_input_embeddings().weight.detach().clone()
+    rep = zero_below(model, 0.01)
+    assert torch.equal(model.get_input_embeddings().weight, emb)
+    w = torch.cat([m.weight.detach().flatten() for _, m in prunable_linears(model)])
+    assert float(w[w != 0].abs().min()) >= 0.01 and rep["global"] == pytest.approx(float((w == 0).float().mean()))
+
+
+def test_int8_rows_round_trip_within_half_a_step():
+    torch.manual_seed(0)
+    w = torch.randn(16, 40)
+    w[3] = 0.0
+    q, scale = quantize_rows(w)
+    assert q.dtype == torch.int8 and scale.shape == (16,)
+    back = dequantize_rows(q, scale)
+    assert bool(((back - w).abs() <= scale[:, None] / 2 + 1e-7).all())
+    assert torch.equal(back[3], torch.zeros(40))
+    qg, sg = quantize_rows(w, group=8)  # per-group scales: (rows, cols // group), never a coarser error
+    assert sg.shape == (16, 5) and bool((sg <= scale[:, None] + 1e-9).all())
+    assert bool(((dequantize_rows(qg, sg) - w).abs() <= sg.repeat_interleave(8, 1) / 2 + 1e-7).all())
+
+
+def test_int8_targets_and_split_tied_handle_the_tied_head():
+    model = tied_llama()
+    assert "lm_head.weight" not in int8_targets(model, embeddings=False)
+    with_emb = int8_targets(model, embeddings=True)
+    assert "model.embed_tokens.weight" in with_emb and "lm_head.weight" not in with_emb
+    state, tied = split_tied(model.state_dict())
+    assert tied == {"lm_head.weight": "model.embed_tokens.weight"} and "lm_head.weight" not in state
+
+
+def test_zstd_is_smaller_than_dense_for_half_pruned_weights(tmp_path):
+    model = make_tiny_model(64, seed=3)
+    prune_linear(model, 0.5, "global")
+    state = model.state_dict()
+    dense = write_state_dict(tmp_path / "d.safetensors", state, compress=False)
+    packed = write_state_dict(tmp_path / "z.safetensors", state, compress=True)
+    assert packed.name == "z.safetensors.zst"
+    assert packed.stat().st_size < 0.8 * dense.stat().st_size
+    back = read_state_dict(packed)
+    assert all(torch.equal(back[k], v) for k, v in state.items())
+    (tmp_path / "bad.safetensors.zst").write_bytes(b"nope")
+    with pytest.raises(ValueError, match="bad.safetensors.zst"):
+        read_state_dict(tmp_path / "bad.safetensors.zst")
+
+
+def test_presets_fill_unset_fields():
+    small = CompressConfig(model="m", out="o", preset="small")
+    assert (small.quant, small.quant_embeddings, small.backend, small.sparse_format) == \
+        ("int8-weight", True, "truthtrace", "dense")
+    assert CompressConfig(model="m", out="o", preset="fast").dtype == "bf16"
+    assert CompressConfig(model="m", out="o", prune=0.3).sparse_format == "zstd"
+    assert CompressConfig(model="m", out="o", quant="int8-weight").backend == "torchao"
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"prune": 0.95}, "prune must be in"),
+    ({"preset": "tiny"}, "preset must be one of"),
+    ({"dtype": "int3"}, "dtype must be"),
+    ({"backend": "bnb", "quant": "int8-weight", "device": "cpu"}, "use --backend torchao"),
+    ({"quant": "int4-weight", "device": "cpu"}, "use --quant int8-weight"),
+    ({"quant": "int8-dynamic", "backend": "quanto"}, "use --backend torchao --quant int8-dynamic"),
+    ({"quant": "int8-weight", "backend": "torchao", "quant_embeddings": True}, "--backend truthtrace"),
+    ({"quant": "int8-dynamic", "backend": "truthtrace"}, "use --backend torchao"),
+    ({"quant": "int8-weight", "backend": "torchao", "sparse_format": "zstd"}, "--sparse-format dense"),
+    ({"backend": "quanto"}, "needs --quant"),
+])
+def test_unsupported_combinations_are_refused_with_the_alternative(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        CompressConfig(model="m", out="o", **kwargs)
