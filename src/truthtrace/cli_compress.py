@@ -30,6 +30,12 @@ def _step_text(step: dict) -> str:
     return step["op"] if arg is None else f"{step['op']}({arg})"
 
 
+def _sparsity_text(sp: dict) -> str:
+    after = sp.get("after_reload")
+    return (f"sparsity of linear weights: {sp['before_quantization']['global']:.1%} before quantization"
+            + (f", {after['global']:.1%} after reload" if after else ""))
+
+
 def format_summary(s: dict) -> str:
     """A few lines describing a ``compress`` summary: steps, bytes on disk, sparsity, reload check."""
     b, v = s["bytes_on_disk"], s["verification"]
@@ -39,7 +45,7 @@ def format_summary(s: dict) -> str:
         "steps: " + (", ".join(_step_text(st) for st in s["steps"]) or "none (re-save)"),
         f"weights: {_fmt_mb(b['weights'])} on disk ({s['storage']['container']}), "
         f"source {_fmt_mb(s['source']['bytes'])}" + (f", {ratio:.2f}x smaller" if ratio else ""),
-        f"sparsity of linear weights: {s['sparsity']['global']:.1%}",
+        _sparsity_text(s["sparsity"]),
         f"reload check: passed (max |logit diff| {v['max_abs_diff']:.3g}, tolerance {v['tolerance']:g})"
         + (f"; top-1 agreement with the original on the check batch: {agree:.3f}" if agree is not None else ""),
         "from_pretrained: "

@@ -12,7 +12,7 @@ from conftest import make_tiny_model, make_tiny_tokenizer
 from truthtrace.cli import main
 from truthtrace.compare import CompareConfig, compare_models
 from truthtrace.compare import cost, quality
-from truthtrace.compare.run import format_table
+from truthtrace.compare.report import format_table
 
 TEXT = ("The capital of France is Paris. Mars is known as the red planet. A spider has eight legs. "
         "Shakespeare wrote Hamlet. The chemical symbol of gold is Au. ") * 6
@@ -175,3 +175,68 @@ def test_cli_runs_and_reports_errors(dirs, tmp_path, capsys):
     assert json.loads((out / "compare.json").read_text())["models"][1]["top1_agreement"] < 1
     assert main(["compare-models", dirs["a"], dirs["enc"], "--out", str(out), "--no-memory"]) == 2
     assert "encoders" in capsys.readouterr().err
+
+
+def _fake_labels(store_path, out_csv, *args, **kwargs):
+    """Alternating labels by sorted trace id: a random tiny model is always wrong, and the AUROC needs two classes."""
+    from truthtrace.store import TraceStore
+
+    ids = sorted(TraceStore(store_path).ids())
+    with open(out_csv, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["trace_id", "hallucinated"])
+        w.writerows([[tid, i % 2] for i, tid in enumerate(ids)])
+    return {"n": len(ids)}
+
+
+@pytest.fixture(scope="module")
+def trained_probe(tmp_path_factory):
+    """A tiny store of 20 questions, its feature store (graphs + PCA) and a probe trained on it."""
+    from truthtrace.data import load_bundled
+    from truthtrace.extract import ExtractConfig, extract
+    from truthtrace.preprocess.build import preprocess
+    from truthtrace.preprocess.config import PreprocessConfig
+    from truthtrace.train import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("probe")
+    tok = make_tiny_tokenizer()
+    extract(load_bundled(n=20), root / "store", ExtractConfig(max_new_tokens=3, batch_size=10),
+            model=make_tiny_model(len(tok)), tokenizer=tok, progress=False)
+    _fake_labels(root / "store", root / "labels.csv")
+    preprocess(root / "store", root / "features", PreprocessConfig(node_dim=8, max_nodes=16, top_k=2),
+               labels=root / "labels.csv", progress=False)
+    train(root / "features", root / "labels.csv", root / "detectors",
+          TrainConfig(detectors=("probe",), detector_args={"probe": {"layer": 2}}), progress=False)
+    return root
+
+
+def test_trained_probe_auroc_on_traces_of_each_model(dirs, trained_probe, tmp_path, monkeypatch):
+    import truthtrace.labels
+
+    monkeypatch.setattr(truthtrace.labels, "label_store", _fake_labels)
+    det = trained_probe / "detectors" / "probe" / "seed-0"
+    test_ids = json.loads((trained_probe / "detectors" / "split.json").read_text())["test"]
+    report = compare_models([dirs["a"], dirs["a2"]], _config(tmp_path, text=dirs["text"], plot=False,
+                                                              store=str(trained_probe / "store"), detector=str(det)))
+    first, same = report["models"]
+    assert first["detector_n"] == len(test_ids) >= 2 and "test split of" in first["detector_questions"]
+    assert 0.0 <= first["detector_auroc"] <= 1.0 and first["detector_note"] == ""
+    assert same["detector_auroc"] == first["detector_auroc"]  # identical weights: identical traces and scores
+    assert first["detector_features"] == ""  # the probe reads no graphs: no PCA involved
+
+
+def test_graph_detectors_reuse_the_training_pca(trained_probe, tmp_path):
+    from truthtrace.compare.detect import preprocess_config_like
+    from truthtrace.preprocess.build import preprocess
+    from truthtrace.preprocess.graphs import load_pca
+
+    det = trained_probe / "detectors" / "probe" / "seed-0"
+    config, note = preprocess_config_like(det, graphs=True)
+    feats = trained_probe / "features"
+    assert config.pca_from == str(feats / "pca.safetensors") and str(feats) in note
+    assert (config.max_nodes, config.top_k, config.node_dim) == (16, 2, 8)
+    preprocess(trained_probe / "store", tmp_path / "again", config, progress=False)
+    for a, b in zip(load_pca(feats / "pca.safetensors"), load_pca(tmp_path / "again" / "pca.safetensors")):
+        assert torch.equal(a, b)
+    config, note = preprocess_config_like(tmp_path / "nowhere", graphs=True)
+    assert config.pca_from is None and "refitted" in note

@@ -114,3 +114,38 @@ def test_presets_fill_unset_fields():
 def test_unsupported_combinations_are_refused_with_the_alternative(kwargs, match):
     with pytest.raises(ValueError, match=match):
         CompressConfig(model="m", out="o", **kwargs)
+
+
+def _bert(seed=0):
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(seed)
+    return BertModel(BertConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                intermediate_size=64, max_position_embeddings=64)).eval()
+
+
+@pytest.mark.parametrize("make", [tied_llama, _bert], ids=["tied-llama", "bert"])
+def test_build_from_state_assigns_the_weights_and_rebuilds_buffers(make):
+    """Built on meta: the stored tensors become the parameters (one copy), non-persistent buffers
+    (rotary inv_freq, BERT position_ids) equal a normally built model's, outputs are identical."""
+    from truthtrace.compress.loading import auto_class, build_from_state, model_kind
+
+    ref = make()
+    state, tied = split_tied(ref.state_dict())
+    state = {k: v.clone() for k, v in state.items()}
+    model = build_from_state(auto_class(model_kind(ref.config)[1]), ref.config, state, torch.float32, tied, {})
+    assert all(model.get_parameter(k).data_ptr() == v.data_ptr() for k, v in state.items()
+               if k in dict(model.named_parameters()))
+    assert [n for n, b in ref.named_buffers()] == [n for n, b in model.named_buffers()]
+    assert all(torch.equal(a, b) for (_, a), (_, b) in zip(ref.named_buffers(), model.named_buffers()))
+    assert bool(tied) == (make is tied_llama)
+    if tied:
+        assert model.lm_head.weight is model.get_input_embeddings().weight
+    ids = torch.randint(0, 64, (2, 10))
+    with torch.no_grad():
+        out, got = ref(input_ids=ids), model.eval()(input_ids=ids)
+    key = "logits" if hasattr(out, "logits") else "last_hidden_state"
+    assert torch.equal(getattr(out, key), getattr(got, key))
+    del state["model.norm.weight" if tied else "pooler.dense.bias"]
+    with pytest.raises(ValueError, match="missing"):
+        build_from_state(auto_class(model_kind(ref.config)[1]), ref.config, state, torch.float32, tied, {})

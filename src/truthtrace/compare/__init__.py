@@ -6,6 +6,7 @@ memory, side-by-side latency, and quality (perplexity, top-1 agreement, KL for c
 cosine similarity and accuracy for encoders; optionally a detector's AUROC).
 """
 
-from truthtrace.compare.run import CompareConfig, compare_models, format_table, print_table, write_outputs
+from truthtrace.compare.report import format_table, print_table, write_outputs
+from truthtrace.compare.run import CompareConfig, compare_models
 
 __all__ = ["CompareConfig", "compare_models", "format_table", "print_table", "write_outputs"]

@@ -1,5 +1,5 @@
 """Quality of a model against a reference model: perplexity, top-1 agreement and KL for causal LMs;
-cosine similarity of pooled outputs and accuracy for encoders.
+cosine similarity of pooled outputs and accuracy for encoders (a detector's AUROC: ``detect.py``).
 
 All functions take loaded models (no loading here) and run under ``torch.no_grad`` (not
 ``inference_mode``: optimum-quanto models only run under ``no_grad``).
@@ -8,7 +8,6 @@ All functions take loaded models (no loading here) and run under ``torch.no_grad
 from __future__ import annotations
 
 import csv
-import json
 import math
 import re
 from importlib import resources
@@ -207,117 +206,4 @@ def encoder_quality(loaded: list, texts: list[str], labels: list[str] | None = N
         elif labels is not None:
             row["note"] = "not a classifier: no accuracy"
         rows.append(row)
-    return rows
-
-
-# ---------------------------------------------------------------- detector AUROC per model
-
-
-def held_out_ids(detector_dir: str | Path) -> tuple[set[str] | None, str]:
-    """Test-split trace ids from the training run's ``split.json`` (the detector dir or up to two
-    parents: ``detectors/<name>/seed-0``), so the detector is scored on questions it was not fit on.
-
-    Returns:
-        ``(ids or None, path of split.json or "")``.
-    """
-    root = Path(detector_dir).resolve()
-    for parent in [root, *root.parents][:3]:
-        path = parent / "split.json"
-        if path.is_file():
-            doc = json.loads(path.read_text(encoding="utf-8"))
-            if isinstance(doc.get("test"), list):
-                return {str(i) for i in doc["test"]}, str(path)
-    return None, ""
-
-
-def store_questions(store, n: int, only: set[str] | None = None) -> list:
-    """Up to ``n`` questions rebuilt from a trace store's metas (only trace ids in ``only`` if given).
-
-    Raises:
-        ValueError: a meta lacks question_id, question or answers (the trace is named).
-    """
-    from truthtrace.data import Question
-
-    out = []
-    for tid, meta in store.metas():
-        if only is not None and tid not in only:
-            continue
-        missing = [k for k in ("question_id", "question", "answers") if k not in meta]
-        if missing:
-            raise ValueError(f"{store.root}: trace {tid!r}: meta fields {missing} are missing")
-        out.append(Question(id=str(meta["question_id"]), question=meta["question"], answers=meta["answers"],
-                            category=meta.get("category") or "unknown"))
-        if len(out) == n:
-            break
-    return out
-
-
-def extract_config_like(schema: dict, spec: str, threads: int):
-    """An ExtractConfig capturing exactly what the store's schema records (layers, keep, generation)."""
-    from truthtrace.extract import ExtractConfig
-
-    gen = schema.get("generation") or {}
-    attn = list(schema.get("attn_layers") or [])
-    return ExtractConfig(model=spec, threads=threads, hidden_layers=list(schema["hidden_layers"]),
-                         attn_layers=attn or None, attentions=bool(attn), keep=schema.get("keep", "all"),
-                         capture=schema.get("capture", "forward"), storage_dtype=schema.get("storage_dtype", "float16"),
-                         **{k: v for k, v in gen.items() if k in ExtractConfig.__dataclass_fields__})
-
-
-def detector_auroc(lm, questions: list, extract_config, det, work: Path) -> dict:
-    """Extract ``questions`` with one loaded model, label its answers, build features, score ``det``.
-
-    Returns:
-        detector_auroc (None when one class only), detector_n, detector_hallucination_rate, detector_note.
-    """
-    import numpy as np
-
-    from truthtrace import metrics
-    from truthtrace.dataset import FeatureDataset, make_loader
-    from truthtrace.extract import extract
-    from truthtrace.labels import label_store
-    from truthtrace.preprocess.build import preprocess
-    from truthtrace.preprocess.config import PreprocessConfig
-
-    if extract_config.attentions and hasattr(lm.model, "set_attn_implementation"):
-        lm.model.set_attn_implementation("eager")  # attention maps need the eager kernel
-    extract(questions, work / "traces", extract_config, model=lm.model, tokenizer=lm.tokenizer, progress=False)
-    label_store(work / "traces", work / "labels.csv")
-    preprocess(work / "traces", work / "features", PreprocessConfig(graphs="graphs" in det.inputs, overwrite=True),
-               labels=work / "labels.csv", progress=False)
-    ds = FeatureDataset(work / "features", split=None, labels=str(work / "labels.csv"), keys=tuple(det.inputs),
-                        require_labels=True)
-    batches = list(make_loader(ds, batch_size=64, num_workers=0))
-    y = np.concatenate([np.asarray(b["label"]) for b in batches])
-    scores = det.score(iter(batches))  # (n,)
-    one_class = len(np.unique(y)) < 2
-    auc = None if one_class else float(metrics.auroc(scores, y))
-    return {"detector_auroc": auc, "detector_n": int(len(y)), "detector_hallucination_rate": float(y.mean()),
-            "detector_note": "all answers in one class: AUROC undefined" if one_class else ""}
-
-
-def detector_aurocs(loaded: list, config) -> list[dict]:
-    """Detector AUROC on traces re-extracted with each model from ``config.store``'s questions
-    (its held-out test split when the detector's ``split.json`` is found), up to ``config.n_questions``.
-
-    Traces go under ``config.out_dir/detector_traces/<i>-<name>`` (resumable) or a temp dir.
-    """
-    import tempfile
-
-    from truthtrace.detectors import load_detector
-    from truthtrace.store import TraceStore
-
-    det = load_detector(config.detector)
-    store = TraceStore(config.store)
-    test_ids, split_path = held_out_ids(config.detector)
-    questions = store_questions(store, config.n_questions, test_ids)
-    if not questions:
-        raise ValueError(f"{config.store}: no questions to re-extract (test split of {split_path or 'none'})")
-    base = Path(config.out_dir) / "detector_traces" if config.out_dir else Path(tempfile.mkdtemp(prefix="tt-cmp-"))
-    source = f"test split of {split_path}" if test_ids is not None else "first traces of the store (no split.json)"
-    rows = []
-    for i, lm in enumerate(loaded):
-        cfg = extract_config_like(store.schema, lm.spec, config.threads)
-        row = detector_auroc(lm, questions, cfg, det, base / f"{i}-{Path(lm.spec).name}")
-        rows.append({**row, "detector_questions": f"{len(questions)} from the {source}"})
     return rows

@@ -41,7 +41,9 @@ def dequantize_rows(q: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype = t
     """Inverse of ``quantize_rows``: (rows, cols) int8, (rows,) or (rows, groups) scales -> (rows, cols) ``dtype``."""
     rows, cols = q.shape
     s = scale.float().reshape(rows, -1)
-    return (q.float().reshape(rows, s.shape[1], -1) * s[..., None]).reshape(rows, cols).to(dtype)
+    out = q.float().reshape(rows, s.shape[1], -1)
+    out.mul_(s[..., None])  # in place: one fp32 copy of the table at a time (the same fp32 product as before)
+    return out.reshape(rows, cols).to(dtype)
 
 
 def int8_targets(model, embeddings: bool) -> list[str]:
@@ -106,15 +108,23 @@ def pack_state_dict(state: dict[str, torch.Tensor], quantized: dict[str, tuple[t
 def dequantize_state_dict(state: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch.Tensor]:
     """Turn every int8 tensor with a ``<name>.int8_scale`` companion back into ``dtype`` floats.
 
+    Empties ``state`` as it goes, so each int8 tensor is freed once dequantized (peak memory is the
+    float model plus one table, not the float model plus the whole int8 file); in the int8 format no
+    returned tensor shares memory with ``state``.
+
     Raises:
         ValueError: an int8 tensor without its scale, or a scale of the wrong length.
     """
     out = {}
-    for name, t in state.items():
-        if name.endswith(SCALE_SUFFIX):
-            continue
+    # safetensors may hand out views of one mapping of the whole file: a kept view (a norm weight)
+    # would keep the int8 file resident, so in the int8 format the few float tensors are copied
+    copy_rest = any(t.dtype == torch.int8 for t in state.values())
+    for name in [n for n in state if not n.endswith(SCALE_SUFFIX)]:
+        t = state.pop(name)
+        if t.dtype != torch.int8 and copy_rest:
+            t = t.clone()
         if t.dtype == torch.int8:
-            scale = state.get(name + SCALE_SUFFIX)
+            scale = state.pop(name + SCALE_SUFFIX, None)
             if scale is None or scale.shape[0] != t.shape[0] or t.shape[1] % scale[0].numel():
                 raise ValueError(f"int8 tensor {name!r} {tuple(t.shape)} lacks a matching {SCALE_SUFFIX} tensor")
             t = dequantize_rows(t, scale, dtype)

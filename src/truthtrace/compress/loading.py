@@ -179,12 +179,17 @@ def build_from_state(cls, config, state: dict[str, torch.Tensor], dtype: torch.d
                      kwargs: dict, path: str = "?"):
     """Instantiate ``cls`` from ``config`` and load ``state``; tied aliases are re-tied, not stored.
 
+    The model is built on the ``meta`` device and ``state``'s tensors are assigned in place, so peak
+    memory is one copy of the weights (a CPU-built model would hold a random copy as well).
+
     Raises:
-        ValueError: keys missing from or unexpected in ``state`` (named, with ``path``).
+        ValueError: keys missing from or unexpected in ``state`` (named, with ``path``), or a
+            parameter or buffer left unmaterialised.
     """
-    model = cls.from_config(config, dtype=dtype, **kwargs)
+    with torch.device("meta"):
+        model = cls.from_config(config, dtype=dtype, **kwargs)
     result = model.load_state_dict({k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()},
-                                   strict=False)
+                                   strict=False, assign=True)
     missing = [k for k in result.missing_keys if k not in tied]
     if missing or result.unexpected_keys:
         raise ValueError(f"{path}: weights do not match the config: missing {missing[:5]}, "
@@ -192,7 +197,30 @@ def build_from_state(cls, config, state: dict[str, torch.Tensor], dtype: torch.d
     for alias, source in tied.items():
         if alias in result.missing_keys:
             _set_param(model, alias, model.get_parameter(source))
+    _materialise_buffers(model)
+    left = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    if left:
+        raise ValueError(f"{path}: tensors not in the weights file and not rebuilt: {left[:5]}")
     return model
+
+
+def _materialise_buffers(model) -> None:
+    """Recompute the non-persistent buffers (rotary ``inv_freq``, BERT ``position_ids``) still on ``meta``.
+
+    They are not in any state dict: each owning module gets CPU storage and the model's own
+    ``_init_weights`` fills it, the same step ``from_pretrained`` takes. Only modules without
+    parameters of their own are re-initialised, so no loaded weight is overwritten.
+    """
+    for module in model.modules():
+        metas = {n: b for n, b in module.named_buffers(recurse=False) if b is not None and b.is_meta}
+        if not metas:
+            continue
+        if any(True for _ in module.parameters(recurse=False)):
+            raise ValueError(f"cannot rebuild buffers {sorted(metas)} of {type(module).__name__}: it holds weights")
+        for name, buf in metas.items():
+            setattr(module, name, torch.empty_like(buf, device="cpu"))
+        with torch.no_grad():
+            model._init_weights(module)
 
 
 def _set_param(model, name: str, param) -> None:

@@ -31,6 +31,11 @@ VERIFY_TEXTS = ["The capital of France is Paris, and the capital of Italy is",
                 "Water boils at one hundred degrees Celsius at sea level, but on a high mountain it boils"]
 
 
+SPARSITY_NOTE = ("exact zeros in the prunable linear weights: before_quantization = after pruning/zeroing, "
+                 "before int8 rounding; after_reload = in the saved weights as reloaded (int8 rounding turns "
+                 "small weights into zeros; null for formats kept quantized)")
+
+
 def verify_batch(tok, max_len: int = 32) -> dict[str, torch.Tensor]:
     """A fixed batch of 2 texts, ``input_ids`` and ``attention_mask`` of shape (2, T<=max_len)."""
     enc = tok(VERIFY_TEXTS, return_tensors="pt", padding=True, truncation=True, max_length=max_len)
@@ -185,14 +190,15 @@ def compress(cfg: CompressConfig) -> dict:
     try:
         steps: list = []
         _sparsify(lm, cfg, steps)
-        sparsity = sparsity_report(lm.model)  # before quantization: quantized tensor subclasses hide their zeros
+        before = sparsity_report(lm.model)  # before quantization: quantized tensor subclasses hide their zeros
         storage = _quantize(lm, cfg, steps, tmp)
         shutil.rmtree(tmp / "fp32-src", ignore_errors=True)
         expected = model_outputs(lm.model, batch)
         _write(lm, cfg, storage, tmp)
-        meta = _metadata(cfg, lm, steps, storage, tmp, sparsity)
+        meta = _metadata(cfg, lm, steps, storage, tmp, {"before_quantization": before, "after_reload": None})
         write_json_atomic(tmp / COMPRESSION_JSON, meta)
-        meta["verification"] = _verify(tmp, batch, expected, original, cfg.tolerance)
+        meta["verification"], meta["sparsity"]["after_reload"] = _verify(tmp, batch, expected, original,
+                                                                         cfg.tolerance)
         meta["seconds"] = round(time.perf_counter() - t0, 2)
         write_json_atomic(tmp / COMPRESSION_JSON, meta)
         _move_into_place(tmp, out)
@@ -208,14 +214,19 @@ def _metadata(cfg: CompressConfig, lm: LoadedModel, steps: list, storage: dict, 
     return {"format": "truthtrace-compressed", "format_version": FORMAT_VERSION, "kind": lm.kind,
             "source": {"spec": cfg.model, "path": lm.path, "bytes": src},
             "config": {k: v for k, v in cfg.__dict__.items() if k != "extra"}, "steps": steps, "storage": storage,
-            "loadable_with_from_pretrained": storage["from_pretrained"], "sparsity": sparsity,
+            "loadable_with_from_pretrained": storage["from_pretrained"],
+            "sparsity": {**sparsity, "note": SPARSITY_NOTE},
             "bytes_on_disk": {"weights": weights, "dir_total_excluding_compression_json": dir_bytes(tmp),
                               "ratio_vs_source": (src / weights) if weights and src else None},
             "versions": versions()}
 
 
-def _verify(tmp: Path, batch, expected: torch.Tensor, original: torch.Tensor, tol: float) -> dict:
+def _verify(tmp: Path, batch, expected: torch.Tensor, original: torch.Tensor, tol: float) -> tuple[dict, dict | None]:
     """Reload ``tmp`` with ``load_any`` and compare its outputs to ``expected``.
+
+    Returns:
+        ``(verification, sparsity)``: the comparison, and ``sparsity_report`` of the reloaded weights
+        (int8 rounding adds exact zeros; None for formats kept quantized, whose tensors hide them).
 
     Raises:
         ValueError: the reloaded outputs differ by more than ``tol`` (relative to max(1, max |logit|)).
@@ -230,7 +241,8 @@ def _verify(tmp: Path, batch, expected: torch.Tensor, original: torch.Tensor, to
     if not result["passed"]:
         raise ValueError(f"reload check failed: max |logit diff| {result['max_abs_diff']:.3g} "
                          f"(relative {result['rel_diff']:.3g}) > tolerance {tol:g}; nothing was written")
-    return result
+    kept = reloaded.compression["storage"].get("kept_quantized", False)
+    return result, None if kept else sparsity_report(reloaded.model)
 
 
 def _move_into_place(tmp: Path, out: Path) -> None:

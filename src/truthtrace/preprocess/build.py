@@ -52,6 +52,8 @@ def feature_schema(source: TraceStore, config: PreprocessConfig) -> dict:
             warnings.warn(f"node_dim {config.node_dim} > d_model {src['d_model']}: using {node_dim}", stacklevel=3)
         graph = {"layers": list(layers), "max_nodes": config.max_nodes, "top_k": config.top_k,
                  "threshold": config.threshold, "node_dim": node_dim, "pca": config.pca}
+        if config.pca and config.pca_from:  # recorded only when set: older stores keep their schema
+            graph["pca_from"] = str(pca_source(config.pca_from))
     return {"kind": FEATURES_KIND, "version": FEATURES_VERSION, "source": str(Path(source.root).resolve()),
             "model": src.get("model"), "n_layers": src["n_layers"], "n_heads": src["n_heads"],
             "d_model": src["d_model"], "hidden_layers": hidden, "attn_layers": attn,
@@ -164,12 +166,44 @@ def _check_existing(out: Path, schema: dict, split_doc: dict) -> bool:
     return True
 
 
+def pca_source(pca_from: str | Path) -> Path:
+    """The ``pca.safetensors`` that ``pca_from`` names: the file itself, or the one inside a feature store dir."""
+    path = Path(pca_from)
+    return (path / PCA_FILE if path.is_dir() else path).resolve()
+
+
+def given_pca(pca_from: str | Path, schema: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Load the PCA ``pca_from`` names and check it fits ``schema``'s graph layers and node_dim.
+
+    Returns:
+        ``(mean (G, d), components (G, k, d))``.
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: its shapes differ from ``(G, node_dim, d_model)`` of this store (file named).
+    """
+    path = pca_source(pca_from)
+    if not path.is_file():
+        raise FileNotFoundError(f"pca_from: {path} does not exist")
+    mean, comps = load_pca(path)
+    graph = schema["graph"]
+    want = (len(graph["layers"]), graph["node_dim"], schema["d_model"])
+    if tuple(comps.shape) != want:
+        raise ValueError(f"pca_from: {path} holds components {tuple(comps.shape)}, this store needs {want} "
+                         "(graph layers, node_dim, d_model): preprocess with the settings it was fitted with")
+    return mean, comps
+
+
 def _prepare_pca(out: Path, source, split_doc, schema, config, resuming: bool, progress: bool):
-    """The PCA to apply: reloaded when resuming, else fitted (pass 1) and saved; None without PCA."""
+    """The PCA to apply: the given one (``pca_from``), reloaded when resuming, else fitted (pass 1);
+    saved beside the shards either way. None without PCA."""
     graph = schema["graph"]
     if not graph or not graph["pca"]:
         (out / PCA_FILE).unlink(missing_ok=True)
         return None
+    if config.pca_from:
+        mean, comps = given_pca(config.pca_from, schema)
+        save_pca(out / PCA_FILE, mean, comps)
+        return mean, comps
     if resuming and (out / PCA_FILE).exists():
         mean, comps = load_pca(out / PCA_FILE)
         if tuple(comps.shape) == (len(graph["layers"]), graph["node_dim"], schema["d_model"]):

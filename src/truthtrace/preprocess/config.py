@@ -52,6 +52,8 @@ class PreprocessConfig:
         pca: project node features with a PCA fitted on the train split.
         node_dim: PCA components (clamped to ``d_model`` with a warning).
         pca_max_tokens: cap on the train tokens sampled per graph layer to fit the PCA.
+        pca_from: reuse this ``pca.safetensors`` (or a feature store dir holding one) instead of
+            fitting a PCA, so new traces land in the node-feature space a detector was trained on.
         split_seed, fractions: the train/val/test split by question id.
         overwrite: replace an existing feature store instead of resuming it.
         threads: torch CPU threads (None: torch's choice).
@@ -66,6 +68,7 @@ class PreprocessConfig:
     pca: bool = True
     node_dim: int = 64
     pca_max_tokens: int = 20_000
+    pca_from: str | None = None
     split_seed: int = 0
     fractions: tuple[float, float, float] = field(default=(0.7, 0.15, 0.15))
     overwrite: bool = False
@@ -91,5 +94,8 @@ class PreprocessConfig:
             self.graph_layers = sorted(set(int(i) for i in self.graph_layers))
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
             raise ValueError(f"threads must be a positive int, got {self.threads!r}")
+        if self.pca_from is not None and (not self.pca or not str(self.pca_from).strip()):
+            raise ValueError(f"pca_from needs pca=True and a non-empty path, got pca={self.pca!r}, "
+                             f"pca_from={self.pca_from!r}")
         if not isinstance(self.split_seed, int):
             raise ValueError(f"split_seed must be an int, got {self.split_seed!r}")
