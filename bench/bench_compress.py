@@ -86,7 +86,7 @@ def main() -> None:
         s = compress(CompressConfig(model=args.model, out=str(out / name), force=True, **kw))
         dirs[name] = str(out / name)
         info[name] = {"disk_bytes": s["bytes_on_disk"]["weights"], "compress_s": round(time.perf_counter() - t0, 1),
-                      "sparsity": s["sparsity"]["global"], "reload_max_abs_diff": s["verification"]["max_abs_diff"]}
+                      "sparsity": s["sparsity"]["before_quantization"]["global"], "reload_max_abs_diff": s["verification"]["max_abs_diff"]}
         print(f"compressed {name} in {info[name]['compress_s']} s")
     models = {name: load_any(d, device="cpu") for name, d in dirs.items()}
     tok = models["fp32"].tokenizer
