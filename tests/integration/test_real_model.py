@@ -10,6 +10,7 @@ from truthtrace.extract import ExtractConfig
 from truthtrace.naming import TOKEN_IDS, layer_key
 from truthtrace.pipeline import RunConfig, run
 from truthtrace.store import TraceStore
+from truthtrace.train import DEFAULT_DETECTORS
 
 pytestmark = pytest.mark.slow
 
@@ -44,13 +45,17 @@ def run_dir(tmp_path_factory, default_model):
 
 def test_pipeline_writes_every_stage(run_dir):
     out, report = run_dir
-    for name in ("questions.jsonl", "labels.csv", "traces/index.json", "features/features.json",
-                 "report/report.json", "report/report.md"):
+    for name in ("questions.jsonl", "labels.csv", "traces/index.json", "features/index.json", "features/split.json",
+                 "detectors/split.json", "report/report.json", "report/report.md", "report/roc.png"):
         assert (out / name).is_file(), name
     saved = json.loads((out / "report/report.json").read_text())
     names = {r["detector"] for r in saved["results"]}
-    assert {"probe", "perplexity", "max_entropy"} <= names
+    assert set(DEFAULT_DETECTORS) == names  # make run reports every detector
     assert len(TraceStore(out / "traces")) == 16
+    from truthtrace.validate import ValidateConfig, validate_store
+
+    checked = validate_store(out / "traces", out / "labels.csv", ValidateConfig(progress=False))
+    assert checked.ok, checked.problems
     assert 0 < report["labels_summary"]["n"] == 16
 
 
