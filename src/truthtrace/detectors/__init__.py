@@ -117,6 +117,38 @@ def read_config(out_dir: str | Path, expect: type | None = None) -> dict:
     return cfg
 
 
+def save_arrays(out_dir: str | Path, det: Detector, arrays: dict[str, np.ndarray], state: dict) -> None:
+    """Save a fitted detector's numpy ``arrays`` as ``model.safetensors``, then its ``config.json``.
+
+    The old ``config.json`` goes first, so a crash mid-save never leaves a dir that looks complete.
+    """
+    from truthtrace.fileio import save_tensors_atomic
+
+    out = Path(out_dir)
+    (out / CONFIG_FILE).unlink(missing_ok=True)
+    save_tensors_atomic(out / WEIGHTS_FILE, arrays)
+    write_config(out, det, state=state)
+
+
+def load_arrays(cls: type[Detector], out_dir: str | Path, keys: tuple[str, ...]) -> tuple[Detector, dict]:
+    """Rebuild ``cls`` from ``config.json`` and read its ``keys`` from ``model.safetensors``.
+
+    Returns ``(detector, arrays)`` with ``detector.state`` set from the config.
+    Raises:
+        ValueError: naming the weights file if one of ``keys`` is missing.
+    """
+    from safetensors.numpy import load_file
+
+    cfg = read_config(out_dir, expect=cls)
+    det = cls(**cfg["args"])
+    arrays = load_file(str(Path(out_dir) / WEIGHTS_FILE))
+    missing = [k for k in keys if k not in arrays]
+    if missing:
+        raise ValueError(f"{Path(out_dir) / WEIGHTS_FILE}: missing tensors {missing}")
+    det.state = cfg.get("state", {})
+    return det, arrays
+
+
 def load_detector(out_dir: str | Path) -> Detector:
     """Load whichever registered detector is saved in ``out_dir``."""
     return DETECTORS[read_config(out_dir)["name"]].load(out_dir)

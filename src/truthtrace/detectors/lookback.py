@@ -14,14 +14,10 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
-from safetensors.numpy import load_file
 
 from truthtrace import metrics
-from truthtrace.detectors import (CONFIG_FILE, WEIGHTS_FILE, Detector, concat_batches, read_config, register,
-                                  write_config)
+from truthtrace.detectors import Batch, Detector, concat_batches, load_arrays, register, save_arrays
 from truthtrace.detectors.probe import PARAM_KEYS, fit_logistic, logits
-from truthtrace.detectors import Batch
-from truthtrace.fileio import save_tensors_atomic
 
 C_GRID = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 FEATURE = "scalar.lookback"
@@ -101,20 +97,11 @@ class LookbackDetector(Detector):
         """Write ``model.safetensors`` (regression arrays), then ``config.json``."""
         if self.params is None:
             raise ValueError("lookback is not fitted; nothing to save")
-        out = Path(out_dir)
-        (out / CONFIG_FILE).unlink(missing_ok=True)
-        save_tensors_atomic(out / WEIGHTS_FILE, self.params)
-        write_config(out, self, state=self.state)
+        save_arrays(out_dir, self, self.params, self.state)
 
     @classmethod
     def load(cls, out_dir: str | Path) -> "LookbackDetector":
         """Rebuild a fitted detector saved by :meth:`save`."""
-        cfg = read_config(out_dir, expect=cls)
-        det = cls(**cfg["args"])
-        tensors = load_file(str(Path(out_dir) / WEIGHTS_FILE))
-        missing = [k for k in PARAM_KEYS if k not in tensors]
-        if missing:
-            raise ValueError(f"{Path(out_dir) / WEIGHTS_FILE}: missing tensors {missing}")
+        det, tensors = load_arrays(cls, out_dir, PARAM_KEYS)
         det.params = {k: tensors[k] for k in PARAM_KEYS}
-        det.state = cfg.get("state", {})
         return det

@@ -14,12 +14,10 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
-from safetensors.numpy import load_file
 from tqdm.auto import tqdm
 
 from truthtrace import metrics
-from truthtrace.detectors import CONFIG_FILE, WEIGHTS_FILE, Batch, Detector, read_config, register, write_config
-from truthtrace.fileio import save_tensors_atomic
+from truthtrace.detectors import Batch, Detector, load_arrays, register, save_arrays
 
 PARAM_KEYS = ("coef", "intercept", "scaler_mean", "scaler_scale")
 
@@ -159,22 +157,13 @@ class ProbeDetector(Detector):
         """Write ``model.safetensors`` (probe arrays), then ``config.json``."""
         if self.params is None:
             raise ValueError("probe is not fitted; nothing to save")
-        out = Path(out_dir)
-        (out / CONFIG_FILE).unlink(missing_ok=True)  # config.json marks a complete save
         tensors = {**self.params, "layer_index": np.array([self.layer_index], dtype=np.int64)}
-        save_tensors_atomic(out / WEIGHTS_FILE, tensors)
-        write_config(out, self, state=self.state)
+        save_arrays(out_dir, self, tensors, self.state)
 
     @classmethod
     def load(cls, out_dir: str | Path) -> "ProbeDetector":
         """Rebuild a fitted probe saved by :meth:`save`."""
-        cfg = read_config(out_dir, expect=cls)
-        det = cls(**cfg["args"])
-        tensors = load_file(str(Path(out_dir) / WEIGHTS_FILE))
-        missing = [k for k in (*PARAM_KEYS, "layer_index") if k not in tensors]
-        if missing:
-            raise ValueError(f"{Path(out_dir) / WEIGHTS_FILE}: missing tensors {missing}")
+        det, tensors = load_arrays(cls, out_dir, (*PARAM_KEYS, "layer_index"))
         det.params = {k: tensors[k] for k in PARAM_KEYS}
         det.layer_index = int(tensors["layer_index"][0])
-        det.state = cfg.get("state", {})
         return det
