@@ -91,17 +91,29 @@ def find_runs(detectors_dir: Path, names: tuple[str, ...] | None) -> dict[str, l
     return runs
 
 
-def _scores(det, features_dir, labels, split, keys, batch_size) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Score one split: ``(scores (n,), labels (n,), trace ids)``, in store order."""
+def _split_batches(data: dict, which: str, keys: tuple[str, ...], batch_size: int) -> tuple[list, np.ndarray]:
+    """Batches of ``which`` ("val" or "test") with ``keys``, in store order, and their labels ``(n,)``.
+
+    Read once per (split, keys) and kept in ``data["cache"]``: every detector and seed reading the
+    same inputs scores the same batches instead of streaming the store again.
+    """
     from truthtrace.dataset import FeatureDataset, make_loader
 
-    ds = FeatureDataset(features_dir, split=split, labels=labels, keys=keys, shuffle=False, require_labels=True)
-    ids, ys, batches = [], [], []
-    for b in make_loader(ds, batch_size=batch_size, num_workers=0):
-        ids += list(b["trace_id"])
-        ys.append(np.asarray(b["label"]))
-        batches.append(b)
-    return det.score(iter(batches)), np.concatenate(ys) if ys else np.zeros(0, np.int64), ids
+    cache = data.setdefault("cache", {})
+    if (which, keys) not in cache:
+        root, labels, split = ((data["features"], data["labels"], "val") if which == "val" else
+                               (data["test_features"], data["test_labels"], data["test_split"]))
+        ds = FeatureDataset(root, split=split, labels=labels, keys=keys, shuffle=False, require_labels=True)
+        batches = list(make_loader(ds, batch_size=batch_size, num_workers=0))
+        ys = np.concatenate([np.asarray(b["label"]) for b in batches]) if batches else np.zeros(0, np.int64)
+        cache[(which, keys)] = (batches, ys)
+    return cache[(which, keys)]
+
+
+def _scores(det, data: dict, which: str, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Score one split with ``det``: ``(scores (n,), labels (n,))`` in store order."""
+    batches, ys = _split_batches(data, which, tuple(det.inputs), batch_size)
+    return det.score(iter(batches)), ys
 
 
 def run_metrics(s_val, y_val, s_test, y_test, config: EvalConfig) -> dict:
@@ -128,10 +140,8 @@ def evaluate_runs(name: str, run_dirs: list[Path], data: dict, config: EvalConfi
     per_seed, test_sets, y_test, detail = [], [], None, ""
     for run in run_dirs:
         det = load_detector(run)
-        keys = tuple(det.inputs)
-        s_val, y_val, _ = _scores(det, data["features"], data["labels"], "val", keys, config.batch_size)
-        s_test, y_test, _ = _scores(det, data["test_features"], data["test_labels"], data["test_split"], keys,
-                                    config.batch_size)
+        s_val, y_val = _scores(det, data, "val", config.batch_size)
+        s_test, y_test = _scores(det, data, "test", config.batch_size)
         per_seed.append(dict(run_metrics(s_val, y_val, s_test, y_test, config), seed=run.name))
         test_sets.append(s_test)
         detail = detail or det.describe()
