@@ -25,7 +25,8 @@ from pathlib import Path
 
 import torch
 
-from truthtrace.compress import CompressConfig, compress, load_any
+from truthtrace.compress import CompressConfig, compress
+from truthtrace.models import load_any
 from truthtrace.fileio import write_json_atomic
 from truthtrace.models import DEFAULT_MODEL, resolve_model
 

@@ -22,10 +22,10 @@ import time
 
 import torch
 
-from truthtrace.capture import (DEFAULT_TEMPLATE, CaptureOptions, build_prompt_ids, forward_traces, generate_answers,
+from truthtrace.traces.capture import (DEFAULT_TEMPLATE, CaptureOptions, build_prompt_ids, forward_traces, generate_answers,
                                 generate_with_traces)
 from truthtrace.data import load_bundled
-from truthtrace.extract import ExtractConfig, extract
+from truthtrace.traces.extract import ExtractConfig, extract
 from truthtrace.models import load_model
 
 

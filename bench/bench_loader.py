@@ -30,8 +30,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from truthtrace.dataset import FeatureDataset, make_loader
-from truthtrace.preprocess import SCALAR_KEYS, SEQ_KEYS
+from truthtrace.features.dataset import FeatureDataset, make_loader
+from truthtrace.features import SCALAR_KEYS, SEQ_KEYS
 
 KEYSETS = {"seq+scalars": SEQ_KEYS + SCALAR_KEYS, "graphs": ("graphs", "scalar.lookback")}
 

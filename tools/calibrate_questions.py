@@ -6,7 +6,7 @@
 Prompting matches the extract stage's default: the chat template with the user message
 "Answer with a few words only.\\nQuestion: {question}", generation prompt added, greedy
 decoding, ``max_new_tokens=24``, batches of 16 with left padding. Answers are scored with
-``truthtrace.labels`` (default rule ``contains_or_exact``). The goal for the bundled set is
+``truthtrace.labels.score`` (default rule ``contains_or_exact``). The goal for the bundled set is
 an overall rate correct between 30% and 70%.
 """
 
@@ -20,7 +20,7 @@ from collections import defaultdict
 import torch
 
 from truthtrace.data import load_bundled
-from truthtrace.labels import LabelConfig, answer_span, score_answer
+from truthtrace.labels.score import LabelConfig, answer_span, score_answer
 
 PROMPT = "Answer with a few words only.\nQuestion: {question}"
 

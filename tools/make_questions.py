@@ -19,7 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 from truthtrace.data.questions import Question, save_questions
-from truthtrace.labels import normalize_tokens
+from truthtrace.labels.score import normalize_tokens
 
 OUT = Path(__file__).resolve().parents[1] / "src/truthtrace/data/bundled/questions.jsonl"
 

@@ -1,7 +1,10 @@
-"""Atomic file writes shared by every stage: temp file beside the target, fsync, rename.
+"""File I/O shared by every stage: atomic writes and the one reader of versioned JSON manifests.
 
-A crash leaves either the old file or the whole new one, never a truncated file that looks
-complete. Files get the usual permissions (0666 less the umask), not mkstemp's 0600.
+Writes go to a temp file beside the target, are fsynced and renamed: a crash leaves either the
+old file or the whole new one, never a truncated file that looks complete. Files get the usual
+permissions (0666 less the umask), not mkstemp's 0600. Every versioned manifest truthtrace
+writes (``docs/FORMAT.md``) is read back through :func:`read_versioned_json`, which names the file
+and the field on any problem.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+from safetensors.numpy import save_file
 
 
 def _umask() -> int:
@@ -83,7 +87,62 @@ def write_json_atomic(path: str | Path, obj: Any) -> None:
 
 def save_tensors_atomic(path: str | Path, tensors: dict[str, np.ndarray]) -> None:
     """Save numpy arrays to a safetensors file atomically."""
-    from safetensors.numpy import save_file
-
     arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
     atomic_write(path, lambda tmp: save_file(arrays, tmp))
+
+
+def parse_json_object(data: bytes | str, where: str | Path, error: type[Exception] = ValueError) -> dict:
+    """Parse a JSON document that must be an object.
+
+    Raises:
+        ``error`` (ValueError by default): naming ``where`` when it is not valid JSON or not an object.
+    """
+    try:
+        doc = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise error(f"{where}: not valid JSON ({err})") from None
+    if not isinstance(doc, dict):
+        raise error(f"{where}: expected a JSON object")
+    return doc
+
+
+def check_format(doc: dict, kind: str, versions: tuple[int, ...], where: str | Path,
+                 version_field: str = "version", error: type[Exception] = ValueError) -> None:
+    """Check that manifest ``doc`` is of format ``kind`` at one of ``versions``.
+
+    Raises:
+        ``error``: naming ``where`` and the field (``format`` or ``version_field``) that is wrong.
+    """
+    if doc.get("format") != kind:
+        raise error(f"{where}: field 'format' is {doc.get('format')!r}, expected {kind!r} (not a truthtrace file?)")
+    version = doc.get(version_field)
+    if version not in versions:
+        raise error(f"{where}: field {version_field!r} is {version!r}; this truthtrace reads versions "
+                    f"{', '.join(map(str, versions))} (upgrade truthtrace for a newer file)")
+
+
+def read_versioned_json(path: str | Path, kind: str, versions: tuple[int, ...], version_field: str = "version",
+                        error: type[Exception] = ValueError) -> dict:
+    """Read a versioned manifest (``{"format": kind, version_field: v, ...}``) and check its header.
+
+    Args:
+        path: the JSON file.
+        kind: the expected ``format`` field, e.g. ``"truthtrace.detector"``.
+        versions: the versions this truthtrace reads.
+        version_field: the name of the version field (``"version"`` or ``"format_version"``).
+        error: the exception class to raise (a stage's own error type).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ``error``: not JSON, not an object, another format or an unknown version (the message names the file).
+    """
+    path = Path(path)
+    doc = parse_json_object(path.read_bytes(), path, error)
+    check_format(doc, kind, versions, path, version_field, error)
+    return doc
+
+
+def read_json(path: str | Path, error: type[Exception] = ValueError) -> dict:
+    """Read a JSON object file that has no version header (e.g. a report), naming the file on error."""
+    path = Path(path)
+    return parse_json_object(path.read_bytes(), path, error)

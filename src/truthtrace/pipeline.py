@@ -11,8 +11,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .extract import ExtractConfig
-from .train import DEFAULT_DETECTORS
+from truthtrace.data import load_bundled, load_questions, save_questions
+from truthtrace.detectors.train import DEFAULT_DETECTORS, TrainConfig, train
+from truthtrace.evaluation.evaluate import EvalConfig, evaluate
+from truthtrace.features import PreprocessConfig, preprocess
+from truthtrace.labels.score import LabelConfig, label_store
+from truthtrace.traces.extract import ExtractConfig, extract
 
 
 @dataclass
@@ -46,8 +50,6 @@ class RunConfig:
 
 
 def _questions(config: RunConfig):
-    from .data import load_bundled, load_questions
-
     if config.questions:
         return load_questions(config.questions, limit=config.n_questions)
     return load_bundled(n=config.n_questions, seed=config.seed)
@@ -55,12 +57,6 @@ def _questions(config: RunConfig):
 
 def run(config: RunConfig | None = None, model=None, tokenizer=None, progress: bool = True, log=print) -> dict:
     """Run every stage; returns the evaluation report dict with ``paths`` and ``timings`` added."""
-    from .data import save_questions
-    from .evaluate import EvalConfig, evaluate
-    from .extract import extract
-    from .labels import LabelConfig, label_store
-    from .preprocess import PreprocessConfig, preprocess
-    from .train import TrainConfig, train
 
     config = config or RunConfig()
     paths = config.paths

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from truthtrace.data import load_bundled
-from truthtrace.extract import ExtractConfig
+from truthtrace.traces.extract import ExtractConfig
 from truthtrace.naming import TOKEN_IDS, layer_key
 from truthtrace.pipeline import RunConfig, run
 from truthtrace.store import TraceStore
-from truthtrace.train import DEFAULT_DETECTORS
+from truthtrace.detectors.train import DEFAULT_DETECTORS
 
 pytestmark = pytest.mark.slow
 
@@ -52,7 +52,7 @@ def test_pipeline_writes_every_stage(run_dir):
     names = {r["detector"] for r in saved["results"]}
     assert set(DEFAULT_DETECTORS) == names  # make run reports every detector
     assert len(TraceStore(out / "traces")) == 16
-    from truthtrace.validate import ValidateConfig, validate_store
+    from truthtrace.traces.validate.stage import ValidateConfig, validate_store
 
     checked = validate_store(out / "traces", out / "labels.csv", ValidateConfig(progress=False))
     assert checked.ok, checked.problems
@@ -83,7 +83,7 @@ def test_bundled_questions_have_answers():
 
 def test_capture_in_generation_equals_live_forward(tmp_path, default_model):
     """--capture generate (no second pass) stores what a fresh forward pass computes."""
-    from truthtrace.extract import extract
+    from truthtrace.traces.extract import extract
 
     model, tok = default_model
     cfg = ExtractConfig(batch_size=4, max_new_tokens=12, capture="generate", hidden_layers=[0, 15, 30],

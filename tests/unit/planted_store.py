@@ -19,7 +19,7 @@ What is planted (everything else is pure noise, including log-probs and entropie
 
 Traces ``t000, t001, ...`` come two per question (``q000`` holds t000 and t001), exactly
 half are hallucinated (``label`` 1), prompt and answer lengths vary around ``n_tokens``.
-``labels.csv`` has the columns of ``truthtrace.labels`` (``hallucinated`` = label).
+``labels.csv`` has the columns of ``truthtrace.labels.score`` (``hallucinated`` = label).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from truthtrace.labels_io import write_labels
+from truthtrace.labels.io import write_labels
 from truthtrace.naming import ANSWER_ENTROPY, ANSWER_LOGPROBS, TOKEN_IDS, layer_key
 from truthtrace.store import TraceWriter
 

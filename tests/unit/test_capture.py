@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from truthtrace.capture import DEFAULT_TEMPLATE, CaptureOptions, build_prompt_ids, forward_traces, generate_answers
+from truthtrace.traces.capture import DEFAULT_TEMPLATE, CaptureOptions, build_prompt_ids, forward_traces, generate_answers
 from truthtrace.naming import ANSWER_ENTROPY, ANSWER_LOGPROBS, TOKEN_IDS, layer_key
 
 QUESTIONS = ["What is the capital of France?", "Who wrote Hamlet?", "How many legs does a spider have?"]
@@ -76,7 +76,7 @@ def test_logprobs_match_manual_and_batch_is_padding_invariant(tiny_model, tiny_t
 
 @pytest.mark.parametrize("keep", ["all", "answer", "last:2"])
 def test_capture_in_generation_equals_forward_pass(tiny_model, tiny_tokenizer, batch, keep):
-    from truthtrace.capture import generate_with_traces
+    from truthtrace.traces.capture import generate_with_traces
 
     prompts, answers = batch
     opts = CaptureOptions(keep=keep)

@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from truthtrace.cli import _int_list, main
+from truthtrace.cli import main
+from truthtrace.cli.args import int_list
 
 
 @pytest.fixture(scope="module")
@@ -16,8 +17,8 @@ def model_dir(tmp_path_factory, tiny_model, tiny_tokenizer):
     return d
 
 
-def test_int_list():
-    assert _int_list("0-3,7") == [0, 1, 2, 3, 7] and _int_list(None) is None
+def testint_list():
+    assert int_list("0-3,7") == [0, 1, 2, 3, 7] and int_list(None) is None
 
 
 def test_questions_command(tmp_path, capsys):

@@ -132,7 +132,7 @@ def test_different_vocab_gives_na_agreement(dirs, tmp_path):
 def test_detector_auroc_on_traces_of_each_model(dirs, tmp_path):
     from truthtrace.data import load_bundled
     from truthtrace.detectors import get_detector
-    from truthtrace.extract import ExtractConfig, extract
+    from truthtrace.traces.extract import ExtractConfig, extract
 
     tok = make_tiny_tokenizer()
     extract(load_bundled(n=10), tmp_path / "store", ExtractConfig(max_new_tokens=3, batch_size=10),
@@ -193,10 +193,10 @@ def _fake_labels(store_path, out_csv, *args, **kwargs):
 def trained_probe(tmp_path_factory):
     """A tiny store of 20 questions, its feature store (graphs + PCA) and a probe trained on it."""
     from truthtrace.data import load_bundled
-    from truthtrace.extract import ExtractConfig, extract
-    from truthtrace.preprocess.build import preprocess
-    from truthtrace.preprocess.config import PreprocessConfig
-    from truthtrace.train import TrainConfig, train
+    from truthtrace.traces.extract import ExtractConfig, extract
+    from truthtrace.features.build import preprocess
+    from truthtrace.features.config import PreprocessConfig
+    from truthtrace.detectors.train import TrainConfig, train
 
     root = tmp_path_factory.mktemp("probe")
     tok = make_tiny_tokenizer()
@@ -211,9 +211,9 @@ def trained_probe(tmp_path_factory):
 
 
 def test_trained_probe_auroc_on_traces_of_each_model(dirs, trained_probe, tmp_path, monkeypatch):
-    import truthtrace.labels
+    import truthtrace.compare.detect
 
-    monkeypatch.setattr(truthtrace.labels, "label_store", _fake_labels)
+    monkeypatch.setattr(truthtrace.compare.detect, "label_store", _fake_labels)
     det = trained_probe / "detectors" / "probe" / "seed-0"
     test_ids = json.loads((trained_probe / "detectors" / "split.json").read_text())["test"]
     report = compare_models([dirs["a"], dirs["a2"]], _config(tmp_path, text=dirs["text"], plot=False,
@@ -227,8 +227,8 @@ def test_trained_probe_auroc_on_traces_of_each_model(dirs, trained_probe, tmp_pa
 
 def test_graph_detectors_reuse_the_training_pca(trained_probe, tmp_path):
     from truthtrace.compare.detect import preprocess_config_like
-    from truthtrace.preprocess.build import preprocess
-    from truthtrace.preprocess.graphs import load_pca
+    from truthtrace.features.build import preprocess
+    from truthtrace.features.graphs import load_pca
 
     det = trained_probe / "detectors" / "probe" / "seed-0"
     config, note = preprocess_config_like(det, graphs=True)

@@ -5,9 +5,10 @@ import torch
 
 from tests.conftest import make_tiny_model
 from truthtrace.compress import CompressConfig, prune_linear, sparsity_report, zero_below
-from truthtrace.compress.int8_embed import dequantize_rows, int8_targets, quantize_rows
+from truthtrace.compress.int8_embed import int8_targets
+from truthtrace.models.int8 import dequantize_rows, quantize_rows
 from truthtrace.compress.prune import prunable_linears
-from truthtrace.compress.sparse_io import read_state_dict, split_tied, write_state_dict
+from truthtrace.models.sparse_io import read_state_dict, split_tied, write_state_dict
 
 
 def tied_llama(vocab=64, seed=0):
@@ -128,7 +129,8 @@ def _bert(seed=0):
 def test_build_from_state_assigns_the_weights_and_rebuilds_buffers(make):
     """Built on meta: the stored tensors become the parameters (one copy), non-persistent buffers
     (rotary inv_freq, BERT position_ids) equal a normally built model's, outputs are identical."""
-    from truthtrace.compress.loading import auto_class, build_from_state, model_kind
+    from truthtrace.models.compressed import build_from_state
+    from truthtrace.models.load import auto_class, model_kind
 
     ref = make()
     state, tied = split_tied(ref.state_dict())

@@ -7,7 +7,8 @@ import torch
 
 from tests.conftest import make_tiny_model
 from tests.unit.test_compress_core import tied_llama
-from truthtrace.compress import CompressConfig, compress, load_any, model_outputs, verify_batch
+from truthtrace.compress import CompressConfig, compress, model_outputs, verify_batch
+from truthtrace.models import load_any
 from truthtrace.compress.prune import prunable_linears
 
 META_KEYS = {"format", "format_version", "kind", "source", "config", "steps", "storage",
@@ -124,10 +125,10 @@ def test_refuses_to_overwrite_and_a_failed_check_leaves_nothing(tmp_path, llama_
         compress(CompressConfig(model=str(llama_dir), out=str(out)))
     compress(CompressConfig(model=str(llama_dir), out=str(out), force=True))
     assert json.loads((out / "compression.json").read_text())["steps"] == []
-    from truthtrace.compress import int8_embed
+    from truthtrace.models import compressed
 
-    real = int8_embed.dequantize_state_dict
-    monkeypatch.setattr(int8_embed, "dequantize_state_dict", lambda s, d: {k: v * 1.01 for k, v in real(s, d).items()})
+    real = compressed.dequantize_state_dict
+    monkeypatch.setattr(compressed, "dequantize_state_dict", lambda s, d: {k: v * 1.01 for k, v in real(s, d).items()})
     with pytest.raises(ValueError, match="reload check failed"):
         compress(CompressConfig(model=str(llama_dir), out=str(tmp_path / "bad"), preset="small"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from truthtrace.data import Question, bundled_categories, load_bundled, load_questions, save_questions
-from truthtrace.labels import normalize
+from truthtrace.labels.score import normalize
 
 
 def test_question_converts_list_and_round_trips():

@@ -6,8 +6,8 @@ import pytest
 import torch
 from planted_store import make_planted_store
 
-from truthtrace.dataset import FeatureDataset, auto_num_workers, collate, make_loader, split_ids
-from truthtrace.preprocess import PreprocessConfig, preprocess
+from truthtrace.features.dataset import FeatureDataset, auto_num_workers, collate, make_loader, split_ids
+from truthtrace.features import PreprocessConfig, preprocess
 from truthtrace.store import TraceStore
 
 SCALARS = ("scalar.logprob_stats", "scalar.lookback", "scalar.attn_logdet", "scalar.hidden_svd")

@@ -6,7 +6,7 @@ import pytest
 from truthtrace import metrics
 from truthtrace.detectors import get_detector, load_detector, register
 from truthtrace.detectors.probe import ProbeDetector
-from truthtrace.splits import split_by_question
+from truthtrace.features.splits import split_by_question
 
 PLANTED = 3
 
@@ -27,7 +27,7 @@ def make_features(n=400, n_layers=7, d=16, seed=0, layers=None) -> dict:
 
 
 def iter_batches(feats: dict, idx, batch_size: int = 64):
-    """Batches shaped like ``truthtrace.dataset.make_loader``'s (plus the probe's optional ``layer_ids``)."""
+    """Batches shaped like ``truthtrace.features.dataset.make_loader``'s (plus the probe's optional ``layer_ids``)."""
     idx = np.asarray(idx)
     for start in range(0, len(idx), batch_size):
         part = idx[start:start + batch_size]

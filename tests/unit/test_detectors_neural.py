@@ -219,8 +219,8 @@ def test_end_to_end_on_a_preprocessed_planted_store(tmp_path):
     pytest.importorskip("torch_geometric")
     from planted_store import make_planted_store
 
-    from truthtrace.dataset import FeatureDataset, make_loader
-    from truthtrace.preprocess import PreprocessConfig, preprocess
+    from truthtrace.features.dataset import FeatureDataset, make_loader
+    from truthtrace.features import PreprocessConfig, preprocess
 
     store, labels = make_planted_store(tmp_path, n=160, layers=3, heads=2, d=16)  # hidden layer 2, attn layer 2
     preprocess(store, tmp_path / "feats", PreprocessConfig(node_dim=8, shard_max_traces=64), labels=labels,

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from truthtrace.data import Question
-from truthtrace.extract import ExtractConfig, extract
+from truthtrace.traces.extract import ExtractConfig, extract
 from truthtrace.naming import ANSWER_LOGPROBS, TOKEN_IDS, layer_key
 from truthtrace.store import TraceStore
 

@@ -8,14 +8,14 @@ import sys
 import time
 
 from truthtrace.data import load_bundled
-from truthtrace.extract import ExtractConfig, extract
+from truthtrace.traces.extract import ExtractConfig, extract
 from truthtrace.models import load_model
 from truthtrace.store import TraceStore
 
 CHILD = """
 import sys
 from truthtrace.data import load_bundled
-from truthtrace.extract import ExtractConfig, extract
+from truthtrace.traces.extract import ExtractConfig, extract
 from truthtrace.models import load_model
 model, tok = load_model(sys.argv[1], device="cpu")
 cfg = ExtractConfig(model="tiny", batch_size=2, max_new_tokens=4, shard_max_traces=4)

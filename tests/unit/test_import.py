@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from truthtrace.cli import main
-from truthtrace.import_run import import_traces
-from truthtrace.importers import ImportConfig
-from truthtrace.labels_io import read_labels
-from truthtrace.safe_pickle import PickleRefused, load_pickle
+from truthtrace.traces.importing.run import import_traces
+from truthtrace.traces.importing.readers import ImportConfig
+from truthtrace.labels.io import read_labels
+from truthtrace.traces.importing.safe_pickle import PickleRefused, load_pickle
 from truthtrace.store import TraceStore
-from truthtrace.validate import ValidateConfig, validate_store
+from truthtrace.traces.validate.stage import ValidateConfig, validate_store
 
 L, H, D = 2, 2, 8
 QUIET = ImportConfig(progress=False)

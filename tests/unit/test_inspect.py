@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from truthtrace.cli import main
-from truthtrace.inspect_store import find_labels, inspect_store, inspect_trace
+from truthtrace.traces.inspect import find_labels, inspect_store, inspect_trace
 from truthtrace.naming import layer_key
 from truthtrace.store import TraceStore, TraceWriter
 

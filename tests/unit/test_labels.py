@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from truthtrace.labels import LabelConfig, answer_span, label_metas, label_store, normalize, score_answer
-from truthtrace.labels_io import COLUMNS, read_labels, write_labels
+from truthtrace.labels.score import LabelConfig, answer_span, label_metas, label_store, normalize, score_answer
+from truthtrace.labels.io import COLUMNS, read_labels, write_labels
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -9,12 +9,12 @@ import torch
 from planted_store import make_planted_store, planted_direction
 
 from truthtrace.cli import main
-from truthtrace.labels_io import read_labels
+from truthtrace.labels.io import read_labels
 from truthtrace.naming import layer_key
-from truthtrace.preprocess import (PreprocessConfig, TokenLayout, attn_logdet, build, build_edges, fit_pca,
+from truthtrace.features import (PreprocessConfig, TokenLayout, attn_logdet, build, build_edges, fit_pca,
                                    hidden_svd, layout_of, logprob_stats, lookback_ratio, preprocess,
                                    sequence_features)
-from truthtrace.preprocess.graphs import PcaMoments
+from truthtrace.features.graphs import PcaMoments
 from truthtrace.store import TraceStore, TraceWriter
 
 CFG = dict(node_dim=4, shard_max_traces=16)

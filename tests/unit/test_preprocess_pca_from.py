@@ -7,8 +7,8 @@ import torch
 from planted_store import make_planted_store
 
 from truthtrace.naming import layer_key
-from truthtrace.preprocess import PreprocessConfig, preprocess
-from truthtrace.preprocess.graphs import apply_pca, load_pca
+from truthtrace.features import PreprocessConfig, preprocess
+from truthtrace.features.graphs import apply_pca, load_pca
 from truthtrace.store import TraceStore
 
 CFG = dict(node_dim=4, max_nodes=8, shard_max_traces=16)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from truthtrace.splits import SPLITS, split_by_question
+from truthtrace.features.splits import SPLITS, split_by_question
 
 
 def _qids(n_questions=40, per_question=3):

@@ -7,10 +7,10 @@ import pytest
 from planted_store import make_planted_store
 
 from truthtrace.cli import main
-from truthtrace.evaluate import EvalConfig, evaluate
-from truthtrace.preprocess import PreprocessConfig, preprocess
-from truthtrace.report import format_table, rich_table
-from truthtrace.train import TrainConfig, train
+from truthtrace.evaluation.evaluate import EvalConfig, evaluate
+from truthtrace.features import PreprocessConfig, preprocess
+from truthtrace.evaluation.report import format_table, rich_table
+from truthtrace.detectors.train import TrainConfig, train
 
 FAST = {"mlp": {"max_epochs": 6, "sweep_epochs": 2, "patience": 3, "log_dir": None}}
 DETECTORS = ("probe", "perplexity", "max_entropy", "lookback", "attn_logdet", "mlp")

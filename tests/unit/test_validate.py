@@ -11,9 +11,9 @@ import torch
 from synthetic_traces import make_trace
 from truthtrace.cli import main
 from truthtrace.data import Question
-from truthtrace.extract import ExtractConfig, extract
+from truthtrace.traces.extract import ExtractConfig, extract
 from truthtrace.store import TraceWriter
-from truthtrace.validate import ValidateConfig, validate_store
+from truthtrace.traces.validate.stage import ValidateConfig, validate_store
 
 SCHEMA = {"kind": "truthtrace.traces", "model": "synthetic", "model_dtype": "float32", "n_layers": 2, "n_heads": 2,
           "d_model": 16, "hidden_layers": [0, 1, 2], "attn_layers": [0, 1]}

@@ -16,8 +16,8 @@ from synthetic_traces import make_trace  # noqa: E402
 
 from truthtrace.cli import main  # noqa: E402
 from truthtrace.store import TraceStore, TraceWriter  # noqa: E402
-from truthtrace.visualize import VisualizeConfig, load_tokenizer, visualize  # noqa: E402
-from truthtrace.viz import token_label, token_labels  # noqa: E402
+from truthtrace.viz.stage import VisualizeConfig, load_tokenizer, visualize  # noqa: E402
+from truthtrace.viz.figure import token_label, token_labels  # noqa: E402
 from truthtrace.viz.attention import attention_edges, project, select_head, token_view  # noqa: E402
 from truthtrace.viz.roc import plot_roc, roc_rows  # noqa: E402
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -20,6 +19,10 @@ from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
+from transformers import AutoConfig, AutoTokenizer
+
+from truthtrace.models.load import auto_class, load_any, model_kind
+from truthtrace.models.resolve import resolve_model
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".zst", ".npz")
 MEMORY_METHOD = ("fresh subprocess per model: peak RSS (VmHWM, reset after warm-up) over load + one batch, minus "
@@ -184,11 +187,6 @@ def _warm_up(spec: str) -> None:
     """Import the model's code, load its tokenizer and run a tiny op, so the baseline RSS includes
     what any model of this architecture costs (~150 MB of code and buffers) and the growth measured
     after it is the model's own."""
-    from transformers import AutoConfig, AutoTokenizer
-
-    from truthtrace.compress.loading import auto_class, model_kind
-    from truthtrace.models import resolve_model
-
     path = resolve_model(spec).path
     config = AutoConfig.from_pretrained(path)
     try:
@@ -203,13 +201,11 @@ def _peak_child(spec: str, dtype: str | None, device: str, text: str, batch_size
                 threads: int) -> dict:
     """In the child: load ``spec``, run the batch once, report the RSS growth."""
     torch.set_num_threads(threads)
-    from truthtrace.compare.run import load
-
     start = rss_bytes()
     _warm_up(spec)
     reset_peak_rss()
     before = rss_bytes()
-    loaded = load(spec, dtype, device)
+    loaded = load_any(spec, dtype=dtype, device=device)
     run_batch(loaded.model, make_batch(loaded.tokenizer, text, batch_size, seq_len), loaded.kind == "causal")
     peak = peak_rss_bytes()
     return {"peak_bytes": max(peak - before, 0), "warmup_bytes": before - start, "rss_before_load": before,
@@ -233,39 +229,6 @@ def peak_memory(spec: str, dtype: str | None, device: str, text: str, batch_size
         err = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         return {"peak_bytes": None, "method": MEMORY_METHOD, "error": err}
     return {**json.loads(lines[-1]), "method": MEMORY_METHOD}
-
-
-def _cpu_flags() -> tuple[str, set[str]]:
-    name, flags = platform.processor() or "unknown", set()
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return name, flags
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "model name" and name in ("unknown", "", platform.machine()):
-            name = value.strip()
-        elif key.strip() == "flags" and not flags:
-            flags = set(value.split())
-    return name, flags
-
-
-def machine_info() -> dict:
-    """The machine the numbers come from: CPU model, cores, torch threads, bf16 support, CUDA."""
-    name, flags = _cpu_flags()
-    return {"cpu": name, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "bf16_units": sorted(flags & {"avx512_bf16", "amx_bf16"}),
-            "bf16_supported": bool(flags & {"avx512_bf16", "amx_bf16"}),
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "torch": torch.__version__, "python": platform.python_version()}
-
-
-def load_average() -> list[float] | None:
-    """The 1, 5 and 15 minute load averages (None where the OS has none)."""
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
 
 
 if __name__ == "__main__":

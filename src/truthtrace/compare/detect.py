@@ -10,6 +10,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from truthtrace import metrics
+from truthtrace.data import Question
+from truthtrace.detectors import load_detector
+from truthtrace.features.build import preprocess
+from truthtrace.features.config import PCA_FILE, PreprocessConfig
+from truthtrace.features.dataset import FeatureDataset, make_loader
+from truthtrace.labels.score import label_store
+from truthtrace.store import TraceStore
+from truthtrace.traces.extract import ExtractConfig, extract
+
 
 def find_split(detector_dir: str | Path) -> tuple[dict | None, str]:
     """The training run's ``split.json`` (written by ``truthtrace train``) in the detector dir or up to
@@ -53,8 +63,6 @@ def preprocess_config_like(detector_dir: str | Path, graphs: bool):
     Returns:
         ``(PreprocessConfig, note)``; the note says which PCA was used ("" when no graphs are needed).
     """
-    from truthtrace.preprocess.config import PCA_FILE, PreprocessConfig
-    from truthtrace.store import TraceStore
 
     if not graphs:
         return PreprocessConfig(graphs=False, overwrite=True), ""
@@ -78,8 +86,6 @@ def store_questions(store, n: int, only: set[str] | None = None) -> list:
     Raises:
         ValueError: a meta lacks question_id, question or answers (the trace is named).
     """
-    from truthtrace.data import Question
-
     out = []
     for tid, meta in store.metas():
         if only is not None and tid not in only:
@@ -96,8 +102,6 @@ def store_questions(store, n: int, only: set[str] | None = None) -> list:
 
 def extract_config_like(schema: dict, spec: str, threads: int):
     """An ExtractConfig capturing exactly what the store's schema records (layers, keep, generation)."""
-    from truthtrace.extract import ExtractConfig
-
     gen = schema.get("generation") or {}
     attn = list(schema.get("attn_layers") or [])
     return ExtractConfig(model=spec, threads=threads, hidden_layers=list(schema["hidden_layers"]),
@@ -113,9 +117,6 @@ def build_features(lm, questions: list, extract_config, preprocess_config, work:
     Returns:
         the feature store directory.
     """
-    from truthtrace.extract import extract
-    from truthtrace.labels import label_store
-    from truthtrace.preprocess.build import preprocess
 
     if extract_config.attentions and hasattr(lm.model, "set_attn_implementation"):
         lm.model.set_attn_implementation("eager")  # attention maps need the eager kernel
@@ -135,10 +136,6 @@ def detector_auroc(lm, questions: list, extract_config, det, work: Path, preproc
         detector_auroc (None when one class only), detector_n, detector_hallucination_rate, detector_note.
     """
     import numpy as np
-
-    from truthtrace import metrics
-    from truthtrace.dataset import FeatureDataset, make_loader
-    from truthtrace.preprocess.config import PreprocessConfig
 
     config = preprocess_config or PreprocessConfig(graphs="graphs" in det.inputs, overwrite=True)
     feats = build_features(lm, questions, extract_config, config, work)
@@ -160,9 +157,6 @@ def detector_aurocs(loaded: list, config) -> list[dict]:
     Traces go under ``config.out_dir/detector_traces/<i>-<name>`` (resumable) or a temp dir.
     """
     import tempfile
-
-    from truthtrace.detectors import load_detector
-    from truthtrace.store import TraceStore
 
     det = load_detector(config.detector)
     store = TraceStore(config.store)

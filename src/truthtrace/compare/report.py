@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from truthtrace.fileio import atomic_write, json_safe, write_json_atomic, write_text_atomic
+
 
 def _mb(nbytes: int | None) -> str:
     return "?" if nbytes is None else f"{nbytes / 1e6:.1f}"
@@ -97,7 +99,6 @@ def plot_size_quality(report: dict, out_dir: str | Path) -> list[str]:
         import matplotlib.pyplot as plt
     except ImportError as exc:
         raise ImportError("the size-versus-quality plot needs matplotlib: pip install 'truthtrace[viz]'") from exc
-    from truthtrace.fileio import atomic_write
 
     key, label = ("perplexity", "perplexity on the text sample") if report["kind"] == "causal" else \
         ("cosine", "cosine similarity to the first model")
@@ -133,8 +134,6 @@ def plot_size_quality(report: dict, out_dir: str | Path) -> list[str]:
 
 def write_outputs(report: dict, out_dir: str | Path, plot: bool = True) -> dict:
     """Write ``compare.json``, ``compare.md`` and (if ``plot``) ``size_quality.png``/``.svg`` under ``out_dir``."""
-    from truthtrace.fileio import json_safe, write_json_atomic, write_text_atomic
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = {"json": str(out / "compare.json"), "markdown": str(out / "compare.md")}

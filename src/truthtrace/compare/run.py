@@ -18,6 +18,8 @@ from tqdm.auto import tqdm
 from truthtrace import __version__
 from truthtrace.compare import cost, detect, quality
 from truthtrace.compare.report import write_outputs
+from truthtrace.machine import load_average, machine_info
+from truthtrace.models.load import load_any
 
 FORMAT = "truthtrace.compare"
 VERSION = 1
@@ -25,11 +27,7 @@ MEMORY_MODES = ("subprocess", "off")
 
 
 def load(spec: str, dtype: str | None = None, device: str = "auto"):
-    """Load ``spec`` with the compress stage's loader; returns its ``LoadedModel``."""
-    try:
-        from truthtrace.compress import load_any
-    except ImportError:  # the package __init__ may not re-export it yet
-        from truthtrace.compress.loading import load_any
+    """Load ``spec`` with the one model loader; returns its ``LoadedModel``."""
     return load_any(spec, dtype=dtype, device=device)
 
 
@@ -202,7 +200,7 @@ def compare_models(specs: Sequence[str], config: CompareConfig | None = None, lo
     if len(specs) < 2:
         raise ValueError(f"compare-models needs at least two models, got {len(specs)}")
     torch.set_num_threads(config.threads)
-    load_before, started = cost.load_average(), time.time()
+    load_before, started = load_average(), time.time()
     loaded = _load_all(specs, config, loader or load)
     kind = _check_kinds(loaded)
     text = quality.load_text(config.text)
@@ -219,8 +217,8 @@ def compare_models(specs: Sequence[str], config: CompareConfig | None = None, lo
         row["degraded_reasons"] = _degraded(row, rows[0], config)
         row["degraded"] = bool(row["degraded_reasons"])
     report = {"format": FORMAT, "version": VERSION, "truthtrace_version": __version__, "kind": kind,
-              "models": rows, "config": asdict(config), "machine": cost.machine_info(),
-              "load_average_before": load_before, "load_average_after": cost.load_average(),
+              "models": rows, "config": asdict(config), "machine": machine_info(),
+              "load_average_before": load_before, "load_average_after": load_average(),
               "seconds": round(time.time() - started, 1),
               "memory_method": cost.MEMORY_METHOD if config.memory == "subprocess" else "not measured"}
     if config.out_dir:

@@ -1,9 +1,9 @@
-"""Model compression (``truthtrace compress``) and the loader for any model spec or compressed dir."""
+"""Model compression (``truthtrace compress``): pruning, quantization and casts, written as a directory
+that :func:`truthtrace.models.load_any` reads back (the reading side lives in ``truthtrace.models``)."""
 
-from .config import PRESETS, CompressConfig
-from .loading import LoadedModel, load_any, model_kind, read_compression
-from .prune import prune_linear, sparsity_report, zero_below
-from .save import compress, model_outputs, verify_batch
+from truthtrace.compress.config import PRESETS, CompressConfig
+from truthtrace.compress.prune import prune_linear, sparsity_report, zero_below
+from truthtrace.compress.save import compress, model_outputs, verify_batch
 
-__all__ = ["PRESETS", "CompressConfig", "LoadedModel", "compress", "load_any", "model_kind", "model_outputs",
-           "prune_linear", "read_compression", "sparsity_report", "verify_batch", "zero_below"]
+__all__ = ["PRESETS", "CompressConfig", "compress", "model_outputs", "prune_linear", "sparsity_report",
+           "verify_batch", "zero_below"]

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field, fields
 
 import torch
 
-DTYPES = {"fp32": "float32", "float32": "float32", "fp16": "float16", "float16": "float16",
-          "bf16": "bfloat16", "bfloat16": "bfloat16"}
+from truthtrace.dtypes import canonical_dtype
+
 QUANTS = ("int8-weight", "int8-dynamic", "int4-weight")
 BACKENDS = ("torchao", "quanto", "bnb", "truthtrace")
 BNB_MODES = ("8bit", "nf4")
@@ -82,8 +82,8 @@ class CompressConfig:
                 setattr(self, key, value)
 
     def _check_values(self) -> None:
-        if self.dtype is not None and self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be fp16 or bf16, got {self.dtype!r}")
+        if self.dtype is not None:
+            canonical_dtype(self.dtype, "dtype")
         if not 0.0 <= self.prune <= 0.9:
             raise ValueError(f"prune must be in [0, 0.9], got {self.prune}")
         if self.prune_scope not in ("global", "layer"):
@@ -125,16 +125,6 @@ class CompressConfig:
     def tolerance(self) -> float:
         """Reload tolerance actually used."""
         return self.verify_tol if self.verify_tol is not None else DEFAULT_TOL[self.method]
-
-
-def cpu_has_bf16() -> bool | None:
-    """True when the CPU has bf16 matrix units (avx512_bf16 or amx_bf16), None when it cannot tell."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
-        return None
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def check_combination(cfg: CompressConfig) -> None:

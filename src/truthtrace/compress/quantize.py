@@ -2,23 +2,17 @@
 
 torchao and bitsandbytes quantize while ``from_pretrained`` loads an fp32 directory, and their
 checkpoints reload with plain ``from_pretrained``; quanto quantizes a live model and reloads only
-through its own ``requantize``. Our own int8 format lives in ``int8_embed.py``.
+through its own ``requantize``. Our own int8 format lives in ``truthtrace.models.int8``; reading quanto back in ``truthtrace.models.compressed``.
 """
 
 from __future__ import annotations
 
 import torch
+from transformers import BitsAndBytesConfig, TorchAoConfig
 
-_EXTRA = {"torchao": "quant", "quanto": "quant", "bnb": "bnb"}
-
-
-def _need(backend: str, module: str):
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise ImportError(f"backend {backend!r} needs {module}: pip install 'truthtrace[{_EXTRA[backend]}]'") from exc
+from truthtrace.compress.prune import prunable_linears
+from truthtrace.models.compressed import import_backend
+from truthtrace.models.resolve import pick_device
 
 
 def torchao_config(quant: str):
@@ -27,9 +21,7 @@ def torchao_config(quant: str):
     Raises:
         ImportError: torchao missing (names the extra).
     """
-    from transformers import TorchAoConfig
-
-    ao = _need("torchao", "torchao.quantization")
+    ao = import_backend("torchao", "torchao.quantization")
     make = {"int8-weight": ao.Int8WeightOnlyConfig, "int8-dynamic": ao.Int8DynamicActivationInt8WeightConfig,
             "int4-weight": ao.Int4WeightOnlyConfig}[quant]
     return TorchAoConfig(quant_type=make())
@@ -41,9 +33,7 @@ def bnb_config(mode: str):
     Raises:
         ImportError: bitsandbytes missing (names the extra).
     """
-    from transformers import BitsAndBytesConfig
-
-    _need("bnb", "bitsandbytes")
+    import_backend("bnb", "bitsandbytes")
     if mode == "8bit":
         return BitsAndBytesConfig(load_in_8bit=True)
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16)
@@ -55,8 +45,6 @@ def load_quantized_hf(cls, src_dir: str, backend: str, quant: str | None, bnb: s
     Returns:
         the quantized model in eval mode; ``save_pretrained`` writes a reloadable checkpoint.
     """
-    from ..models import pick_device
-
     if backend == "torchao":
         qcfg = torchao_config(quant)
         extra = {"device_map": "cuda"} if pick_device(device).type == "cuda" else {}
@@ -78,34 +66,10 @@ def quantize_quanto(model, quant: str) -> dict:
     Raises:
         ImportError: optimum-quanto missing (names the extra).
     """
-    quanto = _need("quanto", "optimum.quanto")
-    from .prune import prunable_linears
-
+    quanto = import_backend("quanto", "optimum.quanto")
     keep = {n for n, _ in prunable_linears(model)}
     tied = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and n not in keep]
     weights = {"int8-weight": quanto.qint8, "int4-weight": quanto.qint4}[quant]
     quanto.quantize(model, weights=weights, exclude=tied or None)
     quanto.freeze(model)
     return quanto.quantization_map(model)
-
-
-def load_quanto(cls, config, state: dict[str, torch.Tensor], storage: dict, kwargs: dict):
-    """Rebuild a quanto model from its state dict and quantization map (``storage['quantization_map']``).
-
-    Raises:
-        ValueError: stored keys that do not match the rebuilt model.
-    """
-    quanto = _need("quanto", "optimum.quanto")
-    from .loading import _set_param
-
-    model = cls.from_config(config, dtype=torch.float32, **kwargs)
-    quanto.requantize(model, state, storage["quantization_map"], device=torch.device("cpu"))
-    expected = set(model.state_dict().keys())
-    tied = storage.get("tied", {})
-    missing = sorted(expected - set(state) - set(tied))
-    unexpected = sorted(set(state) - expected)
-    if missing or unexpected:
-        raise ValueError(f"quanto weights do not match the config: missing {missing[:5]}, unexpected {unexpected[:5]}")
-    for alias, source in tied.items():
-        _set_param(model, alias, model.get_parameter(source))  # requantize re-creates parameters: re-tie
-    return model

@@ -15,22 +15,29 @@ import shutil
 import tempfile
 import time
 import warnings
-from importlib import metadata
 from pathlib import Path
 
 import torch
 
-from ..fileio import write_json_atomic
-from .config import DTYPES, CompressConfig, cpu_has_bf16
-from .prune import sparsity_report
-from .loading import COMPRESSION_JSON, LoadedModel, auto_class, load_any, model_kind, torch_dtype
-from .sparse_io import dir_bytes, split_tied, write_state_dict
+from truthtrace.compress.config import CompressConfig
+from truthtrace.compress.int8_embed import quantize_model_int8
+from truthtrace.compress.prune import prune_linear, sparsity_report, zero_below
+from truthtrace.compress.quantize import load_quantized_hf, quantize_quanto
+from truthtrace.dtypes import canonical_dtype, cpu_has_bf16, torch_dtype
+from truthtrace.fileio import write_json_atomic
+from truthtrace.machine import versions
+from truthtrace.models.compressed import COMPRESSION_FORMAT, COMPRESSION_JSON, COMPRESSION_VERSIONS
+from truthtrace.models.int8 import pack_state_dict
+from truthtrace.models.load import LoadedModel, auto_class, load_any, model_kind
+from truthtrace.models.sparse_io import dir_bytes, split_tied, write_state_dict
 
-FORMAT_VERSION = 1
 VERIFY_TEXTS = ["The capital of France is Paris, and the capital of Italy is",
                 "Water boils at one hundred degrees Celsius at sea level, but on a high mountain it boils"]
 
 
+# the libraries that wrote (and must read) a compressed model
+COMPRESS_DISTRIBUTIONS = ("truthtrace", "torch", "transformers", "safetensors", "zstandard", "torchao",
+                          "optimum-quanto", "bitsandbytes")
 SPARSITY_NOTE = ("exact zeros in the prunable linear weights: before_quantization = after pruning/zeroing, "
                  "before int8 rounding; after_reload = in the saved weights as reloaded (int8 rounding turns "
                  "small weights into zeros; null for formats kept quantized)")
@@ -64,18 +71,6 @@ def compare(expected: torch.Tensor, got: torch.Tensor, mask: torch.Tensor) -> di
     return out
 
 
-def versions() -> dict:
-    """Installed versions of the libraries that wrote (and must read) a compressed model."""
-    out = {}
-    for dist in ("truthtrace", "torch", "transformers", "safetensors", "zstandard", "torchao", "optimum-quanto",
-                 "bitsandbytes"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = None
-    return out
-
-
 def _prepare_out(out: Path, force: bool) -> None:
     if out.exists() and not force:
         raise ValueError(f"output {out} exists: pass --force (force=True) to replace it")
@@ -83,8 +78,6 @@ def _prepare_out(out: Path, force: bool) -> None:
 
 
 def _sparsify(lm: LoadedModel, cfg: CompressConfig, steps: list) -> None:
-    from .prune import prune_linear, zero_below
-
     if cfg.prune > 0:
         rep = prune_linear(lm.model, cfg.prune, cfg.prune_scope)
         steps.append({"op": "prune", "method": "l1_unstructured", "amount": cfg.prune, "scope": cfg.prune_scope,
@@ -96,16 +89,12 @@ def _sparsify(lm: LoadedModel, cfg: CompressConfig, steps: list) -> None:
 
 def _quantize(lm: LoadedModel, cfg: CompressConfig, steps: list, work: Path) -> dict:
     """Quantize / cast ``lm.model`` (may be replaced); returns the storage fields the save step needs."""
-    storage: dict = {"method": cfg.method, "compute_dtype": DTYPES[cfg.dtype] if cfg.dtype else "float32"}
+    storage: dict = {"method": cfg.method, "compute_dtype": canonical_dtype(cfg.dtype) if cfg.dtype else "float32"}
     if cfg.method == "truthtrace":
-        from .int8_embed import quantize_model_int8
-
         storage["int8"] = quantize_model_int8(lm.model, cfg.quant_embeddings)
         steps.append({"op": "quantize", "backend": "truthtrace", "quant": cfg.quant, "scheme": "symmetric per-row int8",
                       "embeddings": cfg.quant_embeddings, "tensors": sorted(storage["int8"])})
     elif cfg.method in ("torchao", "bnb"):
-        from .quantize import load_quantized_hf
-
         src = work / "fp32-src"  # the (pruned) fp32 model, quantized while transformers loads it
         lm.model.save_pretrained(src)
         _, cls_name = model_kind(lm.model.config)
@@ -113,16 +102,14 @@ def _quantize(lm: LoadedModel, cfg: CompressConfig, steps: list, work: Path) -> 
         steps.append({"op": "quantize", "backend": cfg.method, "quant": cfg.quant, "bnb": cfg.bnb})
         storage["kept_quantized"] = True
     elif cfg.method == "quanto":
-        from .quantize import quantize_quanto
-
         storage["quantization_map"] = quantize_quanto(lm.model, cfg.quant)
         steps.append({"op": "quantize", "backend": "quanto", "quant": cfg.quant,
                       "exclude": "linear layers tied to embeddings"})
         storage["kept_quantized"] = True
-    if cfg.dtype and DTYPES[cfg.dtype] != "float32":
+    if cfg.dtype and canonical_dtype(cfg.dtype) != "float32":
         _cast_parameters(lm.model, torch_dtype(cfg.dtype))
-        steps.append({"op": "cast", "dtype": DTYPES[cfg.dtype], "cpu_bf16_units": cpu_has_bf16()})
-        if DTYPES[cfg.dtype] == "bfloat16" and cpu_has_bf16() is not True and not torch.cuda.is_available():
+        steps.append({"op": "cast", "dtype": canonical_dtype(cfg.dtype), "cpu_bf16_units": cpu_has_bf16()})
+        if canonical_dtype(cfg.dtype) == "bfloat16" and cpu_has_bf16() is not True and not torch.cuda.is_available():
             warnings.warn("this CPU shows no bf16 units (avx512_bf16 / amx_bf16): a bf16 model will likely run "
                           "slower than fp32 here", stacklevel=2)
     return storage
@@ -150,8 +137,6 @@ def _write(lm: LoadedModel, cfg: CompressConfig, storage: dict, tmp: Path) -> No
         name = {"dense": "model.safetensors", "truthtrace": "model.int8.safetensors",
                 "quanto": "model.quanto.safetensors"}[cfg.method]
         if cfg.method == "truthtrace":
-            from .int8_embed import pack_state_dict
-
             state = pack_state_dict(state, storage.pop("int8"))
         path = write_state_dict(tmp / name, state, compress=zstd)
         model.config.save_pretrained(tmp)
@@ -211,14 +196,14 @@ def compress(cfg: CompressConfig) -> dict:
 def _metadata(cfg: CompressConfig, lm: LoadedModel, steps: list, storage: dict, tmp: Path, sparsity: dict) -> dict:
     weights = sum(f.stat().st_size for f in tmp.glob("*.safetensors*"))
     src = _source_bytes(lm.path)
-    return {"format": "truthtrace-compressed", "format_version": FORMAT_VERSION, "kind": lm.kind,
+    return {"format": COMPRESSION_FORMAT, "format_version": COMPRESSION_VERSIONS[-1], "kind": lm.kind,
             "source": {"spec": cfg.model, "path": lm.path, "bytes": src},
             "config": {k: v for k, v in cfg.__dict__.items() if k != "extra"}, "steps": steps, "storage": storage,
             "loadable_with_from_pretrained": storage["from_pretrained"],
             "sparsity": {**sparsity, "note": SPARSITY_NOTE},
             "bytes_on_disk": {"weights": weights, "dir_total_excluding_compression_json": dir_bytes(tmp),
                               "ratio_vs_source": (src / weights) if weights and src else None},
-            "versions": versions()}
+            "versions": versions(COMPRESS_DISTRIBUTIONS)}
 
 
 def _verify(tmp: Path, batch, expected: torch.Tensor, original: torch.Tensor, tol: float) -> tuple[dict, dict | None]:

@@ -5,8 +5,7 @@
 """
 
 from truthtrace.data.loaders import FORMATS, detect_format, load_questions
-from truthtrace.data.questions import (Question, bundled_categories, load_bundled,
-                                       save_questions)
+from truthtrace.data.questions import Question, bundled_categories, load_bundled, save_questions
 
 __all__ = ["FORMATS", "Question", "bundled_categories", "detect_format", "load_bundled",
            "load_questions", "save_questions"]

@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Iterable
 
-from ..fileio import write_text_atomic
+from truthtrace.fileio import write_text_atomic
 
 BUNDLED_FILE = "questions.jsonl"
 

@@ -3,7 +3,7 @@
 - ``perplexity``: score = minus the mean answer log-prob (unsure answers have low log-probs).
 - ``max_entropy``: score = the maximum answer-token entropy (one very uncertain token is a warning sign).
 
-Both read one column of ``scalar.logprob_stats`` ``(B, 8)`` (see ``truthtrace.preprocess``).
+Both read one column of ``scalar.logprob_stats`` ``(B, 8)`` (see ``truthtrace.features``).
 
 ``fit`` chooses nothing; it only reports the validation AUROC.
 """
@@ -16,7 +16,7 @@ from typing import Iterable
 import numpy as np
 
 from truthtrace import metrics
-from truthtrace.detectors import Batch, Detector, concat_batches, register
+from truthtrace.detectors.base import Batch, Detector, concat_batches, register
 
 STATS = "scalar.logprob_stats"
 

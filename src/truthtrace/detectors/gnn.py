@@ -16,9 +16,8 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
-from truthtrace.detectors import register
+from truthtrace.detectors.base import Batch, register
 from truthtrace.detectors.torch_base import TorchDetector
-from truthtrace.detectors import Batch
 
 CONVS = ("gatv2", "gine")
 

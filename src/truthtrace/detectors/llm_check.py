@@ -19,9 +19,16 @@ import numpy as np
 from safetensors.numpy import load_file
 
 from truthtrace import metrics
-from truthtrace.detectors import (CONFIG_FILE, WEIGHTS_FILE, Detector, concat_batches, read_config, register,
-                                  write_config)
-from truthtrace.detectors import Batch
+from truthtrace.detectors.base import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    Batch,
+    Detector,
+    concat_batches,
+    read_config,
+    register,
+    write_config,
+)
 from truthtrace.fileio import save_tensors_atomic
 
 

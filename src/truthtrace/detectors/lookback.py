@@ -16,7 +16,7 @@ from typing import Iterable
 import numpy as np
 
 from truthtrace import metrics
-from truthtrace.detectors import Batch, Detector, concat_batches, load_arrays, register, save_arrays
+from truthtrace.detectors.base import Batch, Detector, concat_batches, load_arrays, register, save_arrays
 from truthtrace.detectors.probe import PARAM_KEYS, fit_logistic, logits
 
 C_GRID = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)

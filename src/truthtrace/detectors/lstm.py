@@ -13,9 +13,8 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
-from truthtrace.detectors import register
+from truthtrace.detectors.base import Batch, register
 from truthtrace.detectors.torch_base import TensorBatches, TorchDetector, collect, standardizer
-from truthtrace.detectors import Batch
 
 
 class LayerLSTM(nn.Module):

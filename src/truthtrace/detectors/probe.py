@@ -17,7 +17,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from truthtrace import metrics
-from truthtrace.detectors import Batch, Detector, load_arrays, register, save_arrays
+from truthtrace.detectors.base import Batch, Detector, load_arrays, register, save_arrays
 
 PARAM_KEYS = ("coef", "intercept", "scaler_mean", "scaler_scale")
 

@@ -16,8 +16,15 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 import torch
 
-from truthtrace.detectors import CONFIG_FILE, WEIGHTS_FILE, Detector, concat_batches, read_config, write_config
-from truthtrace.detectors import Batch
+from truthtrace.detectors.base import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    Batch,
+    Detector,
+    concat_batches,
+    read_config,
+    write_config,
+)
 from truthtrace.fileio import atomic_write
 from truthtrace.training import FitResult, LoopConfig, fit_module, predict
 

@@ -9,9 +9,10 @@
 Layout and guarantees: ``docs/FORMAT.md``.
 """
 
-from .codec import CODEC, STORAGE_DTYPES
-from .index import FORMAT_VERSION, StoreError
-from .reader import Trace, TraceStore
-from .writer import TraceWriter
+from truthtrace.dtypes import STORAGE_DTYPES
+from truthtrace.store.codec import CODEC
+from truthtrace.store.index import FORMAT_VERSION, StoreError
+from truthtrace.store.reader import Trace, TraceStore
+from truthtrace.store.writer import TraceWriter
 
 __all__ = ["CODEC", "FORMAT_VERSION", "STORAGE_DTYPES", "StoreError", "Trace", "TraceStore", "TraceWriter"]

@@ -29,29 +29,16 @@ import numpy as np
 import torch
 import zstandard
 
+from truthtrace.dtypes import TENSOR_DTYPES, dtype_name
+
 CODEC = "zstd-planes"
 LAYER_PREFIX = "layers."
 ATTN_SUFFIX = ".attn"
-STORAGE_DTYPES = ("float16", "bfloat16", "float32")
-
-DTYPES: dict[str, torch.dtype] = {
-    "float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
-    "float64": torch.float64, "int8": torch.int8, "int16": torch.int16,
-    "int32": torch.int32, "int64": torch.int64, "uint8": torch.uint8, "bool": torch.bool,
-}
-_NAMES = {v: k for k, v in DTYPES.items()}
 # same-width integer views, used to look at bit patterns (so -0.0 counts as non-zero)
 _BITS = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 
 if sys.byteorder != "little":  # planes are defined on little-endian element bytes
     raise ImportError("truthtrace.store needs a little-endian machine")
-
-
-def dtype_name(dtype: torch.dtype) -> str:
-    """Return the store's name for ``dtype`` (e.g. ``"float16"``); ValueError if unsupported."""
-    if dtype not in _NAMES:
-        raise ValueError(f"tensor dtype {dtype} is not supported; use one of {sorted(DTYPES)}")
-    return _NAMES[dtype]
 
 
 def compressor(level: int) -> zstandard.ZstdCompressor:
@@ -93,14 +80,14 @@ def storage_cast(key: str, t: torch.Tensor, storage_dtype: str,
     """
     if not key.startswith(LAYER_PREFIX) or not t.is_floating_point():
         return t, None
-    peak = _overflow(t, DTYPES[storage_dtype])
+    peak = _overflow(t, TENSOR_DTYPES[storage_dtype])
     if peak is None:
-        return t.to(DTYPES[storage_dtype]), None
+        return t.to(TENSOR_DTYPES[storage_dtype]), None
     reason = (f"overflow: max |x| = {peak:.6g} > {storage_dtype} max "
-              f"{torch.finfo(DTYPES[storage_dtype]).max:.6g}")
+              f"{torch.finfo(TENSOR_DTYPES[storage_dtype]).max:.6g}")
     for name in (overflow_dtype, "float32"):
-        if _overflow(t, DTYPES[name]) is None:
-            return t.to(DTYPES[name]), {"requested": storage_dtype, "reason": reason}
+        if _overflow(t, TENSOR_DTYPES[name]) is None:
+            return t.to(TENSOR_DTYPES[name]), {"requested": storage_dtype, "reason": reason}
     return t, {"requested": storage_dtype, "reason": reason + "; kept the source dtype"}
 
 
@@ -200,7 +187,7 @@ def decode(chunk: bytes | memoryview, entry: dict, *, unpack: bool = True) -> to
     """
     if entry["codec"] != CODEC:
         raise ValueError(f"unknown codec {entry['codec']!r}")
-    dtype = DTYPES[entry["dtype"]]
+    dtype = TENSOR_DTYPES[entry["dtype"]]
     shape = list(entry["shape"])
     tril = entry["layout"] == "tril"
     body_shape = shape[:-2] + [shape[-1] * (shape[-1] + 1) // 2] if tril else shape
@@ -220,7 +207,7 @@ def decode(chunk: bytes | memoryview, entry: dict, *, unpack: bool = True) -> to
 
 def entry_sizes(entry: dict) -> tuple[int, int]:
     """``(raw, packed)`` byte sizes of a chunk in its stored dtype: dense, and after triangle packing."""
-    itemsize = DTYPES[entry["dtype"]].itemsize
+    itemsize = TENSOR_DTYPES[entry["dtype"]].itemsize
     shape = entry["shape"]
     raw = math.prod(shape) * itemsize
     if entry["layout"] != "tril":

@@ -20,11 +20,12 @@ import re
 from pathlib import Path
 from typing import BinaryIO
 
-
 try:
     import fcntl
 except ImportError:  # Windows has no fcntl: no cross-process lock there
     fcntl = None
+
+from truthtrace.fileio import check_format, parse_json_object
 
 FORMAT = "truthtrace.traces"
 SHARD_FORMAT = "truthtrace.shard"
@@ -70,23 +71,12 @@ def sha256_file(path: Path, block: int = 4 << 20) -> str:
 
 def parse_json(data: bytes, where: Path) -> dict:
     """Parse a manifest document; StoreError naming ``where`` if it is not a JSON object."""
-    try:
-        doc = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise StoreError(f"{where}: not valid JSON ({err})") from None
-    if not isinstance(doc, dict):
-        raise StoreError(f"{where}: expected a JSON object")
-    return doc
+    return parse_json_object(data, where, StoreError)
 
 
 def check_version(doc: dict, fmt: str, where: Path) -> None:
     """Raise StoreError naming ``where`` unless ``doc`` is format ``fmt`` at a version we read."""
-    if doc.get("format") != fmt:
-        raise StoreError(f"{where}: not a truthtrace file (format {doc.get('format')!r}, expected {fmt!r})")
-    version = doc.get("format_version")
-    if not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
-        raise StoreError(f"{where}: format_version {version!r} is not supported by this "
-                         f"truthtrace (reads 1..{FORMAT_VERSION}); upgrade truthtrace")
+    check_format(doc, fmt, tuple(range(1, FORMAT_VERSION + 1)), where, "format_version", StoreError)
 
 
 def new_index(schema: dict, storage: dict) -> dict:

@@ -18,9 +18,16 @@ from pathlib import Path
 import torch
 import zstandard
 
-from .codec import decode
-from .index import (SHARD_FORMAT, StoreError, check_version, load_index, parse_json,
-                    sha256_bytes, sha256_file)
+from truthtrace.store.codec import decode
+from truthtrace.store.index import (
+    SHARD_FORMAT,
+    StoreError,
+    check_version,
+    load_index,
+    parse_json,
+    sha256_bytes,
+    sha256_file,
+)
 
 _DOC_CACHE = 16  # shard documents kept parsed; each lists every chunk of up to shard_max_traces traces
 

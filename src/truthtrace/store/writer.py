@@ -16,11 +16,25 @@ from pathlib import Path
 
 import torch
 
-from ..fileio import write_bytes_atomic
-from .codec import CODEC, STORAGE_DTYPES, compressor, encode, entry_sizes
-from .index import (FORMAT_VERSION, INDEX_NAME, SHARD_FORMAT, TMP_SUFFIX, StoreError,
-                    dumps, load_index, lock_store, new_index, remove_store, schema_diff, shard_files,
-                    shard_path_names)
+from truthtrace.dtypes import STORAGE_DTYPES
+from truthtrace.fileio import write_bytes_atomic
+from truthtrace.store.codec import CODEC, compressor, encode, entry_sizes
+from truthtrace.store.index import (
+    FORMAT_VERSION,
+    INDEX_NAME,
+    SHARD_FORMAT,
+    TMP_SUFFIX,
+    StoreError,
+    dumps,
+    load_index,
+    lock_store,
+    new_index,
+    remove_store,
+    schema_diff,
+    shard_files,
+    shard_path_names,
+)
+
 
 def _jsonable(obj: object, field: str) -> object:
     """``obj`` after a JSON round trip (tuples become lists); ValueError naming ``field`` if impossible."""

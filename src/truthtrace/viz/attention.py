@@ -13,7 +13,16 @@ from pathlib import Path
 
 import numpy as np
 
-from . import ANSWER_COLOR, ANSWER_TEXT_COLOR, CMAP, PROMPT_COLOR, TICK_PT, plain, pyplot, save_figure
+from truthtrace.viz.figure import (
+    ANSWER_COLOR,
+    ANSWER_TEXT_COLOR,
+    CMAP,
+    PROMPT_COLOR,
+    TICK_PT,
+    plain,
+    pyplot,
+    save_figure,
+)
 
 TOKEN_MODES = ("blocks", "last")
 

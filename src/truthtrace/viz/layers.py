@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..naming import parse_key
-from . import CORRECT_COLOR, HALLUCINATED_COLOR, PALETTE, plain, pyplot, save_figure
+from truthtrace.naming import parse_key
+from truthtrace.viz.figure import CORRECT_COLOR, HALLUCINATED_COLOR, PALETTE, plain, pyplot, save_figure
 
 
 @dataclass

@@ -6,7 +6,7 @@ import html
 import os
 from pathlib import Path
 
-from ..fileio import write_text_atomic
+from truthtrace.fileio import write_text_atomic
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import warnings
 from pathlib import Path
 
-from . import PALETTE, plain, pyplot, save_figure
-
-# Checked (not imported) here so that ``from truthtrace.viz.roc import plot_roc`` fails
-# at once without the extra: the evaluate stage treats that ImportError as "skip the figure".
-if importlib.util.find_spec("matplotlib") is None:
-    raise ImportError("ROC figures need matplotlib: pip install 'truthtrace[viz]'")
+from truthtrace.viz.figure import PALETTE, plain, pyplot, save_figure
 
 _COLORS = [PALETTE[c] for c in ("blue", "vermillion", "green", "orange", "purple", "sky", "yellow", "black")]
 _STYLES = ["-", "--", "-.", ":"]  # a second cue beside colour for more than a few detectors

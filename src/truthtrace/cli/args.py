@@ -1,0 +1,93 @@
+"""Argument helpers shared by the subcommands: number lists, the model/capture options, question sources."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from truthtrace.data import load_bundled, load_questions
+from truthtrace.dtypes import COMPUTE_DTYPES, STORAGE_DTYPES
+from truthtrace.models import DEFAULT_MODEL
+from truthtrace.traces.capture import CAPTURE_MODES, DEFAULT_TEMPLATE
+from truthtrace.traces.extract import ExtractConfig
+
+
+def int_list(text: str | None) -> list[int] | None:
+    """Parse ``"0,4,8"`` or ``"0-30"`` into a list of ints."""
+    if text is None:
+        return None
+    out: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        out.extend(range(int(lo), int(hi) + 1) if hi else [int(lo)])
+    return out
+
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model and generation")
+    g.add_argument("--model", default=DEFAULT_MODEL, help="embedded name, HF directory, .gguf file or hub id")
+    g.add_argument("--model-dtype", default="float32", choices=COMPUTE_DTYPES,
+                   help="compute dtype (bfloat16 is ~2.5x faster on CPUs with bf16 units)")
+    g.add_argument("--device", default="auto")
+    g.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    g.add_argument("--batch-size", type=int, default=16)
+    g.add_argument("--max-new-tokens", type=int, default=24)
+    g.add_argument("--template", default=None, help="prompt template containing {question}")
+    g.add_argument("--system-prompt", default=None)
+    g.add_argument("--no-chat-template", action="store_true")
+    g.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
+    g.add_argument("--temperature", type=float, default=1.0)
+    g.add_argument("--top-p", type=float, default=1.0)
+    g.add_argument("--seed", type=int, default=0)
+    s = p.add_argument_group("what to capture and how to store it")
+    s.add_argument("--layers", default=None, help="hidden-state layers to keep, e.g. '0-30' or '8,16,24'")
+    s.add_argument("--attn-layers", default=None, help="attention layers to keep")
+    s.add_argument("--no-attentions", action="store_true")
+    s.add_argument("--keep", default="all", help="token positions to keep: all, answer, last:K")
+    s.add_argument("--capture", default="forward", choices=CAPTURE_MODES,
+                   help="forward: generate, then one exact forward pass; generate: from the generation steps (faster)")
+    s.add_argument("--storage-dtype", default="float16", choices=STORAGE_DTYPES)
+    s.add_argument("--overwrite", action="store_true", help="delete an existing store instead of resuming")
+
+
+
+def extract_config(args):
+    return ExtractConfig(
+        model=args.model, model_dtype=args.model_dtype, device=args.device, threads=args.threads,
+        batch_size=args.batch_size,
+        max_new_tokens=args.max_new_tokens, prompt_template=args.template or DEFAULT_TEMPLATE,
+        system_prompt=args.system_prompt, use_chat_template=not args.no_chat_template, do_sample=args.sample,
+        temperature=args.temperature, top_p=args.top_p, seed=args.seed, hidden_layers=int_list(args.layers),
+        attn_layers=int_list(args.attn_layers), attentions=not args.no_attentions, keep=args.keep,
+        capture=args.capture,
+        storage_dtype=args.storage_dtype, overwrite=args.overwrite)
+
+
+
+def add_question_args(p: argparse.ArgumentParser) -> None:
+    """``--questions``, ``--format``, ``--n``: where questions come from."""
+    p.add_argument("--questions", default=None,
+                   help="'bundled' (default) or a JSONL/CSV/JSON/TriviaQA/NQ/SQuAD/TruthfulQA file")
+    p.add_argument("--format", default="auto", help="file layout (auto-detected by default)")
+    p.add_argument("--n", type=int, default=None, help="number of questions (stratified by category)")
+
+
+def questions_from(args):
+    if args.questions in (None, "bundled"):
+        return load_bundled(n=args.n, seed=args.seed)
+    return load_questions(args.questions, fmt=args.format, limit=args.n)
+
+
+
+def detector_args(text: str | None) -> dict:
+    """Parse ``--detector-args '{"probe": {"C": 0.1}}'`` (JSON)."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--detector-args must be JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ValueError("--detector-args must be a JSON object of {detector: {arg: value}}")
+    return value

@@ -1,0 +1,88 @@
+"""CLI subcommands: train, evaluate, run (detectors, their report, and the whole loop)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from truthtrace.cli.args import add_model_args, detector_args, extract_config, int_list
+from truthtrace.detectors.train import TrainConfig, train
+from truthtrace.evaluation.evaluate import EvalConfig, evaluate
+from truthtrace.evaluation.report import format_table, rich_table
+from truthtrace.labels.score import DEFAULT_RULE, LABEL_RULE_HELP
+from truthtrace.pipeline import RunConfig, run
+
+
+def cmd_train(args) -> None:
+    names = {"detectors": tuple(args.detectors.split(","))} if args.detectors else {}
+    cfg = TrainConfig(**names, seeds=tuple(int_list(args.seeds)),
+                      batch_size=args.batch_size, num_workers=args.num_workers,
+                      detector_args=detector_args(args.detector_args), overwrite=args.overwrite)
+    summary = train(args.features, args.labels, args.out, cfg)
+    for name, runs in summary["detectors"].items():
+        for seed, info in runs.items():
+            print(f"  {name:<12} {seed:<8} {info.get('detail', '')} {info.get('skipped', '')}"
+                  f" val AUROC {info.get('val_auroc', float('nan')):.3f}" if "val_auroc" in info else
+                  f"  {name:<12} {seed:<8} {info.get('skipped', '')}")
+    print(f"detectors -> {args.out}")
+
+
+def cmd_evaluate(args) -> None:
+    cfg = EvalConfig(detectors=tuple(args.detectors.split(",")), seed=args.seed, n_bootstrap=args.n_bootstrap,
+                     test_features=args.test_features, test_labels=args.test_labels, figures=not args.no_figures)
+    report = evaluate(args.features, args.labels, args.detectors_dir, args.out, cfg)
+    Console(width=200).print(rich_table(report))
+    print(f"report -> {args.out}/report.md, {args.out}/report.json" + (", roc.png" if report.get("figures") else ""))
+
+
+def cmd_run(args) -> None:
+    cfg = RunConfig(out_dir=args.out, n_questions=args.n, questions=args.questions, seed=args.seed,
+                    extract=extract_config(args), label_rule=args.rule, seeds=tuple(int_list(args.seeds)),
+                    graphs=not args.no_graphs, **({"detectors": args.detectors.split(",")} if args.detectors else {}))
+    report = run(cfg)
+    print()
+    print(format_table(report))
+    print()
+    for name, path in report["paths"].items():
+        print(f"  {name:<10} {path}")
+    print(f"  timings (s): {report['timings']}")
+
+
+
+def register(sub) -> None:
+    """Add this module's subcommands to ``sub`` (the ``add_subparsers`` object of the main parser)."""
+    p = sub.add_parser("train", help="train detectors on a feature store (from preprocess) + labels; resumable")
+    p.add_argument("--features", required=True, help="feature store written by `truthtrace preprocess`")
+    p.add_argument("--labels", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--detectors", "--detector", default=None,
+                   help="comma-separated registry names, or 'all' (default: every detector of the report)")
+    p.add_argument("--seeds", default="0", help="training seeds, e.g. '0-2' (random detectors are fit per seed)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--num-workers", type=int, default=0, help="DataLoader workers (default 0: in-process)")
+    p.add_argument("--detector-args", default=None, help='JSON, e.g. \'{"probe": {"C": 0.1}}\'')
+    p.add_argument("--overwrite", action="store_true", help="refit detectors that are already saved")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="grade every trained detector (all seeds) on the held-out split")
+    p.add_argument("--features", required=True)
+    p.add_argument("--labels", required=True)
+    p.add_argument("--detectors-dir", required=True)
+    p.add_argument("--detectors", default="all", help="names to grade, or 'all'")
+    p.add_argument("--out", required=True)
+    p.add_argument("--test-features", default=None, help="cross-dataset: test on this feature store")
+    p.add_argument("--test-labels", default=None, help="labels of --test-features")
+    p.add_argument("--n-bootstrap", type=int, default=1000)
+    p.add_argument("--no-figures", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("run", help="the whole pipeline on one model, resumable")
+    p.add_argument("--out", default="runs/default")
+    p.add_argument("--questions", default=None)
+    p.add_argument("--n", type=int, default=None, help="number of questions (default: all 2,312 bundled)")
+    p.add_argument("--seeds", default="0", help="training seeds of the random detectors, e.g. 0-2")
+    p.add_argument("--no-graphs", action="store_true", help="skip attention graphs and the gnn detectors")
+    p.add_argument("--rule", default=DEFAULT_RULE, help=LABEL_RULE_HELP)
+    p.add_argument("--detectors", default=None, help="comma-separated (default: every detector of the report)")
+    add_model_args(p)
+    p.set_defaults(func=cmd_run)

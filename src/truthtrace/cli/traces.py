@@ -1,0 +1,63 @@
+"""CLI subcommands: questions, extract, label, model (the stages up to labelled traces)."""
+
+from __future__ import annotations
+
+import json
+
+from truthtrace.cli.args import add_model_args, add_question_args, extract_config, questions_from
+from truthtrace.data import save_questions
+from truthtrace.labels.score import DEFAULT_RULE, LABEL_RULE_HELP, LabelConfig, label_store
+from truthtrace.models import DEFAULT_MODEL, resolve_model
+from truthtrace.traces.extract import extract
+
+
+def cmd_questions(args) -> None:
+    qs = questions_from(args)
+    save_questions(qs, args.out)
+    cats: dict[str, int] = {}
+    for q in qs:
+        cats[q.category] = cats.get(q.category, 0) + 1
+    print(f"wrote {len(qs)} questions to {args.out}: " + ", ".join(f"{c} {n}" for c, n in sorted(cats.items())))
+
+
+def cmd_extract(args) -> None:
+    summary = extract(questions_from(args), args.out, extract_config(args))
+    summary.pop("config")
+    print(json.dumps(summary, indent=2))
+
+
+def cmd_label(args) -> None:
+    summary = label_store(args.store, args.out, LabelConfig(rule=args.rule))
+    print(f"{summary['correct']}/{summary['n']} correct ({summary['rate_correct']:.1%}), "
+          f"{summary['hallucinated']} hallucinated -> {args.out}")
+
+
+def cmd_model(args) -> None:
+    resolved = resolve_model(args.spec)
+    print(json.dumps(resolved.__dict__, indent=2))
+
+
+
+def register(sub) -> None:
+    """Add this module's subcommands to ``sub`` (the ``add_subparsers`` object of the main parser)."""
+    p = sub.add_parser("questions", help="write a questions.jsonl from the bundled set or a user file")
+    add_question_args(p)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_questions)
+
+    p = sub.add_parser("extract", help="run the model on questions and store its traces (resumable)")
+    add_question_args(p)
+    p.add_argument("--out", required=True, help="trace store directory")
+    add_model_args(p)
+    p.set_defaults(func=cmd_extract)
+
+    p = sub.add_parser("label", help="score answers against accepted aliases and write labels.csv")
+    p.add_argument("store")
+    p.add_argument("--out", required=True)
+    p.add_argument("--rule", default=DEFAULT_RULE, help=LABEL_RULE_HELP)
+    p.set_defaults(func=cmd_label)
+
+    p = sub.add_parser("model", help="resolve a model spec (converting GGUF into the cache) and print where it is")
+    p.add_argument("spec", nargs="?", default=DEFAULT_MODEL)
+    p.set_defaults(func=cmd_model)

@@ -1,0 +1,168 @@
+"""The detector protocol, the name -> class registry, and the save/load of ``config.json`` + weights.
+
+A detector consumes iterators of batches (see :class:`truthtrace.features.dataset.FeatureDataset` / ``make_loader``)
+and never the LLM. Scores are higher for traces more likely hallucinated (label 1).
+
+A saved detector is a dir with ``config.json`` (format, version, registry name,
+class, constructor args, fitted state) and, for trained detectors, ``model.safetensors``.
+``config.json`` is written last, so a dir without it is not a detector.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Iterable
+
+import numpy as np
+from safetensors.numpy import load_file
+
+from truthtrace.fileio import save_tensors_atomic, write_json_atomic
+
+Batch = dict[str, Any]  # one batch: "label" (B,), "trace_id" [B], feature keys -> (B, ...) tensors
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+FORMAT = "truthtrace.detector"
+VERSIONS = (1,)
+
+
+class Detector:
+    """Base class; subclasses set ``name`` and implement ``fit``, ``score``, ``args``."""
+
+    name: ClassVar[str] = ""
+    inputs: ClassVar[tuple[str, ...]] = ("seq.last_answer", "scalar.logprob_stats")  # batch keys read
+    stochastic: ClassVar[bool] = False  # True: training depends on a seed, so it is fit once per seed
+    family: ClassVar[str] = "learned"  # or "training-free": nothing fitted beyond a layer/sign choice
+
+    def fit(self, train: Iterable[Batch], val: Iterable[Batch]) -> dict:
+        """Fit on ``train``, choose hyper-parameters on ``val``; return info for the summary."""
+        raise NotImplementedError
+
+    def score(self, batches: Iterable[Batch]) -> np.ndarray:
+        """Return ``(n,)`` float64 scores, one per trace, in batch order."""
+        raise NotImplementedError
+
+    def args(self) -> dict:
+        """Constructor keyword arguments that rebuild this detector (JSON-safe)."""
+        return {}
+
+    def describe(self) -> str:
+        """A short note for report tables on what was fitted (e.g. the chosen layer); "" if nothing."""
+        return ""
+
+    def save(self, out_dir: str | Path) -> None:
+        """Write ``config.json`` (no weights); trained detectors override to add weights."""
+        write_config(out_dir, self, state={})
+
+    @classmethod
+    def load(cls, out_dir: str | Path) -> "Detector":
+        """Rebuild a detector from ``config.json`` in ``out_dir``."""
+        return cls(**read_config(out_dir, expect=cls)["args"])
+
+
+DETECTORS: dict[str, type[Detector]] = {}
+
+
+def register(name: str) -> Callable[[type[Detector]], type[Detector]]:
+    """Class decorator adding a detector class to :data:`DETECTORS` under ``name``."""
+
+    def deco(cls: type[Detector]) -> type[Detector]:
+        if name in DETECTORS and DETECTORS[name] is not cls:
+            raise ValueError(f"detector name {name!r} is already registered to {DETECTORS[name].__name__}")
+        cls.name = name
+        DETECTORS[name] = cls
+        return cls
+
+    return deco
+
+
+def get_detector(name: str, **kwargs: Any) -> Detector:
+    """Build the registered detector ``name`` with ``kwargs``; ValueError for unknown names."""
+    if name not in DETECTORS:
+        raise ValueError(f"unknown detector {name!r}; known: {sorted(DETECTORS)}")
+    return DETECTORS[name](**kwargs)
+
+
+def _class_path(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def write_config(out_dir: str | Path, det: Detector, state: dict) -> None:
+    """Write ``out_dir/config.json`` naming ``det``'s registry name, class and args."""
+    cfg = {
+        "format": FORMAT,
+        "version": VERSIONS[-1],
+        "name": det.name,
+        "class": _class_path(type(det)),
+        "args": det.args(),
+        "state": state,
+    }
+    write_json_atomic(Path(out_dir) / CONFIG_FILE, cfg)
+
+
+def read_config(out_dir: str | Path, expect: type | None = None) -> dict:
+    """Read and check ``out_dir/config.json``; ValueError naming the field if malformed."""
+    path = Path(out_dir) / CONFIG_FILE
+    cfg = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
+        raise ValueError(f"{path}: field 'format' must be {FORMAT!r}")
+    if cfg.get("version") not in VERSIONS:
+        raise ValueError(f"{path}: field 'version' must be one of {VERSIONS}, got {cfg.get('version')!r}")
+    if cfg.get("name") not in DETECTORS:
+        raise ValueError(f"{path}: field 'name' {cfg.get('name')!r} is not a registered detector")
+    if expect is not None and cfg.get("class") != _class_path(expect):
+        raise ValueError(f"{path}: field 'class' is {cfg.get('class')!r}, expected {_class_path(expect)!r}")
+    if not isinstance(cfg.get("args"), dict):
+        raise ValueError(f"{path}: field 'args' must be an object")
+    return cfg
+
+
+def save_arrays(out_dir: str | Path, det: Detector, arrays: dict[str, np.ndarray], state: dict) -> None:
+    """Save a fitted detector's numpy ``arrays`` as ``model.safetensors``, then its ``config.json``.
+
+    The old ``config.json`` goes first, so a crash mid-save never leaves a dir that looks complete.
+    """
+    out = Path(out_dir)
+    (out / CONFIG_FILE).unlink(missing_ok=True)
+    save_tensors_atomic(out / WEIGHTS_FILE, arrays)
+    write_config(out, det, state=state)
+
+
+def load_arrays(cls: type[Detector], out_dir: str | Path, keys: tuple[str, ...]) -> tuple[Detector, dict]:
+    """Rebuild ``cls`` from ``config.json`` and read its ``keys`` from ``model.safetensors``.
+
+    Returns ``(detector, arrays)`` with ``detector.state`` set from the config.
+    Raises:
+        ValueError: naming the weights file if one of ``keys`` is missing.
+    """
+    cfg = read_config(out_dir, expect=cls)
+    det = cls(**cfg["args"])
+    arrays = load_file(str(Path(out_dir) / WEIGHTS_FILE))
+    missing = [k for k in keys if k not in arrays]
+    if missing:
+        raise ValueError(f"{Path(out_dir) / WEIGHTS_FILE}: missing tensors {missing}")
+    det.state = cfg.get("state", {})
+    return det, arrays
+
+
+def load_detector(out_dir: str | Path) -> Detector:
+    """Load whichever registered detector is saved in ``out_dir``."""
+    return DETECTORS[read_config(out_dir)["name"]].load(out_dir)
+
+
+def concat_batches(batches: Iterable[Batch], keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Consume ``batches`` and concatenate ``keys`` along axis 0 (e.g. ``(n, L+1, d)``).
+
+    Raises:
+        ValueError: if the iterator is empty or a batch lacks one of ``keys``.
+    """
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in keys}
+    for batch in batches:
+        for k in keys:
+            if k not in batch:
+                raise ValueError(f"batch is missing key {k!r}")
+            parts[k].append(np.asarray(batch[k]))
+    if not parts[keys[0]]:
+        raise ValueError("no batches to read (empty split?)")
+    return {k: np.concatenate(v, axis=0) for k, v in parts.items()}

@@ -1,0 +1,155 @@
+"""Stage ``train``: fit detectors on a feature store (``truthtrace preprocess``) and its labels.
+
+The split is the one ``preprocess`` fixed in the feature store's ``split.json`` (by
+question id), so PCA, training, layer choice and testing all see the same traces.
+
+Outputs in ``out_dir``:
+
+- ``split.json``: a copy of the feature store's split, read back by ``evaluate``;
+- ``<detector>/seed-<s>/``: each saved detector (``config.json`` [+ ``model.safetensors``]),
+  one per seed for detectors whose training is random, ``seed-0`` only otherwise;
+- ``train_summary.json``: split sizes, hallucination rates and each fit's info.
+
+Re-running resumes: a detector whose ``config.json`` exists with the same arguments is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from truthtrace.detectors.base import CONFIG_FILE, DETECTORS, get_detector
+from truthtrace.features.dataset import FeatureDataset, make_loader, split_ids
+from truthtrace.fileio import write_json_atomic
+
+SPLIT_FILE = "split.json"
+SUMMARY_FILE = "train_summary.json"
+DEFAULT_DETECTORS = ("probe", "mlp", "lstm", "gnn", "lookback", "perplexity", "max_entropy", "attn_logdet",
+                     "hidden_svd")
+
+
+@dataclass
+class TrainConfig:
+    """Settings of the ``train`` stage.
+
+    Args:
+        detectors: registry names of the detectors to fit (``("all",)`` = every registered one).
+        seeds: training seeds; detectors with random training are fit once per seed.
+        batch_size: traces per batch.
+        num_workers: DataLoader workers; ``None`` picks from the machine.
+        detector_args: per-detector constructor kwargs, e.g. ``{"probe": {"C": 0.1}}``.
+        overwrite: refit detectors that are already saved.
+    Raises:
+        ValueError: naming the field for an unknown detector, no seeds, etc.
+    """
+
+    detectors: tuple[str, ...] = DEFAULT_DETECTORS
+    seeds: tuple[int, ...] = (0,)
+    batch_size: int = 64
+    num_workers: int | None = 0
+    detector_args: dict[str, dict] = field(default_factory=dict)
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        self.detectors = tuple(sorted(DETECTORS)) if tuple(self.detectors) == ("all",) else tuple(self.detectors)
+        if not self.detectors:
+            raise ValueError("detectors must name at least one detector")
+        unknown = [d for d in self.detectors if d not in DETECTORS]
+        if unknown:
+            raise ValueError(f"detectors: unknown {unknown}; known: {sorted(DETECTORS)}")
+        if len(set(self.detectors)) != len(self.detectors):
+            raise ValueError(f"detectors has duplicates: {list(self.detectors)}")
+        self.seeds = tuple(int(s) for s in self.seeds)
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be distinct and at least one, got {list(self.seeds)}")
+        if self.batch_size <= 0:
+            raise ValueError(f"batch_size must be > 0, got {self.batch_size}")
+        if self.num_workers is not None and self.num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0 or None, got {self.num_workers}")
+        extra = set(self.detector_args) - set(self.detectors)
+        if extra:
+            raise ValueError(f"detector_args names detectors not in detectors: {sorted(extra)}")
+
+
+def seeds_for(name: str, seeds: tuple[int, ...]) -> tuple[int, ...]:
+    """All ``seeds`` for detectors with random training; the first only for deterministic ones."""
+    return seeds if DETECTORS[name].stochastic else seeds[:1]
+
+
+def loaders(features_dir, labels, keys, seed: int, batch_size: int, num_workers: int | None,
+            splits=("train", "val")) -> list:
+    """DataLoaders over ``splits`` of the feature store; train is shuffled with ``seed``."""
+    out = []
+    for split in splits:
+        ds = FeatureDataset(features_dir, split=split, labels=labels, keys=keys, shuffle=split == "train",
+                            seed=seed, require_labels=True)
+        out.append(make_loader(ds, batch_size=batch_size, num_workers=num_workers))
+    return out
+
+
+def _build(name: str, seed: int, config: TrainConfig, run_dir: Path):
+    """Construct detector ``name``; random ones get the seed and their log/checkpoint dirs."""
+    kwargs = dict(config.detector_args.get(name, {}))
+    cls = DETECTORS[name]
+    if cls.stochastic:
+        kwargs.setdefault("seed", seed)
+        kwargs.setdefault("log_dir", str(run_dir / "tb"))
+        kwargs.setdefault("checkpoint_dir", str(run_dir / "checkpoints"))
+    return get_detector(name, **kwargs)
+
+
+def _done(run_dir: Path, det) -> bool:
+    """True if ``run_dir`` holds a saved detector with the same arguments as ``det``."""
+    cfg = run_dir / CONFIG_FILE
+    if not cfg.is_file():
+        return False
+    saved = json.loads(cfg.read_text(encoding="utf-8"))
+    return saved.get("name") == det.name and saved.get("args") == json.loads(json.dumps(det.args()))
+
+
+def fit_one(name: str, seed: int, features_dir, labels, out: Path, config: TrainConfig) -> dict:
+    """Fit (or resume) detector ``name`` with ``seed``; returns its fit info."""
+    run_dir = out / name / f"seed-{seed}"
+    det = _build(name, seed, config, run_dir)
+    if not config.overwrite and _done(run_dir, det):
+        return {"skipped": "already trained"}
+    train_dl, val_dl = loaders(features_dir, labels, tuple(det.inputs), seed, config.batch_size,
+                               config.num_workers)
+    t0 = time.perf_counter()
+    info = det.fit(train_dl, val_dl)
+    det.save(run_dir)
+    return dict(info, seconds=round(time.perf_counter() - t0, 2), detail=det.describe())
+
+
+def train(features_dir: str | Path, labels_csv: str | Path, out_dir: str | Path,
+          config: TrainConfig | None = None, progress: bool = True) -> dict:
+    """Fit every detector in ``config.detectors`` (per seed) and save them under ``out_dir``.
+
+    Returns:
+        The summary also written to ``out_dir/train_summary.json``.
+    Raises:
+        FileNotFoundError: no ``split.json`` in the feature store (not made by ``preprocess``).
+        ValueError: bad inputs, e.g. a split with one class.
+    """
+    config = config or TrainConfig()
+    out, feats = Path(out_dir), Path(features_dir)
+    if config.overwrite and out.exists():
+        for name in config.detectors:
+            shutil.rmtree(out / name, ignore_errors=True)
+    split = {s: split_ids(feats, s) for s in ("train", "val", "test")}  # checks the file
+    doc = json.loads((feats / SPLIT_FILE).read_text(encoding="utf-8"))
+    write_json_atomic(out / SPLIT_FILE, {**doc, "features_dir": str(feats)})
+    jobs = [(name, seed) for name in config.detectors for seed in seeds_for(name, config.seeds)]
+    infos: dict[str, dict] = {}
+    for name, seed in tqdm(jobs, desc="train", disable=not progress):
+        infos.setdefault(name, {})[f"seed-{seed}"] = fit_one(name, seed, feats, labels_csv, out, config)
+    summary = {"format": "truthtrace.train_summary", "version": 2, "features_dir": str(features_dir),
+               "labels": str(labels_csv), "seeds": list(config.seeds),
+               "split_sizes": {k: len(split[k]) for k in ("train", "val", "test")}, "detectors": infos}
+    write_json_atomic(out / SUMMARY_FILE, summary)
+    return summary

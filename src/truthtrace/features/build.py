@@ -1,0 +1,295 @@
+"""The preprocess stage: turn a trace store into a feature store that detectors stream.
+
+Two passes over the source store. Pass 1 samples train-split tokens of every graph layer
+(fixed seed, at most ``pca_max_tokens``) and fits one PCA per layer on them — never on
+val/test traces. Pass 2 computes each trace's record (``trace_record``) and appends it
+with ``TraceWriter``, so the job is atomic per shard and resumable: a re-run skips the
+traces already stored, and refuses a store written with other settings.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from truthtrace.features.config import (
+    FEATURES_KIND,
+    FEATURES_VERSION,
+    LOGPROB_STATS,
+    PCA_FILE,
+    POSITIONS,
+    SPLIT_FILE,
+    SPLIT_FORMAT,
+    PreprocessConfig,
+    graph_key,
+)
+from truthtrace.features.graphs import (
+    PcaMoments,
+    apply_pca,
+    build_edges,
+    fit_pca,
+    graph_window,
+    load_pca,
+    save_pca,
+    window_attention,
+)
+from truthtrace.features.scalars import attn_logdet, hidden_svd, logprob_stats, lookback_ratio
+from truthtrace.features.sequences import layout_of, sequence_features
+from truthtrace.features.splits import SPLITS, split_by_question
+from truthtrace.fileio import write_json_atomic
+from truthtrace.labels.io import read_label_csv
+from truthtrace.naming import ANSWER_ENTROPY, ANSWER_LOGPROBS, layer_key
+from truthtrace.store import TraceStore, TraceWriter
+from truthtrace.store.index import INDEX_NAME, schema_diff
+
+FP16_MAX = 65504.0
+
+
+def feature_schema(source: TraceStore, config: PreprocessConfig) -> dict:
+    """The feature store's schema for ``source`` under ``config`` (contract of issue 4).
+
+    Raises:
+        ValueError: a graph layer lacks its attention map or its input hidden state.
+    """
+    src = source.schema
+    hidden, attn = list(src["hidden_layers"]), list(src["attn_layers"])
+    graph = None
+    if config.graphs:
+        layers = attn if config.graph_layers is None else config.graph_layers
+        missing = [i for i in layers if i not in attn or i not in hidden]
+        if missing or not layers:
+            raise ValueError(f"graph_layers {missing or layers}: the store {source.root} lacks their attention "
+                             f"maps (stored {attn}) or input hidden states (stored {hidden}); pass --no-graphs")
+        node_dim = min(config.node_dim, src["d_model"]) if config.pca else src["d_model"]
+        if config.pca and node_dim < config.node_dim:
+            warnings.warn(f"node_dim {config.node_dim} > d_model {src['d_model']}: using {node_dim}", stacklevel=3)
+        graph = {"layers": list(layers), "max_nodes": config.max_nodes, "top_k": config.top_k,
+                 "threshold": config.threshold, "node_dim": node_dim, "pca": config.pca}
+        if config.pca and config.pca_from:  # recorded only when set: older stores keep their schema
+            graph["pca_from"] = str(pca_source(config.pca_from))
+    return {"kind": FEATURES_KIND, "version": FEATURES_VERSION, "source": str(Path(source.root).resolve()),
+            "model": src.get("model"), "n_layers": src["n_layers"], "n_heads": src["n_heads"],
+            "d_model": src["d_model"], "hidden_layers": hidden, "attn_layers": attn,
+            "positions": list(POSITIONS), "logprob_stats": list(LOGPROB_STATS), "graph": graph,
+            "split": {"seed": config.split_seed, "fractions": list(config.fractions), "stratified": False}}
+
+
+def compute_split(source: TraceStore, config: PreprocessConfig, labels: dict[str, int] | None) -> dict:
+    """``split.json``'s document: trace ids per split, by question id, stratified by label if given."""
+    ids, qids = [], []
+    for tid, meta in source.metas():
+        if "question_id" not in meta:
+            raise ValueError(f"{source.root}: trace {tid!r}: meta field 'question_id' is missing")
+        ids.append(tid)
+        qids.append(str(meta["question_id"]))
+    if not ids:
+        raise ValueError(f"{source.root}: the trace store is empty")
+    strata = None if labels is None else [labels.get(tid, -1) for tid in ids]
+    parts = split_by_question(qids, config.fractions, config.split_seed, strata)
+    return {"format": SPLIT_FORMAT, "version": 1, "seed": config.split_seed, "fractions": list(config.fractions),
+            **{name: [ids[i] for i in parts[name]] for name in SPLITS}}
+
+
+def _storage_cast(t: torch.Tensor) -> torch.Tensor:
+    """float16 for floats (float32 if a finite value would overflow it); other dtypes unchanged."""
+    if not t.is_floating_point() or t.numel() == 0:
+        return t
+    low, high = (float(v) for v in torch.aminmax(t))  # one pass; NaN makes both tests fail
+    if -FP16_MAX <= low and high <= FP16_MAX:
+        return t.half()
+    finite = t[torch.isfinite(t)]
+    return t.float() if finite.numel() and float(finite.abs().max()) > FP16_MAX else t.half()
+
+
+def _stack(trace, layers: list[int], kind: str) -> torch.Tensor:
+    """``(len(layers), ...)`` float32 stack of one trace's layer tensors."""
+    return torch.stack([trace[layer_key(i, kind)] for i in layers]).float()
+
+
+def trace_record(trace, schema: dict, pca: tuple[torch.Tensor, torch.Tensor] | None) -> tuple[dict, dict]:
+    """One feature-store record from one source trace (every layer vectorised).
+
+    Args:
+        trace: a source ``Trace``; hidden states ``(K, d)``, attention maps ``(H, K, T)``.
+        schema: the feature schema (which layers, graph settings).
+        pca: ``(mean (G, d), components (G, k, d))`` or None to keep raw node features.
+    Returns:
+        ``(tensors, meta)`` as the contract lists them, tensors still float32.
+    Raises:
+        ValueError: naming the trace when its meta and tensors disagree.
+    """
+    hidden = _stack(trace, schema["hidden_layers"], "hidden")  # (Lh, K, d)
+    layout = layout_of(trace.meta, hidden.shape[1], f"trace {trace.id!r}")
+    attn_layers = schema["attn_layers"]
+    attn = _stack(trace, attn_layers, "attn") if attn_layers else torch.zeros(0, schema["n_heads"], 1, 1)
+    out = sequence_features(hidden, layout)
+    out["scalar.logprob_stats"] = logprob_stats(trace[ANSWER_LOGPROBS], trace[ANSWER_ENTROPY])
+    out["scalar.lookback"] = lookback_ratio(attn, layout) if attn_layers else torch.zeros(0, schema["n_heads"])
+    out["scalar.attn_logdet"] = attn_logdet(attn, layout) if attn_layers else torch.zeros(0)
+    out["scalar.hidden_svd"] = hidden_svd(hidden, layout)
+    graph = schema["graph"]
+    if graph:
+        n = graph_window(layout, graph["max_nodes"])
+        h_rows = [schema["hidden_layers"].index(i) for i in graph["layers"]]
+        x = hidden[h_rows, -n:]  # (G, n, d)
+        x = apply_pca(x, *pca) if pca is not None else x
+        a_win = window_attention(attn[[attn_layers.index(i) for i in graph["layers"]]], n)  # (G, H, n, n)
+        edges = build_edges(a_win, graph["top_k"], graph["threshold"])
+        for g, layer in enumerate(graph["layers"]):
+            edge_index, edge_attr = edges[g]
+            out[graph_key(layer, "x")] = x[g].contiguous()
+            out[graph_key(layer, "edge_index")] = edge_index
+            out[graph_key(layer, "edge_attr")] = edge_attr
+    meta = {"question_id": str(trace.meta["question_id"]), "category": trace.meta.get("category"),
+            "n_prompt_tokens": layout.n_prompt, "n_answer_tokens": layout.n_tokens - layout.n_prompt}
+    return out, meta
+
+
+def _pca_pass(source: TraceStore, train_ids: list[str], schema: dict, config: PreprocessConfig,
+              progress: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pass 1: moments of up to ``pca_max_tokens`` graph-window tokens of train traces, then PCA."""
+    graph = schema["graph"]
+    moments = PcaMoments(len(graph["layers"]), schema["d_model"])
+    order = np.random.default_rng(config.split_seed).permutation(len(train_ids))
+    bar = tqdm(total=config.pca_max_tokens, desc="pca sample", unit="tok", disable=not progress)
+    for i in order:
+        trace = source.get(train_ids[i])
+        x = _stack(trace, graph["layers"], "hidden")[:, -graph["max_nodes"]:]  # (G, n, d)
+        x = x[:, : config.pca_max_tokens - moments.count]
+        moments.add(x)
+        bar.update(x.shape[1])
+        if moments.count >= config.pca_max_tokens:
+            break
+    bar.close()
+    return fit_pca(moments, graph["node_dim"])
+
+
+def _check_existing(out: Path, schema: dict, split_doc: dict) -> bool:
+    """True if ``out`` already holds a feature store with this schema and split; ValueError if another."""
+    if not (out / INDEX_NAME).exists():
+        return False
+    stored = json.loads((out / INDEX_NAME).read_text())
+    problems = schema_diff(stored.get("schema", {}), schema)
+    split_path = out / SPLIT_FILE
+    if split_path.exists() and json.loads(split_path.read_text()) != split_doc:
+        problems.append(f"{SPLIT_FILE}: the split differs (other labels, seed or traces)")
+    if problems:
+        raise ValueError(f"{out} holds a feature store written with other settings:\n  " + "\n  ".join(problems)
+                         + "\npass --overwrite (overwrite=True) to replace it, or choose another --out")
+    return True
+
+
+def pca_source(pca_from: str | Path) -> Path:
+    """The ``pca.safetensors`` that ``pca_from`` names: the file itself, or the one inside a feature store dir."""
+    path = Path(pca_from)
+    return (path / PCA_FILE if path.is_dir() else path).resolve()
+
+
+def given_pca(pca_from: str | Path, schema: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Load the PCA ``pca_from`` names and check it fits ``schema``'s graph layers and node_dim.
+
+    Returns:
+        ``(mean (G, d), components (G, k, d))``.
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: its shapes differ from ``(G, node_dim, d_model)`` of this store (file named).
+    """
+    path = pca_source(pca_from)
+    if not path.is_file():
+        raise FileNotFoundError(f"pca_from: {path} does not exist")
+    mean, comps = load_pca(path)
+    graph = schema["graph"]
+    want = (len(graph["layers"]), graph["node_dim"], schema["d_model"])
+    if tuple(comps.shape) != want:
+        raise ValueError(f"pca_from: {path} holds components {tuple(comps.shape)}, this store needs {want} "
+                         "(graph layers, node_dim, d_model): preprocess with the settings it was fitted with")
+    return mean, comps
+
+
+def _prepare_pca(out: Path, source, split_doc, schema, config, resuming: bool, progress: bool):
+    """The PCA to apply: the given one (``pca_from``), reloaded when resuming, else fitted (pass 1);
+    saved beside the shards either way. None without PCA."""
+    graph = schema["graph"]
+    if not graph or not graph["pca"]:
+        (out / PCA_FILE).unlink(missing_ok=True)
+        return None
+    if config.pca_from:
+        mean, comps = given_pca(config.pca_from, schema)
+        save_pca(out / PCA_FILE, mean, comps)
+        return mean, comps
+    if resuming and (out / PCA_FILE).exists():
+        mean, comps = load_pca(out / PCA_FILE)
+        if tuple(comps.shape) == (len(graph["layers"]), graph["node_dim"], schema["d_model"]):
+            return mean, comps
+    mean, comps = _pca_pass(source, split_doc["train"], schema, config, progress)
+    save_pca(out / PCA_FILE, mean, comps)
+    return mean, comps
+
+
+def preprocess(store: str | Path, out: str | Path, config: PreprocessConfig | None = None,
+               labels: str | Path | dict[str, int] | None = None, progress: bool = True) -> dict:
+    """Build (or resume) the feature store ``out`` from the trace store ``store``.
+
+    Args:
+        store: source trace store directory.
+        out: feature store directory; ``split.json`` and ``pca.safetensors`` go beside its shards.
+        config: options (default ``PreprocessConfig()``).
+        labels: labels.csv path or ``{trace_id: label}``; stratifies the split when given.
+        progress: show progress bars.
+    Returns:
+        summary: out, n_traces, written, skipped, seconds, bytes_on_disk, bytes_per_key, split sizes.
+    Raises:
+        ValueError: bad settings, or ``out`` holds a feature store of other settings (names ``--overwrite``).
+        StoreError: the source store is unreadable or corrupt.
+    """
+    config, out, t0 = config or PreprocessConfig(), Path(out), time.perf_counter()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    source = TraceStore(store)
+    label_map = read_label_csv(labels) if isinstance(labels, (str, Path)) else labels
+    schema = feature_schema(source, config)
+    schema["split"]["stratified"] = label_map is not None
+    split_doc = compute_split(source, config, label_map)
+    resuming = not config.overwrite and _check_existing(out, schema, split_doc)
+    written = skipped = 0
+    with TraceWriter(out, schema, storage_dtype="float16", shard_max_traces=config.shard_max_traces,
+                     resume=True, overwrite=config.overwrite) as writer:
+        write_json_atomic(out / SPLIT_FILE, split_doc)
+        todo = [tid for tid in source.ids() if not writer.has(tid)]
+        pca = _prepare_pca(out, source, split_doc, schema, config, resuming, progress) if todo else None
+        bar = tqdm(total=len(source), desc="preprocess", unit="trace", disable=not progress)
+        for shard in source.iter_shards():
+            for trace in shard:
+                if writer.has(trace.id):
+                    skipped += 1
+                else:
+                    tensors, meta = trace_record(trace, schema, pca)
+                    writer.add(trace.id, {k: _storage_cast(v) for k, v in tensors.items()}, meta)
+                    written += 1
+                bar.update(1)
+        bar.close()
+    seconds = time.perf_counter() - t0
+    info = TraceStore(out).info()
+    return {"out": str(out), "source": schema["source"], "n_traces": len(source), "written": written,
+            "skipped": skipped, "seconds": round(seconds, 2), "bytes_on_disk": info["bytes_on_disk"],
+            "bytes_per_key": key_bytes(out), "split": {name: len(split_doc[name]) for name in SPLITS},
+            "pca": bool(pca is not None or (out / PCA_FILE).exists())}
+
+
+def key_bytes(feature_dir: str | Path) -> dict[str, int]:
+    """Compressed bytes on disk per key, graph layers pooled (``graph.*.x``), from the shard documents."""
+    root = Path(feature_dir)
+    totals: dict[str, int] = {}
+    for shard in json.loads((root / INDEX_NAME).read_text())["shards"]:
+        for record in json.loads((root / shard["json"]).read_text())["traces"]:
+            for key, entry in record["tensors"].items():
+                parts = key.split(".")
+                name = f"graph.*.{parts[2]}" if parts[0] == "graph" else key
+                totals[name] = totals.get(name, 0) + entry["nbytes"]
+    return dict(sorted(totals.items()))

@@ -1,0 +1,272 @@
+"""Stream a feature store (``truthtrace preprocess``) into batches for detectors.
+
+``FeatureDataset`` is an ``IterableDataset`` that never holds more than one shard's
+records plus a shuffle buffer: it walks the store shard by shard, splits the work
+between DataLoader workers and distributed ranks so that every sample of the split is
+yielded exactly once per epoch, and shuffles (shard order, record order, then a buffer
+of ``buffer_size`` samples) with seeds derived from ``(seed, epoch)``.
+
+    ds = FeatureDataset("runs/a/feats", split="train", labels="runs/a/labels.csv",
+                        keys=("seq.last_answer", "scalar.lookback", "graphs"), shuffle=True)
+    loader = make_loader(ds, batch_size=64)
+    for epoch in range(3):
+        ds.set_epoch(epoch)
+        for batch in loader:   # batch["seq.last_answer"] (B, Lh, d), batch["graphs"][g].x (N, node_dim)
+            ...
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from truthtrace.features.config import FEATURES_KIND, GRAPHS, SCALAR_KEYS, SEQ_KEYS, SPLIT_FILE, SPLIT_FORMAT, graph_key
+from truthtrace.features.splits import SPLITS
+from truthtrace.labels.io import read_label_csv
+from truthtrace.store import TraceStore
+from truthtrace.store.index import INDEX_NAME
+
+DEFAULT_KEYS = SEQ_KEYS + SCALAR_KEYS
+UNKNOWN = -1  # label of a trace labels.csv does not cover
+
+
+def split_ids(feature_dir: str | Path, split: str | None) -> list[str]:
+    """Trace ids of ``split`` ("train", "val", "test") from ``split.json``; every id for None.
+
+    Raises:
+        ValueError: unknown split name or a malformed ``split.json``.
+        FileNotFoundError: ``split.json`` is missing.
+    """
+    root = Path(feature_dir)
+    if split is None:
+        return TraceStore(root).ids()
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS} or None, got {split!r}")
+    path = root / SPLIT_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no split file; run `truthtrace preprocess` to write it")
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    if doc.get("format") != SPLIT_FORMAT or not isinstance(doc.get(split), list):
+        raise ValueError(f"{path}: not a {SPLIT_FORMAT} document with a {split!r} list")
+    return [str(i) for i in doc[split]]
+
+
+def auto_num_workers() -> int:
+    """DataLoader workers for this machine: one core stays with the training loop, at most 4."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return 0 if cores <= 1 else min(4, cores - 1)
+
+
+def _load_labels(labels) -> dict[str, int]:
+    """``{trace_id: label}`` from a labels.csv path, a dict, or None (empty)."""
+    if labels is None:
+        return {}
+    if isinstance(labels, (str, Path)):
+        return read_label_csv(labels)
+    return {str(k): int(v) for k, v in labels.items()}
+
+
+def _check_keys(keys, schema: dict, root: Path) -> tuple[str, ...]:
+    """The requested keys, validated against the feature store's schema."""
+    keys = tuple(keys)
+    allowed = DEFAULT_KEYS + ((GRAPHS,) if schema.get("graph") else ())
+    bad = [k for k in keys if k not in allowed]
+    if bad or not keys:
+        raise ValueError(f"keys {bad or keys} not available in {root}; choose from {list(allowed)}")
+    return keys
+
+
+def _consumer(rank: int, world_size: int) -> tuple[int, int]:
+    """``(index, count)`` of this reader among all DataLoader workers of all ranks."""
+    info = get_worker_info()
+    worker, n_workers = (info.id, info.num_workers) if info is not None else (0, 1)
+    return rank * n_workers + worker, world_size * n_workers
+
+
+class FeatureDataset(IterableDataset):
+    """Samples of one split of a feature store, streamed shard by shard (see module docstring).
+
+    Args:
+        feature_dir: a feature store written by ``truthtrace preprocess``.
+        split: "train", "val", "test" (from ``split.json``) or None for every record.
+        labels: labels.csv path, ``{trace_id: label}`` or None; missing labels are -1.
+        keys: tensor keys to yield (``seq.*``, ``scalar.*``) and/or ``"graphs"``.
+        shuffle: shuffle shard order, record order and through a buffer; else store order.
+        buffer_size: shuffle buffer length (samples).
+        seed: base seed; the epoch's seed is derived from ``(seed, epoch)``.
+        require_labels: raise if a record of the split has no label.
+        rank, world_size: this process among distributed ranks (default: torch.distributed's, else 0/1).
+    Raises:
+        ValueError: not a feature store, unknown keys or split, missing labels with ``require_labels``.
+    """
+
+    def __init__(self, feature_dir, split: str | None = "train", labels=None, keys=DEFAULT_KEYS,
+                 shuffle: bool = False, buffer_size: int = 256, seed: int = 0, require_labels: bool = False,
+                 rank: int | None = None, world_size: int | None = None):
+        super().__init__()
+        self.root = Path(feature_dir)
+        index = json.loads((self.root / INDEX_NAME).read_text()) if (self.root / INDEX_NAME).is_file() else None
+        if index is None or index.get("schema", {}).get("kind") != FEATURES_KIND:
+            raise ValueError(f"{self.root}: not a feature store (run `truthtrace preprocess` first)")
+        self.schema = index["schema"]
+        self.keys = _check_keys(keys, self.schema, self.root)
+        wanted = set(split_ids(self.root, split))
+        # ids of the split per store shard, in store order: the unit of work
+        self.shards = [[i for i in s["ids"] if i in wanted] for s in index["shards"]]
+        self.n_samples = sum(len(s) for s in self.shards)
+        self.labels = _load_labels(labels)
+        missing = [i for s in self.shards for i in s if i not in self.labels]
+        if require_labels and missing:
+            raise ValueError(f"{len(missing)} traces of split {split!r} have no label (e.g. {missing[:3]})")
+        if buffer_size < 1:
+            raise ValueError(f"buffer_size must be >= 1, got {buffer_size}")
+        self.split, self.shuffle, self.buffer_size, self.seed = split, shuffle, buffer_size, seed
+        self.rank, self.world_size = self._dist(rank, world_size)
+        # shared memory, so set_epoch reaches persistent DataLoader workers too
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+        self._store: tuple[int, TraceStore] | None = None  # (pid, store) kept across epochs
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_store"] = None  # workers open their own (parsed shard documents are large)
+        return state
+
+    def _open(self) -> TraceStore:
+        """This process's TraceStore; kept across epochs so shard documents are parsed once.
+
+        Parsing a shard's JSON document costs more than decoding its seq/scalar tensors
+        (~0.2 s per 256 records with graphs), so a persistent worker keeps its store.
+        """
+        if self._store is None or self._store[0] != os.getpid():
+            self._store = (os.getpid(), TraceStore(self.root))
+        return self._store[1]
+
+    @staticmethod
+    def _dist(rank, world_size) -> tuple[int, int]:
+        dist = torch.distributed
+        if rank is None and world_size is None and dist.is_available() and dist.is_initialized():
+            return torch.distributed.get_rank(), torch.distributed.get_world_size()
+        rank, world_size = rank or 0, world_size or 1
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
+        return rank, world_size
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use ``epoch``'s shuffle on the next ``iter()`` (in every worker)."""
+        self._epoch.fill_(int(epoch))
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch)
+
+    def plan(self, consumer: int = 0, n_consumers: int = 1) -> list[str]:
+        """Trace ids one reader yields this epoch, in reading order (before the buffer shuffle).
+
+        Whole shards go to readers when there are at least as many shards as readers;
+        otherwise every reader walks the shards and takes every ``n_consumers``-th record.
+        """
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(len(self.shards)) if self.shuffle else np.arange(len(self.shards))
+        shards = [[self.shards[n][j] for j in rng.permutation(len(self.shards[n]))] if self.shuffle
+                  else self.shards[n] for n in order if self.shards[n]]
+        if len(shards) >= n_consumers:
+            return [i for s in shards[consumer::n_consumers] for i in s]
+        return [i for s in shards for i in s][consumer::n_consumers]
+
+    def _sample(self, trace) -> dict:
+        """One sample dict from one feature-store record."""
+        sample = {"trace_id": trace.id, "question_id": str(trace.meta.get("question_id")),
+                  "label": self.labels.get(trace.id, UNKNOWN)}
+        if GRAPHS in self.keys:
+            tensors = trace.tensors()  # one read of the record's span: graphs are most of it
+            sample[GRAPHS] = [_graph(tensors, layer) for layer in self.schema["graph"]["layers"]]
+        for key in self.keys:
+            if key != GRAPHS:
+                sample[key] = trace[key].float()
+        return sample
+
+    def __iter__(self) -> Iterator[dict]:
+        if GRAPHS in self.keys:
+            _require_pyg()
+        consumer, n_consumers = _consumer(self.rank, self.world_size)
+        store = self._open()
+        samples = (self._sample(store.get(i)) for i in self.plan(consumer, n_consumers))
+        if not self.shuffle:
+            yield from samples
+            return
+        yield from _buffer_shuffle(samples, self.buffer_size, np.random.default_rng([self.seed, self.epoch, consumer]))
+
+
+def _buffer_shuffle(items: Iterator, size: int, rng: np.random.Generator) -> Iterator:
+    """Shuffle a stream through a buffer of ``size`` items (each item leaves once)."""
+    buffer: list = []
+    for item in items:
+        if len(buffer) < size:
+            buffer.append(item)
+            continue
+        j = int(rng.integers(size))
+        yield buffer[j]
+        buffer[j] = item
+    for j in rng.permutation(len(buffer)):
+        yield buffer[j]
+
+
+def _require_pyg() -> None:
+    try:
+        import torch_geometric  # noqa: F401
+    except ImportError:
+        raise ImportError("graph batches need torch_geometric: pip install 'truthtrace[gnn]'") from None
+
+
+def _graph(tensors: dict, layer: int):
+    """``torch_geometric.data.Data`` of one graph layer: x ``(n, node_dim)``, edges ``(2, E)``, ``(E, H)``."""
+    from torch_geometric.data import Data
+
+    x = tensors[graph_key(layer, "x")].float()
+    return Data(x=x, edge_index=tensors[graph_key(layer, "edge_index")].long(),
+                edge_attr=tensors[graph_key(layer, "edge_attr")].float(), num_nodes=x.shape[0])
+
+
+def collate(samples: list[dict]) -> dict:
+    """Batch samples: ids as lists, ``label`` ``(B,)`` long, tensors stacked ``(B, ...)``,
+    ``graphs`` as one ``torch_geometric.data.Batch`` per graph layer."""
+    batch = {"trace_id": [s["trace_id"] for s in samples], "question_id": [s["question_id"] for s in samples],
+             "label": torch.tensor([s["label"] for s in samples], dtype=torch.long)}
+    for key in samples[0]:
+        if key in batch:
+            continue
+        if key == GRAPHS:
+            from torch_geometric.data import Batch
+
+            batch[key] = [Batch.from_data_list([s[key][g] for s in samples]) for g in range(len(samples[0][key]))]
+        else:
+            batch[key] = torch.stack([s[key] for s in samples])
+    return batch
+
+
+def make_loader(dataset: FeatureDataset, batch_size: int = 64, num_workers: int | None = None) -> DataLoader:
+    """A re-iterable DataLoader of collated batches (each ``iter()`` is one epoch).
+
+    Args:
+        dataset: a FeatureDataset.
+        batch_size: samples per batch (the last batch of each worker may be smaller).
+        num_workers: worker processes; None picks ``auto_num_workers()``. Workers persist across epochs.
+    Raises:
+        ValueError: ``batch_size`` < 1 or ``num_workers`` < 0.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    workers = auto_num_workers() if num_workers is None else num_workers
+    if workers < 0:
+        raise ValueError(f"num_workers must be >= 0, got {workers}")
+    return DataLoader(dataset, batch_size=batch_size, collate_fn=collate, num_workers=workers,
+                      persistent_workers=workers > 0)

@@ -1,0 +1,62 @@
+"""Where a number comes from: the machine (CPU model, cores, bf16 units, CUDA) and library versions.
+
+Every report truthtrace writes (``report.json``, ``compare.json``, ``compression.json``) records both,
+so a figure can be traced to the hardware and the versions that produced it.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from importlib import metadata
+from pathlib import Path
+
+import torch
+
+DISTRIBUTIONS = ("truthtrace", "torch", "transformers", "tokenizers", "safetensors", "numpy", "scikit-learn",
+                 "torch_geometric", "zstandard")
+
+
+def cpu_flags() -> tuple[str, set[str]]:
+    """``(cpu model name, set of cpuinfo flags)``; the flags are empty where /proc/cpuinfo is missing."""
+    name, flags = platform.processor() or "unknown", set()
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return name, flags
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and name in ("unknown", "", platform.machine()):
+            name = value.strip()
+        elif key.strip() == "flags" and not flags:
+            flags = set(value.split())
+    return name, flags
+
+
+def machine_info() -> dict:
+    """The machine the numbers come from: CPU model, cores, torch threads, bf16 support, CUDA."""
+    name, flags = cpu_flags()
+    return {"cpu": name, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "bf16_units": sorted(flags & {"avx512_bf16", "amx_bf16"}),
+            "bf16_supported": bool(flags & {"avx512_bf16", "amx_bf16"}),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "torch": torch.__version__, "python": platform.python_version()}
+
+
+def versions(distributions: tuple[str, ...] = DISTRIBUTIONS) -> dict[str, str | None]:
+    """Installed version of each distribution (None when it is not installed)."""
+    out: dict[str, str | None] = {}
+    for dist in distributions:
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages (None where the OS has none)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None

@@ -1,0 +1,172 @@
+"""Load any model spec — causal LM, encoder, or a ``truthtrace compress`` output — into a ready model.
+
+``load_any`` is the one loader of every format: it accepts every spec
+:func:`truthtrace.models.resolve.resolve_model` accepts, picks the model class from
+``config.architectures`` and, for a directory holding ``compression.json``, reads the stored
+format back (:mod:`truthtrace.models.compressed`). ``load_model`` is its causal-LM form used for
+trace capture; ``offline_decoder`` gives a tokenizer for display without loading or converting anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import transformers
+from tokenizers import Tokenizer
+from transformers import AutoConfig, AutoTokenizer
+
+from truthtrace.dtypes import COMPUTE_DTYPES, canonical_dtype, torch_dtype
+from truthtrace.models.compressed import is_kept_quantized, load_compressed, read_compression
+from truthtrace.models.resolve import DEFAULT_MODEL, ModelNotFoundError, cached_path, pick_device, resolve_model
+
+_ENCODER_TYPES = {"bert", "roberta", "deberta", "deberta-v2", "distilbert", "electra", "albert", "xlm-roberta",
+                  "mpnet", "modernbert"}
+
+
+@dataclass
+class LoadedModel:
+    """A loaded model: ``kind`` is "causal" or "encoder"; ``compression`` is compression.json (or None)."""
+
+    model: Any
+    tokenizer: Any
+    kind: str
+    spec: str
+    path: str
+    compression: dict | None = None
+
+
+def model_kind(config) -> tuple[str, str]:
+    """Decide the kind and the auto class of an HF config.
+
+    Returns:
+        ``(kind, auto_class_name)``: ("causal", "AutoModelForCausalLM"), ("encoder",
+        "AutoModelForSequenceClassification") or ("encoder", "AutoModel").
+    """
+    archs = list(getattr(config, "architectures", None) or [])
+    arch = archs[0] if archs else ""
+    if arch.endswith("ForCausalLM"):
+        return "causal", "AutoModelForCausalLM"
+    if arch.endswith("ForSequenceClassification"):
+        return "encoder", "AutoModelForSequenceClassification"
+    if arch or config.model_type in _ENCODER_TYPES:
+        return "encoder", "AutoModel"
+    return "causal", "AutoModelForCausalLM"
+
+
+def auto_class(name: str):
+    """The transformers auto class called ``name``."""
+    return getattr(transformers, name)
+
+
+def prepare_tokenizer(tok, kind: str):
+    """Give ``tok`` a pad token; causal LMs pad on the left (generation), encoders on the right."""
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
+    tok.padding_side = "left" if kind == "causal" else "right"
+    return tok
+
+
+def load_any(spec: str, dtype: str | None = None, device: str = "auto",
+             attn_implementation: str | None = None) -> LoadedModel:
+    """Load a causal LM, an encoder or a compressed directory, in eval mode.
+
+    Args:
+        spec: embedded name, HF directory, .gguf file, hub id, or a ``truthtrace compress`` output dir.
+        dtype: compute dtype ("float32", "bfloat16", "float16"); None = the stored compute dtype
+            (float32 for uncompressed models). Ignored for formats kept quantized (torchao, quanto, bnb).
+        device: "auto", "cpu", "cuda", ...
+        attn_implementation: passed to transformers (e.g. "eager" to return attention maps); None = its default.
+
+    Returns:
+        LoadedModel with the tokenizer holding a pad token.
+
+    Raises:
+        ModelNotFoundError: the spec resolves to nothing.
+        ValueError: a malformed compression.json or weights file (named in the message).
+    """
+    resolved = resolve_model(spec)
+    compression = read_compression(resolved.path) if resolved.source == "directory" else None
+    try:
+        config = AutoConfig.from_pretrained(resolved.path)
+        tok = AutoTokenizer.from_pretrained(resolved.path)
+    except OSError as exc:
+        raise ModelNotFoundError(f"could not load model {spec!r} from {resolved.path!r}: {exc}") from exc
+    kind, cls_name = model_kind(config)
+    kwargs = {} if attn_implementation is None else {"attn_implementation": attn_implementation}
+    if compression is None:
+        model = auto_class(cls_name).from_pretrained(resolved.path, dtype=torch_dtype(dtype), **kwargs)
+    else:
+        model = load_compressed(resolved.path, compression, config, auto_class(cls_name), dtype, kwargs)
+    if not is_kept_quantized(compression):
+        model.to(pick_device(device))
+    model.eval()
+    model.truthtrace_id = resolved.model_id
+    return LoadedModel(model, prepare_tokenizer(tok, kind), kind, spec, resolved.path, compression)
+
+
+
+
+def load_model(spec: str = DEFAULT_MODEL, dtype: str = "float32", device: str = "auto",
+               attn_implementation: str = "eager"):
+    """Load a causal LM and its tokenizer, ready for trace capture (any format :func:`load_any` reads).
+
+    Args:
+        spec: model spec (see :mod:`truthtrace.models.resolve`).
+        dtype: "float32", "bfloat16" or "float16" compute dtype.
+        device: "auto", "cpu", "cuda", ...
+        attn_implementation: "eager" is needed to return attention maps.
+
+    Returns:
+        ``(model, tokenizer)``; the model is in eval mode, ``model.truthtrace_id`` names it,
+        the tokenizer pads on the left and has a pad token.
+
+    Raises:
+        ValueError: an unknown dtype, or a spec that is not a causal LM.
+        ModelNotFoundError: the spec resolves to nothing or its files do not load.
+    """
+    canonical_dtype(dtype, "dtype", COMPUTE_DTYPES)
+    loaded = load_any(spec, dtype=dtype, device=device, attn_implementation=attn_implementation)
+    if loaded.kind != "causal":
+        raise ValueError(f"{spec!r} is {'a compressed ' if loaded.compression else 'an '}{loaded.kind} model; "
+                         "traces need a causal LM")
+    return loaded.model, loaded.tokenizer
+
+
+def offline_decoder(spec: str | None):
+    """A tokenizer for showing token ids as text, if one loads offline without converting anything.
+
+    Args:
+        spec: a model spec or a tokenizer directory. An embedded name or a ``.gguf`` file is used only
+            once its conversion is cached (converting takes minutes); a hub id only from a warm HF cache.
+
+    Returns:
+        an object with ``decode(ids) -> str``, or None when nothing loads (never raises).
+    """
+    if not spec:
+        return None
+    try:
+        local = cached_path(spec)
+        if local is not None:
+            location = str(local)
+        elif spec.count("/") == 1 and not Path(spec).expanduser().exists():
+            location = spec  # a hub id: only a warm HF cache is used (local_files_only below)
+        else:
+            return None
+        if (Path(location) / "tokenizer.json").is_file():  # the tokenizers library loads ~10x faster
+            return FastDecoder(Path(location) / "tokenizer.json")
+        return AutoTokenizer.from_pretrained(location, local_files_only=True)
+    except Exception:  # any failure just means token ids are shown instead of text
+        return None
+
+
+class FastDecoder:
+    """``decode(ids)`` straight from a ``tokenizer.json``, without transformers' tokenizer stack."""
+
+    def __init__(self, path: Path):
+        self._tok = Tokenizer.from_file(str(path))
+
+    def decode(self, ids: list[int]) -> str:
+        """Text of token ``ids`` (special tokens kept)."""
+        return self._tok.decode(ids, skip_special_tokens=False)

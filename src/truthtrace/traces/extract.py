@@ -1,0 +1,187 @@
+"""The ``extract`` stage: run the model on questions and store its traces, resumably.
+
+Each question becomes one trace keyed by its question id. Batches are generated, then
+captured in one forward pass (see :mod:`truthtrace.traces.capture`) and written to a
+:class:`~truthtrace.store.TraceWriter`; questions already in the store are skipped, so a
+killed run picks up where it stopped.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from truthtrace import __version__
+from truthtrace.dtypes import COMPUTE_DTYPES, STORAGE_DTYPES
+from truthtrace.models import DEFAULT_MODEL, load_model
+from truthtrace.store import TraceWriter
+from truthtrace.traces.capture import (
+    CAPTURE_MODES,
+    DEFAULT_TEMPLATE,
+    CaptureOptions,
+    build_prompt_ids,
+    forward_traces,
+    generate_answers,
+    generate_with_traces,
+    kept_start,
+)
+
+_KEEP_RE = re.compile(r"^(all|answer|last:[1-9]\d*)$")
+
+
+@dataclass
+class ExtractConfig:
+    """Options of the extract stage; validated on construction (ValueError names the field)."""
+
+    model: str = DEFAULT_MODEL
+    model_dtype: str = "float32"
+    device: str = "auto"
+    threads: int | None = None  # torch CPU threads; None keeps torch's default
+    prompt_template: str = DEFAULT_TEMPLATE
+    system_prompt: str | None = None
+    use_chat_template: bool = True
+    max_new_tokens: int = 24
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int = 0
+    batch_size: int = 16
+    hidden_layers: list[int] | None = None
+    attn_layers: list[int] | None = None
+    attentions: bool = True
+    keep: str = "all"
+    capture: str = "forward"  # "forward": generate, then one exact pass; "generate": from the generation steps
+    storage_dtype: str = "float16"
+    shard_max_bytes: int = 64 * 2**20
+    shard_max_traces: int = 64
+    overwrite: bool = False
+
+    def __post_init__(self):
+        if "{question}" not in self.prompt_template:
+            raise ValueError("prompt_template must contain '{question}'")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not _KEEP_RE.match(self.keep):
+            raise ValueError(f"keep must be 'all', 'answer' or 'last:K', got {self.keep!r}")
+        if self.capture not in CAPTURE_MODES:
+            raise ValueError(f"capture must be 'forward' or 'generate', got {self.capture!r}")
+        if self.storage_dtype not in STORAGE_DTYPES:
+            raise ValueError(f"storage_dtype must be one of {STORAGE_DTYPES}, got {self.storage_dtype!r}")
+        if self.model_dtype not in COMPUTE_DTYPES:
+            raise ValueError(f"model_dtype must be one of {COMPUTE_DTYPES}, got {self.model_dtype!r}")
+        if self.do_sample and not (self.temperature > 0 and 0 < self.top_p <= 1):
+            raise ValueError("sampling needs temperature > 0 and 0 < top_p <= 1")
+        for name in ("hidden_layers", "attn_layers"):
+            layers = getattr(self, name)
+            if layers is not None and (not layers or min(layers) < 0):
+                raise ValueError(f"{name} must be a non-empty list of layer indices >= 0")
+
+    def capture_options(self, n_layers: int) -> CaptureOptions:
+        """Check layer indices against a model with ``n_layers`` blocks and freeze the options."""
+        for name, limit in (("hidden_layers", n_layers + 1), ("attn_layers", n_layers)):
+            layers = getattr(self, name)
+            if layers is not None and max(layers) >= limit:
+                raise ValueError(f"{name} has index {max(layers)} but the model has only {limit}")
+        as_tuple = lambda xs: tuple(sorted(set(xs))) if xs is not None else None  # noqa: E731
+        return CaptureOptions(as_tuple(self.hidden_layers), as_tuple(self.attn_layers), self.attentions, self.keep)
+
+
+def store_schema(config: ExtractConfig, model, model_id: str) -> dict:
+    """The schema recorded in the store index; a resumed run must match it exactly."""
+    cfg = model.config
+    n_layers = cfg.num_hidden_layers
+    opts = config.capture_options(n_layers)
+    return {
+        "kind": "truthtrace.traces",
+        "model": model_id,
+        "model_dtype": config.model_dtype,
+        "n_layers": n_layers,
+        "n_heads": cfg.num_attention_heads,
+        "d_model": cfg.hidden_size,
+        "vocab_size": cfg.vocab_size,
+        "hidden_layers": list(opts.hidden_indices(n_layers + 1)),
+        "attn_layers": list(opts.attn_indices(n_layers)),
+        "keep": config.keep,
+        "capture": config.capture,
+        "storage_dtype": config.storage_dtype,
+        "generation": {k: getattr(config, k) for k in (
+            "prompt_template", "system_prompt", "use_chat_template", "max_new_tokens",
+            "do_sample", "temperature", "top_p", "seed")},
+    }
+
+
+def _meta(q, prompt_ids: list[int], answer_ids: list[int], tokenizer, keep_start: int) -> dict:
+    return {
+        "question_id": q.id, "question": q.question, "answers": list(q.answers), "category": q.category,
+        "prompt": tokenizer.decode(prompt_ids),
+        "generation": tokenizer.decode(answer_ids, skip_special_tokens=True).strip(),
+        "n_prompt_tokens": len(prompt_ids), "n_answer_tokens": len(answer_ids), "kept_start": keep_start,
+    }
+
+
+def capture_batch(model, tokenizer, questions: Sequence, config: ExtractConfig, opts: CaptureOptions):
+    """Generate and capture one batch; yields ``(trace_id, tensors, meta)`` per question."""
+    prompts = [build_prompt_ids(tokenizer, q.question, config.prompt_template,
+                                config.use_chat_template, config.system_prompt) for q in questions]
+    sampling = (config.do_sample, config.temperature, config.top_p)
+    if config.capture == "generate":
+        answers, traces = generate_with_traces(model, tokenizer, prompts, opts, config.max_new_tokens, *sampling)
+    else:
+        answers = generate_answers(model, tokenizer, prompts, config.max_new_tokens, *sampling)
+        seqs = [p + a for p, a in zip(prompts, answers)]
+        traces = forward_traces(model, seqs, [len(p) for p in prompts], opts, tokenizer.pad_token_id)
+    for q, p, a, tensors in zip(questions, prompts, answers, traces):
+        start = kept_start(opts.keep, len(p) + len(a), len(p))
+        yield q.id, tensors, _meta(q, p, a, tokenizer, start)
+
+
+def extract(questions: Sequence, out_dir: str | Path, config: ExtractConfig | None = None,
+            model=None, tokenizer=None, progress: bool = True) -> dict:
+    """Run the model on ``questions`` and store one trace per question under ``out_dir``.
+
+    Questions whose id is already in the store are skipped (resume). Pass ``model`` and
+    ``tokenizer`` to reuse a loaded model (e.g. a tiny test model); otherwise
+    ``config.model`` is loaded.
+
+    Returns:
+        summary dict: n_questions, n_new, n_skipped, seconds, questions_per_s, store path.
+    """
+    config = config or ExtractConfig()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    ids = [q.id for q in questions]
+    if len(set(ids)) != len(ids):
+        raise ValueError("question ids must be unique within one extraction")
+    if model is None:
+        model, tokenizer = load_model(config.model, config.model_dtype, config.device)
+    model_id = getattr(model, "truthtrace_id", config.model)
+    schema = store_schema(config, model, model_id)
+    opts = config.capture_options(model.config.num_hidden_layers)
+    torch.manual_seed(config.seed)
+    start, n_new = time.perf_counter(), 0
+    with TraceWriter(out_dir, schema, storage_dtype=config.storage_dtype, shard_max_bytes=config.shard_max_bytes,
+                     shard_max_traces=config.shard_max_traces, resume=True, overwrite=config.overwrite) as writer:
+        todo = [q for q in questions if not writer.has(q.id)]
+        bar = tqdm(total=len(todo), desc="extract", unit="q", disable=not progress)
+        for i in range(0, len(todo), config.batch_size):
+            for trace_id, tensors, meta in capture_batch(model, tokenizer, todo[i:i + config.batch_size], config, opts):
+                writer.add(trace_id, tensors, meta)
+                n_new += 1
+            bar.update(min(config.batch_size, len(todo) - i))
+            bar.set_postfix(q_per_s=f"{n_new / (time.perf_counter() - start):.2f}")
+        bar.close()
+    seconds = time.perf_counter() - start
+    return {"store": str(out_dir), "n_questions": len(questions), "n_new": n_new,
+            "n_skipped": len(questions) - len(todo), "seconds": round(seconds, 2),
+            "questions_per_s": round(n_new / seconds, 3) if n_new else None,
+            "truthtrace_version": __version__, "config": asdict(config)}

@@ -1,0 +1,207 @@
+"""The ``validate`` stage: check every shard, trace and tensor of a store, and optionally its labels.
+
+Nothing is written and the writer lock is never taken: files are opened read-only, each
+shard's ``.bin`` is read once into memory, its sha256 is checked against ``index.json``
+and every chunk is then decoded from that same buffer. A damaged shard or tensor becomes
+a :class:`Problem` naming the shard, trace and key, and the checks go on, so one run lists
+everything that is wrong. The per-trace and per-tensor checks live in :mod:`truthtrace.traces.validate.checks`.
+Check names, severities and exit codes: ``docs/VALIDATE.md``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from truthtrace.dtypes import STORAGE_DTYPES
+from truthtrace.store.codec import CODEC
+from truthtrace.store.index import (
+    INDEX_NAME,
+    LOCK_NAME,
+    SHARD_FORMAT,
+    SHARD_RE,
+    TMP_RE,
+    StoreError,
+    check_version,
+    load_index,
+    parse_json,
+    sha256_bytes,
+)
+from truthtrace.traces.validate.checks import (
+    any_nonfinite,
+    attention_problems,
+    check_labels,
+    check_record,
+    finite_problems,
+    preview_ids,
+    range_problems,
+)
+from truthtrace.traces.validate.report import CHECKS, SEVERITIES, Context, Problem, ValidateConfig, ValidationReport
+
+# the value checks live in checks.py; they are re-exported here for callers of the stage module
+__all__ = ["CHECKS", "SEVERITIES", "Problem", "ValidateConfig", "ValidationReport", "any_nonfinite",
+           "attention_problems", "check_labels", "finite_problems", "range_problems", "validate_store"]
+
+def validate_store(path, labels=None, config: ValidateConfig | None = None) -> ValidationReport:
+    """Check a trace store (and a labels CSV) without modifying anything.
+
+    Args:
+        path: store directory.
+        labels: optional ``labels.csv`` path; it must hold every trace id exactly once.
+        config: :class:`ValidateConfig` (defaults if None).
+
+    Returns:
+        a :class:`ValidationReport`; ``report.ok`` is False when any error was found.
+        Problems never raise: a missing or unreadable ``index.json`` is itself reported.
+    """
+    config = config or ValidateConfig()
+    root, start = Path(path), time.perf_counter()
+    report = ValidationReport(str(root))
+    try:
+        index = load_index(root)
+    except StoreError as err:
+        report.add("index", "error", str(err))
+        report.seconds = time.perf_counter() - start
+        return report
+    storage = index["storage"] if isinstance(index["storage"], dict) else {}
+    ctx = Context(report, index["schema"] if isinstance(index["schema"], dict) else {}, storage, config)
+    for step in (lambda: _check_index(index, ctx), lambda: _check_files(root, index, report)):
+        try:
+            step()
+        except Exception as err:  # a malformed index must not stop the shard checks
+            report.add("internal", "error", f"index checks stopped: {type(err).__name__}: {err}")
+    for shard in _progress(index["shards"], config.progress):
+        try:
+            _check_shard(root, shard, ctx)
+        except Exception as err:  # a bug or a bizarre file must not hide the other shards' results
+            report.add("internal", "error", f"checking stopped for this shard: {type(err).__name__}: {err}",
+                       shard=str(shard.get("bin")))
+    if labels is not None:
+        check_labels(labels, [i for s in index["shards"] for i in s["ids"]], report)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _progress(shards: list, enabled: bool):
+    """Yield ``shards`` under a byte-scaled tqdm bar (the bins dominate the reading time)."""
+    from tqdm.auto import tqdm
+
+    with tqdm(total=sum(int(s.get("bin_bytes", 0)) for s in shards), unit="B", unit_scale=True,
+              desc="validate", disable=not enabled) as bar:
+        for shard in shards:
+            yield shard
+            bar.update(int(shard.get("bin_bytes", 0)))
+
+
+def _check_index(index: dict, ctx: Context) -> None:
+    """Schema and storage settings known; trace ids unique; ``n_traces`` consistent."""
+    add, schema, storage = ctx.report.add, ctx.schema, ctx.storage
+    if schema.get("kind") != "truthtrace.traces":
+        add("schema", "warning", f"schema kind is {schema.get('kind')!r}, expected 'truthtrace.traces'")
+    if storage.get("codec") != CODEC:
+        add("schema", "error", f"storage codec {storage.get('codec')!r} is unknown (this truthtrace reads {CODEC!r})")
+    if storage.get("dtype") not in STORAGE_DTYPES:
+        add("schema", "error", f"storage dtype {storage.get('dtype')!r} is not one of {STORAGE_DTYPES}")
+    for name in ("n_layers", "n_heads", "d_model"):
+        if schema.get(name) is not None and not (isinstance(schema[name], int) and schema[name] > 0):
+            add("schema", "error", f"schema field {name!r} must be a positive int, got {schema[name]!r}")
+    seen: dict[str, str] = {}
+    for shard in index["shards"]:
+        for trace_id in shard["ids"]:
+            if trace_id in seen:
+                add("index", "error", f"trace id {trace_id!r} is listed in {seen[trace_id]} and again here",
+                    shard=shard["bin"], trace_id=trace_id)
+            seen[trace_id] = shard["bin"]
+    if index["n_traces"] != sum(len(s["ids"]) for s in index["shards"]):
+        add("index", "error", f"n_traces is {index['n_traces']} but the shards list "
+            f"{sum(len(s['ids']) for s in index['shards'])} ids")
+
+
+def _check_files(root: Path, index: dict, report: ValidationReport) -> None:
+    """Listed shard files present with the right size; report files the index does not list."""
+    listed = {}
+    for shard in index["shards"]:
+        for kind in ("bin", "json"):
+            name = shard[kind]
+            if not isinstance(name, str) or not SHARD_RE.match(name):
+                report.add("index", "error", f"shard file name {name!r} is not of the form shard.NNNNN.{kind}",
+                           shard=str(shard["bin"]))
+                continue
+            listed[name] = shard
+            path = root / name
+            if not path.is_file():
+                ids = shard["ids"]
+                report.add("files", "error", f"{name} is missing: {len(ids)} traces cannot be read "
+                           f"({preview_ids(ids)})", shard=shard["bin"])
+            elif path.stat().st_size != shard[f"{kind}_bytes"]:
+                report.add("files", "error", f"{name} is {path.stat().st_size} bytes, index.json says "
+                           f"{shard[f'{kind}_bytes']} (truncated or overwritten)", shard=shard["bin"])
+    for name in sorted(os.listdir(root)):
+        if name in listed or name in (INDEX_NAME, LOCK_NAME):
+            continue
+        if TMP_RE.match(name):
+            report.add("files", "warning", f"stray temp file {name}: a writer is running or was interrupted "
+                       "(readers ignore it, a resuming writer deletes it)")
+        elif SHARD_RE.match(name):
+            report.add("files", "error", f"stray shard file {name} is not listed in index.json: its traces "
+                       "are not part of the store (an interrupted writer left it; a resuming writer deletes it)")
+        else:
+            report.add("files", "warning", f"unexpected file {name} in the store directory")
+
+
+def _read(path: Path) -> bytes | None:
+    """The whole file (opened read-only), or None if it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _shard_doc(root: Path, shard: dict, ctx: Context) -> dict | None:
+    """Parse the shard document, reporting checksum, version and id problems; None if unusable."""
+    name, add = shard["bin"], ctx.report.add
+    data = _read(root / shard["json"])
+    if data is None:
+        return None  # already reported as missing by _check_files
+    if sha256_bytes(data) != shard["json_sha256"]:
+        add("checksum", "error", f"{shard['json']}: sha256 differs from index.json (the shard document is "
+            "corrupt or was edited); checking what can still be parsed", shard=name)
+    try:
+        doc = parse_json(data, root / shard["json"])
+        check_version(doc, SHARD_FORMAT, root / shard["json"])
+        records = doc["traces"]
+        ids = [r["id"] for r in records]
+    except (StoreError, KeyError, TypeError) as err:
+        add("shard_doc", "error", f"{shard['json']} is unusable ({err}); traces {preview_ids(shard['ids'])} "
+            "cannot be checked", shard=name)
+        return None
+    if ids != shard["ids"]:
+        add("shard_doc", "error", f"{shard['json']} lists traces {preview_ids(ids)}, index.json lists "
+            f"{preview_ids(shard['ids'])}", shard=name)
+    return doc
+
+
+def _check_shard(root: Path, shard: dict, ctx: Context) -> None:
+    """All checks of one shard; the ``.bin`` is read once and every chunk decoded from memory."""
+    report = ctx.report
+    report.counts["shards"] += 1
+    if not all(isinstance(shard[k], str) and SHARD_RE.match(shard[k]) for k in ("bin", "json")):
+        return  # reported by _check_files; never follow a name that could leave the store directory
+    doc = _shard_doc(root, shard, ctx)
+    buf = _read(root / shard["bin"])
+    if buf is not None:
+        report.counts["bytes_read"] += len(buf)
+        if len(buf) == shard["bin_bytes"] and sha256_bytes(buf) != shard["bin_sha256"]:
+            report.add("checksum", "error", f"{shard['bin']}: sha256 differs from index.json (the shard is "
+                       "corrupt); the traces whose chunks are damaged are listed below", shard=shard["bin"])
+    if doc is None:
+        return
+    for record in doc["traces"]:
+        report.counts["traces"] += 1
+        try:
+            check_record(record, buf if ctx.config.check_values else None, shard["bin"], ctx)
+        except Exception as err:  # one strange record must not stop the rest of the shard
+            report.add("internal", "error", f"checking stopped for this trace: {type(err).__name__}: {err}",
+                       shard=shard["bin"], trace_id=str(record.get("id")))
