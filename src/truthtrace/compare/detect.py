@@ -1,44 +1,24 @@
 """A trained detector's AUROC on traces re-extracted with each compared model.
 
-The questions come from a trace store (its held-out test split when the detector's training run
-left a ``split.json``); each model answers them again, the answers are labelled, preprocessed into
+The questions come from a trace store (its held-out test split when the detector was saved by
+``truthtrace train``, whose ``split.json`` is beside it); each model answers them again, the answers are labelled, preprocessed into
 features with the settings (and the PCA) the detector was trained on, and scored.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from truthtrace import metrics
 from truthtrace.data import Question
 from truthtrace.detectors import load_detector
+from truthtrace.detectors.train import training_split
 from truthtrace.features.build import preprocess
 from truthtrace.features.config import PCA_FILE, PreprocessConfig
 from truthtrace.features.dataset import FeatureDataset, make_loader
 from truthtrace.labels.score import label_store
 from truthtrace.store import TraceStore
 from truthtrace.traces.extract import ExtractConfig, extract
-
-
-def find_split(detector_dir: str | Path) -> tuple[dict | None, str]:
-    """The training run's ``split.json`` (written by ``truthtrace train``) in the detector dir or up to
-    two parents (``detectors/<name>/seed-0``).
-
-    Returns:
-        ``(document or None, its path or "")``.
-    Raises:
-        ValueError: the file is not valid JSON (named).
-    """
-    root = Path(detector_dir).resolve()
-    for parent in [root, *root.parents][:3]:
-        path = parent / "split.json"
-        if path.is_file():
-            try:
-                return json.loads(path.read_text(encoding="utf-8")), str(path)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}: not valid JSON ({exc})") from exc
-    return None, ""
 
 
 def held_out_ids(detector_dir: str | Path) -> tuple[set[str] | None, str]:
@@ -48,7 +28,7 @@ def held_out_ids(detector_dir: str | Path) -> tuple[set[str] | None, str]:
     Returns:
         ``(ids or None, path of split.json or "")``.
     """
-    doc, path = find_split(detector_dir)
+    doc, path = training_split(detector_dir)
     if doc is not None and isinstance(doc.get("test"), list):
         return {str(i) for i in doc["test"]}, path
     return None, ""
@@ -66,7 +46,7 @@ def preprocess_config_like(detector_dir: str | Path, graphs: bool):
 
     if not graphs:
         return PreprocessConfig(graphs=False, overwrite=True), ""
-    doc, path = find_split(detector_dir)
+    doc, path = training_split(detector_dir)
     feats = Path(doc["features_dir"]) if doc and doc.get("features_dir") else None
     if feats is None or not feats.is_dir():
         return PreprocessConfig(overwrite=True), (f"training feature store not found ({path or 'no split.json'}): "

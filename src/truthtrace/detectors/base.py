@@ -18,6 +18,7 @@ import numpy as np
 from safetensors.numpy import load_file
 
 from truthtrace.fileio import save_tensors_atomic, write_json_atomic
+from truthtrace.naming import SCALAR_LOGPROB_STATS, SEQ_LAST_ANSWER
 
 Batch = dict[str, Any]  # one batch: "label" (B,), "trace_id" [B], feature keys -> (B, ...) tensors
 
@@ -31,7 +32,7 @@ class Detector:
     """Base class; subclasses set ``name`` and implement ``fit``, ``score``, ``args``."""
 
     name: ClassVar[str] = ""
-    inputs: ClassVar[tuple[str, ...]] = ("seq.last_answer", "scalar.logprob_stats")  # batch keys read
+    inputs: ClassVar[tuple[str, ...]] = (SEQ_LAST_ANSWER, SCALAR_LOGPROB_STATS)  # batch keys read
     stochastic: ClassVar[bool] = False  # True: training depends on a seed, so it is fit once per seed
     family: ClassVar[str] = "learned"  # or "training-free": nothing fitted beyond a layer/sign choice
 

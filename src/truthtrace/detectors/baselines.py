@@ -17,8 +17,9 @@ import numpy as np
 
 from truthtrace import metrics
 from truthtrace.detectors.base import Batch, Detector, concat_batches, register
+from truthtrace.naming import SCALAR_LOGPROB_STATS
 
-STATS = "scalar.logprob_stats"
+STATS = SCALAR_LOGPROB_STATS
 
 
 class ScalarDetector(Detector):

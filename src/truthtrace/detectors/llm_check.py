@@ -30,6 +30,7 @@ from truthtrace.detectors.base import (
     write_config,
 )
 from truthtrace.fileio import save_tensors_atomic
+from truthtrace.naming import SCALAR_ATTN_LOGDET, SCALAR_HIDDEN_SVD
 
 
 def choose_layer_and_sign(x: np.ndarray, y: np.ndarray) -> tuple[int, float, list[float]]:
@@ -121,7 +122,7 @@ class LayerScalarDetector(Detector):
 class AttnLogdetDetector(LayerScalarDetector):
     """LLM-Check attention score at one layer (training-free)."""
 
-    feature = "scalar.attn_logdet"
+    feature = SCALAR_ATTN_LOGDET
     inputs = (feature,)
 
 
@@ -129,5 +130,5 @@ class AttnLogdetDetector(LayerScalarDetector):
 class HiddenSVDDetector(LayerScalarDetector):
     """LLM-Check hidden-state score at one layer (training-free)."""
 
-    feature = "scalar.hidden_svd"
+    feature = SCALAR_HIDDEN_SVD
     inputs = (feature,)

@@ -18,9 +18,10 @@ import numpy as np
 from truthtrace import metrics
 from truthtrace.detectors.base import Batch, Detector, concat_batches, load_arrays, register, save_arrays
 from truthtrace.detectors.probe import PARAM_KEYS, fit_logistic, logits
+from truthtrace.naming import SCALAR_LOOKBACK
 
 C_GRID = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
-FEATURE = "scalar.lookback"
+FEATURE = SCALAR_LOOKBACK
 
 
 def _flat(batches: Iterable[Batch]) -> tuple[np.ndarray, np.ndarray]:

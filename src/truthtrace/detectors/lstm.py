@@ -15,6 +15,7 @@ from torch import nn
 
 from truthtrace.detectors.base import Batch, register
 from truthtrace.detectors.torch_base import TensorBatches, TorchDetector, collect, standardizer
+from truthtrace.naming import SEQ_LAST_ANSWER
 
 
 class LayerLSTM(nn.Module):
@@ -64,10 +65,10 @@ class LSTMDetector(TorchDetector):
         ValueError: naming the argument when one is out of range.
     """
 
-    inputs = ("seq.last_answer",)
+    inputs = (SEQ_LAST_ANSWER,)
     defaults = {"lr": 1e-3, "weight_decay": 1e-2, "max_epochs": 30, "patience": 5}
 
-    def __init__(self, feature: str = "seq.last_answer", proj: int = 128, hidden: int = 64,
+    def __init__(self, feature: str = SEQ_LAST_ANSWER, proj: int = 128, hidden: int = 64,
                  bidirectional: bool = True, dropout: float = 0.2, **loop: Any):
         super().__init__(**loop)
         if proj < 1 or hidden < 1:

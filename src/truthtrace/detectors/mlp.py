@@ -15,6 +15,7 @@ from torch import nn
 
 from truthtrace.detectors.base import Batch, register
 from truthtrace.detectors.torch_base import TensorBatches, TorchDetector, collect, standardizer
+from truthtrace.naming import SEQ_LAST_ANSWER
 from truthtrace.training import FitResult
 
 
@@ -63,10 +64,10 @@ class MLPDetector(TorchDetector):
         ValueError: naming the argument when one is out of range.
     """
 
-    inputs = ("seq.last_answer",)
+    inputs = (SEQ_LAST_ANSWER,)
     defaults = {"lr": 1e-3, "weight_decay": 1e-2, "max_epochs": 40, "patience": 6}
 
-    def __init__(self, feature: str = "seq.last_answer", layer: int | str = "sweep",
+    def __init__(self, feature: str = SEQ_LAST_ANSWER, layer: int | str = "sweep",
                  hidden: tuple[int, ...] | list[int] = (256, 128, 64), dropout: float = 0.2,
                  sweep_stride: int = 3, sweep_epochs: int = 5, **loop: Any):
         super().__init__(**loop)

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from truthtrace import metrics
 from truthtrace.detectors.base import Batch, Detector, load_arrays, register, save_arrays
+from truthtrace.naming import SEQ_LAST_ANSWER
 
 PARAM_KEYS = ("coef", "intercept", "scaler_mean", "scaler_scale")
 
@@ -80,10 +81,10 @@ class ProbeDetector(Detector):
         random_state: solver seed.
     """
 
-    inputs = ("seq.last_answer",)
+    inputs = (SEQ_LAST_ANSWER,)
 
     def __init__(self, layer: int | str = "sweep", C: float = 0.01, max_iter: int = 1000, random_state: int = 0,
-                 feature: str = "seq.last_answer"):
+                 feature: str = SEQ_LAST_ANSWER):
         if not feature.startswith("seq."):
             raise ValueError(f"feature must be a seq.* layer sequence, got {feature!r}")
         self.feature, self.inputs = feature, (feature,)

@@ -23,11 +23,11 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from truthtrace.detectors.base import CONFIG_FILE, DETECTORS, get_detector
-from truthtrace.features.dataset import FeatureDataset, make_loader, split_ids
+from truthtrace.detectors.base import CONFIG_FILE, DETECTORS, get_detector, read_config
+from truthtrace.features.dataset import FeatureDataset, make_loader
+from truthtrace.features.splits import SPLIT_FILE, SPLITS, read_split, write_split
 from truthtrace.fileio import write_json_atomic
 
-SPLIT_FILE = "split.json"
 SUMMARY_FILE = "train_summary.json"
 DEFAULT_DETECTORS = ("probe", "mlp", "lstm", "gnn", "lookback", "perplexity", "max_entropy", "attn_logdet",
                      "hidden_svd")
@@ -108,7 +108,10 @@ def _done(run_dir: Path, det) -> bool:
     cfg = run_dir / CONFIG_FILE
     if not cfg.is_file():
         return False
-    saved = json.loads(cfg.read_text(encoding="utf-8"))
+    try:
+        saved = read_config(run_dir)
+    except ValueError:  # another format or version: refit
+        return False
     return saved.get("name") == det.name and saved.get("args") == json.loads(json.dumps(det.args()))
 
 
@@ -141,9 +144,9 @@ def train(features_dir: str | Path, labels_csv: str | Path, out_dir: str | Path,
     if config.overwrite and out.exists():
         for name in config.detectors:
             shutil.rmtree(out / name, ignore_errors=True)
-    split = {s: split_ids(feats, s) for s in ("train", "val", "test")}  # checks the file
-    doc = json.loads((feats / SPLIT_FILE).read_text(encoding="utf-8"))
-    write_json_atomic(out / SPLIT_FILE, {**doc, "features_dir": str(feats)})
+    doc = read_split(feats)  # checks the file
+    split = {s: doc[s] for s in SPLITS}
+    write_split(out, doc, features_dir=str(feats))
     jobs = [(name, seed) for name in config.detectors for seed in seeds_for(name, config.seeds)]
     infos: dict[str, dict] = {}
     for name, seed in tqdm(jobs, desc="train", disable=not progress):
@@ -153,3 +156,22 @@ def train(features_dir: str | Path, labels_csv: str | Path, out_dir: str | Path,
                "split_sizes": {k: len(split[k]) for k in ("train", "val", "test")}, "detectors": infos}
     write_json_atomic(out / SUMMARY_FILE, summary)
     return summary
+
+
+def run_of(detector_dir: str | Path) -> Path:
+    """The ``train`` output a saved detector belongs to: ``<out>`` of ``<out>/<name>/seed-<s>``."""
+    return Path(detector_dir).resolve().parent.parent
+
+
+def training_split(detector_dir: str | Path) -> tuple[dict | None, str]:
+    """The ``split.json`` of the training run of a detector saved by ``train`` (``<out>/<name>/seed-<s>``).
+
+    Returns:
+        ``(document or None, its path or "")``: None for a detector saved elsewhere.
+    Raises:
+        ValueError: the file exists but is malformed (named).
+    """
+    run = run_of(detector_dir)
+    if not (run / SPLIT_FILE).is_file():
+        return None, ""
+    return read_split(run), str(run / SPLIT_FILE)

@@ -14,7 +14,6 @@ labelled trace of feature store B, with thresholds and calibration still from A'
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from dataclasses import dataclass
@@ -24,9 +23,9 @@ import numpy as np
 
 from truthtrace import metrics
 from truthtrace.detectors import CONFIG_FILE, DETECTORS, load_detector
-from truthtrace.detectors.train import SPLIT_FILE
 from truthtrace.evaluation.report import report_markdown
 from truthtrace.features.dataset import FeatureDataset, make_loader
+from truthtrace.features.splits import SPLIT_FILE, read_split, split_balance
 from truthtrace.fileio import json_safe, write_json_atomic, write_text_atomic
 from truthtrace.labels.io import read_label_csv
 from truthtrace.store import TraceStore
@@ -181,16 +180,6 @@ def compare_families(rows: list[dict], config: EvalConfig) -> dict | None:
             "learned_wins": bool(boot["diff"] > 0), "significant": bool(boot["diff_ci"][0] > 0)}
 
 
-def split_summary(split: dict, labels_csv) -> dict:
-    """``{"n": {split: traces}, "hallucination_rate": {split: rate}}`` of the labelled traces."""
-    labels = read_label_csv(labels_csv)
-    n, rate = {}, {}
-    for name in ("train", "val", "test"):
-        ys = [labels[t] for t in split[name] if t in labels]
-        n[name], rate[name] = len(ys), round(float(np.mean(ys)), 3) if ys else None
-    return {"n": n, "hallucination_rate": rate}
-
-
 def _data(features_dir, labels_csv, config: EvalConfig) -> dict:
     cross = config.test_features is not None
     return {"features": str(features_dir), "labels": str(labels_csv),
@@ -216,6 +205,7 @@ def evaluate(features_dir: str | Path, labels_csv: str | Path, detectors_dir: st
     ddir, out = Path(detectors_dir), Path(out_dir)
     if not (ddir / SPLIT_FILE).is_file():
         raise FileNotFoundError(f"{ddir / SPLIT_FILE} not found: {ddir} is not the output of `truthtrace train`")
+    split = read_split(ddir)
     data = _data(features_dir, labels_csv, config)
     rows = [evaluate_runs(n, dirs, data, config) for n, dirs in find_runs(ddir, config.detectors).items()]
     rows.sort(key=lambda r: -r["test_auroc"] if not math.isnan(r["test_auroc"]) else math.inf)
@@ -223,10 +213,9 @@ def evaluate(features_dir: str | Path, labels_csv: str | Path, detectors_dir: st
     for r in rows:
         r.pop("_scores"), r.pop("_y")
 
-    split = json.loads((ddir / SPLIT_FILE).read_text(encoding="utf-8"))
     report = json_safe({"format": REPORT_FORMAT, "version": REPORT_VERSION, "features_dir": str(features_dir),
                         "model": TraceStore(features_dir).schema.get("model", "?"),
-                        "split": split_summary(split, labels_csv),
+                        "split": split_balance(split, read_label_csv(labels_csv)),
                         "test_features": data["test_features"], "cross_dataset": config.test_features is not None,
                         "detectors_dir": str(ddir), "ci_level": config.ci_level, "n_bootstrap": config.n_bootstrap,
                         "max_fpr": config.max_fpr, "results": rows, "comparison": comparison})

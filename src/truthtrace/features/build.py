@@ -9,7 +9,6 @@ traces already stored, and refuses a store written with other settings.
 
 from __future__ import annotations
 
-import json
 import time
 import warnings
 from pathlib import Path
@@ -24,8 +23,6 @@ from truthtrace.features.config import (
     LOGPROB_STATS,
     PCA_FILE,
     POSITIONS,
-    SPLIT_FILE,
-    SPLIT_FORMAT,
     PreprocessConfig,
     graph_key,
 )
@@ -41,12 +38,28 @@ from truthtrace.features.graphs import (
 )
 from truthtrace.features.scalars import attn_logdet, hidden_svd, logprob_stats, lookback_ratio
 from truthtrace.features.sequences import layout_of, sequence_features
-from truthtrace.features.splits import SPLITS, split_by_question
-from truthtrace.fileio import write_json_atomic
+from truthtrace.features.splits import (
+    SPLIT_FILE,
+    SPLIT_METHOD,
+    SPLITS,
+    make_split,
+    read_split,
+    split_balance,
+    write_split,
+)
 from truthtrace.labels.io import read_label_csv
-from truthtrace.naming import ANSWER_ENTROPY, ANSWER_LOGPROBS, layer_key
+from truthtrace.naming import (
+    ANSWER_ENTROPY,
+    ANSWER_LOGPROBS,
+    SCALAR_ATTN_LOGDET,
+    SCALAR_HIDDEN_SVD,
+    SCALAR_LOGPROB_STATS,
+    SCALAR_LOOKBACK,
+    layer_key,
+    parse_feature_key,
+)
 from truthtrace.store import TraceStore, TraceWriter
-from truthtrace.store.index import INDEX_NAME, schema_diff
+from truthtrace.store.index import INDEX_NAME, load_index, schema_diff
 
 FP16_MAX = 65504.0
 
@@ -77,11 +90,11 @@ def feature_schema(source: TraceStore, config: PreprocessConfig) -> dict:
             "model": src.get("model"), "n_layers": src["n_layers"], "n_heads": src["n_heads"],
             "d_model": src["d_model"], "hidden_layers": hidden, "attn_layers": attn,
             "positions": list(POSITIONS), "logprob_stats": list(LOGPROB_STATS), "graph": graph,
-            "split": {"seed": config.split_seed, "fractions": list(config.fractions), "stratified": False}}
+            "split": {"seed": config.split_seed, "fractions": list(config.fractions), "method": SPLIT_METHOD}}
 
 
-def compute_split(source: TraceStore, config: PreprocessConfig, labels: dict[str, int] | None) -> dict:
-    """``split.json``'s document: trace ids per split, by question id, stratified by label if given."""
+def compute_split(source: TraceStore, config: PreprocessConfig) -> dict:
+    """``split.json``'s document: trace ids per split, by question id alone (labels play no part)."""
     ids, qids = [], []
     for tid, meta in source.metas():
         if "question_id" not in meta:
@@ -90,10 +103,7 @@ def compute_split(source: TraceStore, config: PreprocessConfig, labels: dict[str
         qids.append(str(meta["question_id"]))
     if not ids:
         raise ValueError(f"{source.root}: the trace store is empty")
-    strata = None if labels is None else [labels.get(tid, -1) for tid in ids]
-    parts = split_by_question(qids, config.fractions, config.split_seed, strata)
-    return {"format": SPLIT_FORMAT, "version": 1, "seed": config.split_seed, "fractions": list(config.fractions),
-            **{name: [ids[i] for i in parts[name]] for name in SPLITS}}
+    return make_split(ids, qids, config.fractions, config.split_seed)
 
 
 def _storage_cast(t: torch.Tensor) -> torch.Tensor:
@@ -129,10 +139,10 @@ def trace_record(trace, schema: dict, pca: tuple[torch.Tensor, torch.Tensor] | N
     attn_layers = schema["attn_layers"]
     attn = _stack(trace, attn_layers, "attn") if attn_layers else torch.zeros(0, schema["n_heads"], 1, 1)
     out = sequence_features(hidden, layout)
-    out["scalar.logprob_stats"] = logprob_stats(trace[ANSWER_LOGPROBS], trace[ANSWER_ENTROPY])
-    out["scalar.lookback"] = lookback_ratio(attn, layout) if attn_layers else torch.zeros(0, schema["n_heads"])
-    out["scalar.attn_logdet"] = attn_logdet(attn, layout) if attn_layers else torch.zeros(0)
-    out["scalar.hidden_svd"] = hidden_svd(hidden, layout)
+    out[SCALAR_LOGPROB_STATS] = logprob_stats(trace[ANSWER_LOGPROBS], trace[ANSWER_ENTROPY])
+    out[SCALAR_LOOKBACK] = lookback_ratio(attn, layout) if attn_layers else torch.zeros(0, schema["n_heads"])
+    out[SCALAR_ATTN_LOGDET] = attn_logdet(attn, layout) if attn_layers else torch.zeros(0)
+    out[SCALAR_HIDDEN_SVD] = hidden_svd(hidden, layout)
     graph = schema["graph"]
     if graph:
         n = graph_window(layout, graph["max_nodes"])
@@ -170,15 +180,21 @@ def _pca_pass(source: TraceStore, train_ids: list[str], schema: dict, config: Pr
     return fit_pca(moments, graph["node_dim"])
 
 
+def _stored_split(out: Path) -> dict | None:
+    """The feature store's ``split.json``, or None when it is unreadable or of another version."""
+    try:
+        return read_split(out)
+    except ValueError:
+        return None
+
+
 def _check_existing(out: Path, schema: dict, split_doc: dict) -> bool:
     """True if ``out`` already holds a feature store with this schema and split; ValueError if another."""
     if not (out / INDEX_NAME).exists():
         return False
-    stored = json.loads((out / INDEX_NAME).read_text())
-    problems = schema_diff(stored.get("schema", {}), schema)
-    split_path = out / SPLIT_FILE
-    if split_path.exists() and json.loads(split_path.read_text()) != split_doc:
-        problems.append(f"{SPLIT_FILE}: the split differs (other labels, seed or traces)")
+    problems = schema_diff(load_index(out)["schema"], schema)
+    if (out / SPLIT_FILE).exists() and _stored_split(out) != split_doc:
+        problems.append(f"{SPLIT_FILE}: the split differs (other seed, fractions, traces or split version)")
     if problems:
         raise ValueError(f"{out} holds a feature store written with other settings:\n  " + "\n  ".join(problems)
                          + "\npass --overwrite (overwrite=True) to replace it, or choose another --out")
@@ -240,10 +256,12 @@ def preprocess(store: str | Path, out: str | Path, config: PreprocessConfig | No
         store: source trace store directory.
         out: feature store directory; ``split.json`` and ``pca.safetensors`` go beside its shards.
         config: options (default ``PreprocessConfig()``).
-        labels: labels.csv path or ``{trace_id: label}``; stratifies the split when given.
+        labels: labels.csv path or ``{trace_id: label}``: only reported (label balance per split);
+            the split never depends on labels.
         progress: show progress bars.
     Returns:
-        summary: out, n_traces, written, skipped, seconds, bytes_on_disk, bytes_per_key, split sizes.
+        summary: out, n_traces, written, skipped, seconds, bytes_on_disk, bytes_per_key, split sizes,
+        and with labels the label balance per split (``balance``).
     Raises:
         ValueError: bad settings, or ``out`` holds a feature store of other settings (names ``--overwrite``).
         StoreError: the source store is unreadable or corrupt.
@@ -254,13 +272,12 @@ def preprocess(store: str | Path, out: str | Path, config: PreprocessConfig | No
     source = TraceStore(store)
     label_map = read_label_csv(labels) if isinstance(labels, (str, Path)) else labels
     schema = feature_schema(source, config)
-    schema["split"]["stratified"] = label_map is not None
-    split_doc = compute_split(source, config, label_map)
+    split_doc = compute_split(source, config)
     resuming = not config.overwrite and _check_existing(out, schema, split_doc)
     written = skipped = 0
     with TraceWriter(out, schema, storage_dtype="float16", shard_max_traces=config.shard_max_traces,
                      resume=True, overwrite=config.overwrite) as writer:
-        write_json_atomic(out / SPLIT_FILE, split_doc)
+        write_split(out, split_doc)
         todo = [tid for tid in source.ids() if not writer.has(tid)]
         pca = _prepare_pca(out, source, split_doc, schema, config, resuming, progress) if todo else None
         bar = tqdm(total=len(source), desc="preprocess", unit="trace", disable=not progress)
@@ -279,17 +296,15 @@ def preprocess(store: str | Path, out: str | Path, config: PreprocessConfig | No
     return {"out": str(out), "source": schema["source"], "n_traces": len(source), "written": written,
             "skipped": skipped, "seconds": round(seconds, 2), "bytes_on_disk": info["bytes_on_disk"],
             "bytes_per_key": key_bytes(out), "split": {name: len(split_doc[name]) for name in SPLITS},
+            "balance": split_balance(split_doc, label_map) if label_map is not None else None,
             "pca": bool(pca is not None or (out / PCA_FILE).exists())}
 
 
 def key_bytes(feature_dir: str | Path) -> dict[str, int]:
     """Compressed bytes on disk per key, graph layers pooled (``graph.*.x``), from the shard documents."""
-    root = Path(feature_dir)
     totals: dict[str, int] = {}
-    for shard in json.loads((root / INDEX_NAME).read_text())["shards"]:
-        for record in json.loads((root / shard["json"]).read_text())["traces"]:
-            for key, entry in record["tensors"].items():
-                parts = key.split(".")
-                name = f"graph.*.{parts[2]}" if parts[0] == "graph" else key
-                totals[name] = totals.get(name, 0) + entry["nbytes"]
+    for _, key, entry in TraceStore(feature_dir).entries():
+        parsed = parse_feature_key(key)
+        name = f"graph.*.{parsed[2]}" if parsed is not None and parsed[0] == "graph" else key
+        totals[name] = totals.get(name, 0) + entry["nbytes"]
     return dict(sorted(totals.items()))

@@ -1,4 +1,4 @@
-"""PreprocessConfig and the names of the feature store's keys (see the issue-4 contract).
+"""PreprocessConfig and the names of the feature store's keys (layout: ``docs/FORMAT.md``; key names: ``truthtrace.naming``).
 
 A feature store is an ordinary trace store whose schema has ``kind`` =
 ``truthtrace.features``; each record (one per trace of the source store) holds:
@@ -16,27 +16,17 @@ import math
 from dataclasses import dataclass, field
 
 from truthtrace.features.splits import check_fractions
+from truthtrace.naming import GRAPH_PARTS, POSITIONS, SCALARS, graph_key, scalar_key, seq_key  # noqa: F401
 
 FEATURES_KIND = "truthtrace.features"
 FEATURES_VERSION = 1
-SPLIT_FILE = "split.json"
-SPLIT_FORMAT = "truthtrace.split"
 PCA_FILE = "pca.safetensors"
 
-POSITIONS = ("last_answer", "mean_answer", "last_prompt")
-SEQ_KEYS = tuple(f"seq.{p}" for p in POSITIONS)
+SEQ_KEYS = tuple(seq_key(p) for p in POSITIONS)
 LOGPROB_STATS = ("mean_logprob", "min_logprob", "std_logprob", "last_logprob",
                  "mean_entropy", "max_entropy", "std_entropy", "n_answer_tokens")
-SCALAR_KEYS = ("scalar.logprob_stats", "scalar.lookback", "scalar.attn_logdet", "scalar.hidden_svd")
-GRAPH_PARTS = ("x", "edge_index", "edge_attr")
+SCALAR_KEYS = tuple(scalar_key(n) for n in SCALARS)
 GRAPHS = "graphs"  # the dataset key that asks for every graph layer
-
-
-def graph_key(layer: int, part: str) -> str:
-    """Key of one graph tensor, e.g. ``graph.12.edge_index`` (``part`` in x, edge_index, edge_attr)."""
-    if part not in GRAPH_PARTS:
-        raise ValueError(f"part must be one of {GRAPH_PARTS}, got {part!r}")
-    return f"graph.{layer}.{part}"
 
 
 @dataclass

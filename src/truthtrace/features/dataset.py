@@ -17,7 +17,6 @@ of ``buffer_size`` samples) with seeds derived from ``(seed, epoch)``.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,11 +25,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from truthtrace.features.config import FEATURES_KIND, GRAPHS, SCALAR_KEYS, SEQ_KEYS, SPLIT_FILE, SPLIT_FORMAT, graph_key
-from truthtrace.features.splits import SPLITS
+from truthtrace.features.config import FEATURES_KIND, GRAPHS, SCALAR_KEYS, SEQ_KEYS, graph_key
+from truthtrace.features.splits import SPLITS, read_split
 from truthtrace.labels.io import read_label_csv
-from truthtrace.store import TraceStore
-from truthtrace.store.index import INDEX_NAME
+from truthtrace.store import StoreError, TraceStore
 
 DEFAULT_KEYS = SEQ_KEYS + SCALAR_KEYS
 UNKNOWN = -1  # label of a trace labels.csv does not cover
@@ -48,13 +46,18 @@ def split_ids(feature_dir: str | Path, split: str | None) -> list[str]:
         return TraceStore(root).ids()
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS} or None, got {split!r}")
-    path = root / SPLIT_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no split file; run `truthtrace preprocess` to write it")
-    doc = json.loads(path.read_text(encoding="utf-8"))
-    if doc.get("format") != SPLIT_FORMAT or not isinstance(doc.get(split), list):
-        raise ValueError(f"{path}: not a {SPLIT_FORMAT} document with a {split!r} list")
-    return [str(i) for i in doc[split]]
+    return list(read_split(root)[split])
+
+
+def _feature_store(root: Path) -> TraceStore:
+    """The feature store at ``root``; ValueError naming the command that makes one otherwise."""
+    try:
+        store = TraceStore(root)
+    except StoreError:
+        store = None
+    if store is None or store.schema.get("kind") != FEATURES_KIND:
+        raise ValueError(f"{root}: not a feature store (run `truthtrace preprocess` first)")
+    return store
 
 
 def auto_num_workers() -> int:
@@ -114,14 +117,12 @@ class FeatureDataset(IterableDataset):
                  rank: int | None = None, world_size: int | None = None):
         super().__init__()
         self.root = Path(feature_dir)
-        index = json.loads((self.root / INDEX_NAME).read_text()) if (self.root / INDEX_NAME).is_file() else None
-        if index is None or index.get("schema", {}).get("kind") != FEATURES_KIND:
-            raise ValueError(f"{self.root}: not a feature store (run `truthtrace preprocess` first)")
-        self.schema = index["schema"]
+        store = _feature_store(self.root)
+        self.schema = store.schema
         self.keys = _check_keys(keys, self.schema, self.root)
         wanted = set(split_ids(self.root, split))
         # ids of the split per store shard, in store order: the unit of work
-        self.shards = [[i for i in s["ids"] if i in wanted] for s in index["shards"]]
+        self.shards = [[i for i in ids if i in wanted] for ids in store.shard_ids()]
         self.n_samples = sum(len(s) for s in self.shards)
         self.labels = _load_labels(labels)
         missing = [i for s in self.shards for i in s if i not in self.labels]

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
+from truthtrace.naming import SEQ_LAST_ANSWER, SEQ_LAST_PROMPT, SEQ_MEAN_ANSWER
+
 
 @dataclass(frozen=True)
 class TokenLayout:
@@ -73,6 +75,6 @@ def sequence_features(hidden: torch.Tensor, layout: TokenLayout) -> dict[str, to
         ``{"seq.last_answer", "seq.mean_answer", "seq.last_prompt"}``, each ``(Lh, d)``.
     """
     rows = layout.answer_rows()
-    return {"seq.last_answer": hidden[:, -1].contiguous(),
-            "seq.mean_answer": hidden[:, rows].mean(dim=1),
-            "seq.last_prompt": hidden[:, layout.last_prompt_row()].contiguous()}
+    return {SEQ_LAST_ANSWER: hidden[:, -1].contiguous(),
+            SEQ_MEAN_ANSWER: hidden[:, rows].mean(dim=1),
+            SEQ_LAST_PROMPT: hidden[:, layout.last_prompt_row()].contiguous()}

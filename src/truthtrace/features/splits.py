@@ -1,17 +1,32 @@
-"""Train/val/test splits grouped by question, so no question leaks across splits.
+"""Train/val/test splits grouped by question, and the one reader and writer of ``split.json``.
 
 Several traces (samples) can answer the same question; a detector that saw one of
 them in training would be graded on a near-copy. Splitting unique question ids
 instead of traces rules that out.
+
+The split depends only on the question ids and the seed, never on labels: each question is
+ranked by a seeded hash of its id and the ranking is cut by the fractions. A changed answer
+(or label rule) therefore cannot move any question to another split, and adding a question
+moves at most the questions at the cut points. The label balance of each split is reported
+instead (``preprocess`` summary, ``report.json``).
 """
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from truthtrace.fileio import read_versioned_json, write_json_atomic
+
 SPLITS = ("train", "val", "test")
+SPLIT_FILE = "split.json"
+SPLIT_FORMAT = "truthtrace.split"
+SPLIT_VERSION = 2  # 2: ranked by a seeded hash of the question id (1: a seeded permutation, label-stratified)
+SPLIT_VERSIONS = (1, 2)
+SPLIT_METHOD = "question-hash"
 
 
 def check_fractions(fractions: Sequence[float], field: str = "fractions") -> tuple[float, float, float]:
@@ -46,9 +61,15 @@ def _counts(n_unique: int, fractions: tuple[float, float, float]) -> list[int]:
     return counts
 
 
-def _assign(n: int, fr: tuple[float, float, float], rng: np.random.Generator) -> np.ndarray:
-    """Split number of each of ``n`` items: a seeded permutation cut by ``fr``."""
-    order = rng.permutation(n)
+def question_rank_key(question_id: str, seed: int) -> bytes:
+    """The sort key of one question: sha256 of ``"<seed>:<question id>"`` (depends on nothing else)."""
+    return hashlib.sha256(f"{seed}:{question_id}".encode("utf-8")).digest()
+
+
+def _assign(qids: Sequence[str], fr: tuple[float, float, float], seed: int) -> np.ndarray:
+    """Split number of each question id: the ids ranked by :func:`question_rank_key`, cut by ``fr``."""
+    n = len(qids)
+    order = np.asarray(sorted(range(n), key=lambda i: question_rank_key(qids[i], seed)), dtype=np.int64)
     which = np.empty(n, dtype=np.int64)
     start = 0
     for k, count in enumerate(_counts(n, fr)):
@@ -65,10 +86,11 @@ def split_by_question(
 ) -> dict[str, np.ndarray]:
     """Split traces into train/val/test so that each question falls in exactly one split.
 
-    Unique question ids are sorted, shuffled by a permutation seeded with ``seed`` and
-    cut by ``fractions``; the result depends only on the set of ids and the seed. With
-    ``strata`` (e.g. the hallucination label of each trace), questions are cut stratum by
-    stratum, so every split gets both classes whenever each class has enough questions.
+    Unique question ids are ranked by a seeded hash of the id (:func:`question_rank_key`) and
+    cut by ``fractions``; the result depends only on the set of ids and the seed, and a
+    question's rank on nothing but its own id. With ``strata`` (a group of each trace, e.g. a
+    category), questions are cut stratum by stratum. The stages pass no strata: labels must
+    not decide the split (see the module docstring).
 
     Args:
         question_ids: question id of each trace, length N.
@@ -89,10 +111,66 @@ def split_by_question(
     if strata is not None and len(strata) != len(qids):
         raise ValueError(f"strata has {len(strata)} entries but question_ids has {len(qids)}")
     q_strata = np.zeros(len(unique), dtype=np.int64) if strata is None else np.asarray(strata)[first]
-    rng = np.random.default_rng(seed)
     which = np.empty(len(unique), dtype=np.int64)  # split number of each unique question
     for value in np.unique(q_strata):
         members = np.flatnonzero(q_strata == value)
-        which[members] = _assign(len(members), fr, rng)
+        which[members] = _assign([str(q) for q in unique[members]], fr, seed)
     trace_split = which[np.searchsorted(unique, qids)]  # (N,)
     return {name: np.flatnonzero(trace_split == k).astype(np.int64) for k, name in enumerate(SPLITS)}
+
+
+def make_split(trace_ids: Sequence[str], question_ids: Sequence[str], fractions: Sequence[float],
+               seed: int) -> dict:
+    """The ``split.json`` document: trace ids per split, split by question id (:func:`split_by_question`).
+
+    Args:
+        trace_ids: ``(N,)`` trace ids, in store order.
+        question_ids: ``(N,)`` the question each trace answers.
+        fractions, seed: as in :func:`split_by_question`.
+    """
+    parts = split_by_question(question_ids, fractions, seed)
+    return {"format": SPLIT_FORMAT, "version": SPLIT_VERSION, "method": SPLIT_METHOD, "seed": seed,
+            "fractions": list(check_fractions(fractions)),
+            **{name: [str(trace_ids[i]) for i in parts[name]] for name in SPLITS}}
+
+
+def write_split(directory: str | Path, doc: dict, **extra) -> Path:
+    """Write ``doc`` (plus ``extra`` fields, e.g. ``features_dir``) as ``directory/split.json``, atomically."""
+    path = Path(directory) / SPLIT_FILE
+    write_json_atomic(path, {**doc, **extra})
+    return path
+
+
+def read_split(directory: str | Path) -> dict:
+    """Read and check ``directory/split.json``.
+
+    Returns:
+        the document; each of ``train``, ``val``, ``test`` is a list of trace ids.
+    Raises:
+        FileNotFoundError: no ``split.json`` (names the command that writes it).
+        ValueError: naming the file and field: another format or version, a split that is not a
+            list of ids, or a trace id in two splits.
+    """
+    path = Path(directory) / SPLIT_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no split file; run `truthtrace preprocess` to write it")
+    doc = read_versioned_json(path, SPLIT_FORMAT, SPLIT_VERSIONS)
+    seen: dict[str, str] = {}
+    for name in SPLITS:
+        ids = doc.get(name)
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise ValueError(f"{path}: field {name!r} must be a list of trace ids")
+        for tid in ids:
+            if tid in seen:
+                raise ValueError(f"{path}: trace {tid!r} is in both {seen[tid]!r} and {name!r}")
+            seen[tid] = name
+    return doc
+
+
+def split_balance(doc: dict, labels: dict[str, int]) -> dict:
+    """``{"n": {split: labelled traces}, "hallucination_rate": {split: rate or None}}`` of a split document."""
+    n, rate = {}, {}
+    for name in SPLITS:
+        ys = [labels[t] for t in doc[name] if t in labels]
+        n[name], rate[name] = len(ys), round(float(np.mean(ys)), 3) if ys else None
+    return {"n": n, "hallucination_rate": rate}

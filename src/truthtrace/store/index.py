@@ -69,6 +69,32 @@ def sha256_file(path: Path, block: int = 4 << 20) -> str:
     return h.hexdigest()
 
 
+def shard_file_status(root: Path, shard: dict, kind: str, data: bytes | None = None,
+                      checksum: bool = True) -> str | None:
+    """The one integrity rule for a shard file: present, of the listed size, with the listed sha256.
+
+    Args:
+        root: store directory.
+        shard: the shard's entry in ``index.json``.
+        kind: "bin" or "json".
+        data: the file's bytes when the caller has read them already (no second read).
+        checksum: also compare the sha256 (False: presence and size only).
+    Returns:
+        None when the file is good, else "missing", "size" or "sha256".
+    """
+    path = root / shard[kind]
+    if data is None and not path.is_file():
+        return "missing"
+    size = len(data) if data is not None else path.stat().st_size
+    if size != shard[f"{kind}_bytes"]:
+        return "size"
+    if checksum:
+        digest = sha256_bytes(data) if data is not None else sha256_file(path)
+        if digest != shard[f"{kind}_sha256"]:
+            return "sha256"
+    return None
+
+
 def parse_json(data: bytes, where: Path) -> dict:
     """Parse a manifest document; StoreError naming ``where`` if it is not a JSON object."""
     return parse_json_object(data, where, StoreError)

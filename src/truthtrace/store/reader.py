@@ -26,7 +26,7 @@ from truthtrace.store.index import (
     load_index,
     parse_json,
     sha256_bytes,
-    sha256_file,
+    shard_file_status,
 )
 
 _DOC_CACHE = 16  # shard documents kept parsed; each lists every chunk of up to shard_max_traces traces
@@ -118,6 +118,20 @@ class TraceStore:
     def ids(self) -> list[str]:
         """All trace ids in insertion order."""
         return list(self._where)
+
+    def shard_ids(self) -> list[list[str]]:
+        """Trace ids shard by shard, in store order (the unit a streaming reader splits among workers)."""
+        return [list(shard["ids"]) for shard in self._index["shards"]]
+
+    def entries(self) -> Iterator[tuple[str, str, dict]]:
+        """``(trace_id, key, index entry)`` of every stored tensor, shard by shard (no tensor is decoded).
+
+        An entry holds ``shape``, ``dtype``, ``offset`` and ``nbytes`` among others (``docs/FORMAT.md``).
+        """
+        for n in range(len(self._index["shards"])):
+            for record in self._doc(n)["traces"]:
+                for key, entry in record["tensors"].items():
+                    yield record["id"], key, entry
 
     def _doc(self, n: int) -> dict:
         """Shard ``n``'s document, checked against the index's sha256 and cached."""
@@ -244,17 +258,21 @@ class TraceStore:
             yield from traces
 
     def verify(self) -> list[str]:
-        """Check every shard file's size and sha256; one message per bad or missing file, [] if all good."""
+        """Check every shard file's size and sha256; one message per bad or missing file, [] if all good.
+
+        A quick check for scripts; ``truthtrace validate`` applies the same rule (:func:`shard_file_status`)
+        and then decodes and checks every tensor.
+        """
         problems = []
         for shard in self._index["shards"]:
             for kind in ("json", "bin"):
-                path = self.root / shard[kind]
-                if not path.is_file():
+                path, status = self.root / shard[kind], shard_file_status(self.root, shard, kind)
+                if status == "missing":
                     problems.append(f"{path}: missing")
-                elif path.stat().st_size != shard[f"{kind}_bytes"]:
+                elif status == "size":
                     problems.append(f"{path}: {path.stat().st_size} bytes, index.json says "
                                     f"{shard[f'{kind}_bytes']}")
-                elif sha256_file(path) != shard[f"{kind}_sha256"]:
+                elif status == "sha256":
                     problems.append(f"{path}: sha256 mismatch, the file is corrupt")
         return problems
 

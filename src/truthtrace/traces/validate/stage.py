@@ -26,7 +26,7 @@ from truthtrace.store.index import (
     check_version,
     load_index,
     parse_json,
-    sha256_bytes,
+    shard_file_status,
 )
 from truthtrace.traces.validate.checks import (
     any_nonfinite,
@@ -129,12 +129,12 @@ def _check_files(root: Path, index: dict, report: ValidationReport) -> None:
                            shard=str(shard["bin"]))
                 continue
             listed[name] = shard
-            path = root / name
-            if not path.is_file():
+            path, status = root / name, shard_file_status(root, shard, kind, checksum=False)
+            if status == "missing":
                 ids = shard["ids"]
                 report.add("files", "error", f"{name} is missing: {len(ids)} traces cannot be read "
                            f"({preview_ids(ids)})", shard=shard["bin"])
-            elif path.stat().st_size != shard[f"{kind}_bytes"]:
+            elif status == "size":
                 report.add("files", "error", f"{name} is {path.stat().st_size} bytes, index.json says "
                            f"{shard[f'{kind}_bytes']} (truncated or overwritten)", shard=shard["bin"])
     for name in sorted(os.listdir(root)):
@@ -165,7 +165,7 @@ def _shard_doc(root: Path, shard: dict, ctx: Context) -> dict | None:
     data = _read(root / shard["json"])
     if data is None:
         return None  # already reported as missing by _check_files
-    if sha256_bytes(data) != shard["json_sha256"]:
+    if shard_file_status(root, shard, "json", data) == "sha256":
         add("checksum", "error", f"{shard['json']}: sha256 differs from index.json (the shard document is "
             "corrupt or was edited); checking what can still be parsed", shard=name)
     try:
@@ -193,7 +193,7 @@ def _check_shard(root: Path, shard: dict, ctx: Context) -> None:
     buf = _read(root / shard["bin"])
     if buf is not None:
         report.counts["bytes_read"] += len(buf)
-        if len(buf) == shard["bin_bytes"] and sha256_bytes(buf) != shard["bin_sha256"]:
+        if shard_file_status(root, shard, "bin", buf) == "sha256":
             report.add("checksum", "error", f"{shard['bin']}: sha256 differs from index.json (the shard is "
                        "corrupt); the traces whose chunks are damaged are listed below", shard=shard["bin"])
     if doc is None:
