@@ -4,4 +4,4 @@ Stages (each a CLI command and a Python function) talk only through files on dis
 questions -> traces -> labels -> features -> detectors -> reports.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -8,15 +8,34 @@ stages are recomputed from the files.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from truthtrace.data import load_bundled, load_questions, save_questions
+from truthtrace.detectors import DETECTORS
 from truthtrace.detectors.train import DEFAULT_DETECTORS, TrainConfig, train
 from truthtrace.evaluation.evaluate import EvalConfig, evaluate
-from truthtrace.features import PreprocessConfig, preprocess
+from truthtrace.features import GRAPHS, PreprocessConfig, preprocess
 from truthtrace.labels.score import LabelConfig, label_store
 from truthtrace.traces.extract import ExtractConfig, extract
+
+
+def _without_graph_detectors(detectors: list[str]) -> list[str]:
+    """``detectors`` less the ones that read attention graphs, for a run without graphs.
+
+    Raises:
+        ValueError: graph detectors were asked for by name (not just part of the default set).
+    """
+    graph = [d for d in detectors if d in DETECTORS and GRAPHS in DETECTORS[d].inputs]
+    if not graph:
+        return list(detectors)
+    if list(detectors) != list(DEFAULT_DETECTORS):
+        raise ValueError(f"detectors {graph} read attention graphs, which graphs=False (--no-graphs) turns off: "
+                         "drop them from --detectors or build the graphs")
+    warnings.warn(f"graphs=False (--no-graphs): the default detectors {graph} need attention graphs and are left "
+                  "out of this run", stacklevel=3)
+    return [d for d in detectors if d not in graph]
 
 
 @dataclass
@@ -35,7 +54,7 @@ class RunConfig:
 
     def __post_init__(self):
         if not self.graphs:
-            self.detectors = [d for d in self.detectors if not d.startswith("gnn")]
+            self.detectors = _without_graph_detectors(self.detectors)
         if self.n_questions is not None and self.n_questions < 10:
             raise ValueError(f"n_questions must be >= 10 to split train/val/test, got {self.n_questions}")
         if not self.detectors:

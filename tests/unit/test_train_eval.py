@@ -69,7 +69,7 @@ def test_evaluate_reports_every_metric_and_the_family_comparison(trained):
     md = (root / "report" / "report.md").read_text()
     assert "beats the best training-free" in md and "roc.png" in md
     assert (root / "report" / "roc.png").stat().st_size > 10_000 and (root / "report" / "roc.svg").is_file()
-    assert json.loads((root / "report" / "report.json").read_text())["version"] == 2
+    assert json.loads((root / "report" / "report.json").read_text())["version"] == 3
     assert "mlp" in format_table(report) and rich_table(report).row_count == len(DETECTORS)
 
 

@@ -48,7 +48,7 @@ def _report(path=None) -> dict:
     rows.append({"detector": "perplexity", "test_auroc": 0.5, "roc": {"fpr": [0.0, 1.0], "tpr": [0.0, 1.0]}})
     rows.append({"detector": "no_curve", "test_auroc": 0.6})
     rows.append({"detector": "one_class", "test_auroc": float("nan"), "roc": {"fpr": [], "tpr": []}})
-    report = {"results": rows}
+    report = {"format": "truthtrace.evaluation.report", "version": 3, "results": rows}
     if path is not None:
         path.write_text(json.dumps(report))
     return report

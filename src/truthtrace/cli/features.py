@@ -35,7 +35,7 @@ def cmd_preprocess(args) -> None:
         graphs=not args.no_graphs, graph_layers=int_list(args.graph_layers), max_nodes=args.max_nodes,
         top_k=None if args.threshold is not None else args.top_k, threshold=args.threshold, pca=not args.no_pca,
         node_dim=args.node_dim, split_seed=args.split_seed, fractions=_fractions(args.fractions),
-        overwrite=args.overwrite, threads=args.threads)
+        overwrite=args.overwrite, threads=args.threads, pca_from=args.pca_from)
     summary = preprocess(args.store, args.out, config, labels=args.labels, progress=not args.quiet)
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -54,7 +54,8 @@ def register(sub) -> None:
     p = sub.add_parser("preprocess", help="turn a trace store into a feature store for detectors (resumable)")
     p.add_argument("store", help="trace store directory")
     p.add_argument("--out", required=True, help="feature store directory")
-    p.add_argument("--labels", default=None, help="labels.csv: stratifies the split by label")
+    p.add_argument("--labels", default=None, help="labels.csv: the summary reports each split's label balance "
+                                                   "(the split itself never depends on labels)")
     g = p.add_argument_group("graphs")
     g.add_argument("--no-graphs", action="store_true", help="skip the per-layer token graphs")
     g.add_argument("--graph-layers", default=None, help="attention layers, e.g. '0-29' or '8,16' (default: all)")
@@ -63,6 +64,9 @@ def register(sub) -> None:
     g.add_argument("--threshold", type=float, default=None, help="edges: every source above this head-mean weight")
     g.add_argument("--node-dim", type=int, default=64, help="PCA components of the node features")
     g.add_argument("--no-pca", action="store_true", help="keep the full hidden states as node features")
+    g.add_argument("--pca-from", default=None, metavar="PCA",
+                   help="reuse the PCA of another feature store (its dir or its pca.safetensors) instead of fitting "
+                        "one: for testing a detector on new traces (cross-dataset evaluation)")
     s = p.add_argument_group("split and run")
     s.add_argument("--split-seed", type=int, default=0)
     s.add_argument("--fractions", default="0.7,0.15,0.15", help="train,val,test shares of question ids")

@@ -1,8 +1,8 @@
 """A trained detector's AUROC on traces re-extracted with each compared model.
 
 The questions come from a trace store (its held-out test split when the detector was saved by
-``truthtrace train``, whose ``split.json`` is beside it); each model answers them again, the answers are labelled, preprocessed into
-features with the settings (and the PCA) the detector was trained on, and scored.
+``truthtrace train``, whose ``split.json`` is beside it); each model answers them again, the answers
+are labelled, preprocessed into features with the settings (and the PCA) the detector was trained on, and scored.
 """
 
 from __future__ import annotations

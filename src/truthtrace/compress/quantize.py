@@ -2,7 +2,8 @@
 
 torchao and bitsandbytes quantize while ``from_pretrained`` loads an fp32 directory, and their
 checkpoints reload with plain ``from_pretrained``; quanto quantizes a live model and reloads only
-through its own ``requantize``. Our own int8 format lives in ``truthtrace.models.int8``; reading quanto back in ``truthtrace.models.compressed``.
+through its own ``requantize``. Our own int8 format lives in ``truthtrace.models.int8``; quanto
+is read back in ``truthtrace.models.compressed``.
 """
 
 from __future__ import annotations

@@ -10,14 +10,13 @@ class, constructor args, fitted state) and, for trained detectors, ``model.safet
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable
 
 import numpy as np
 from safetensors.numpy import load_file
 
-from truthtrace.fileio import save_tensors_atomic, write_json_atomic
+from truthtrace.fileio import read_versioned_json, save_tensors_atomic, write_json_atomic
 from truthtrace.naming import SCALAR_LOGPROB_STATS, SEQ_LAST_ANSWER
 
 Batch = dict[str, Any]  # one batch: "label" (B,), "trace_id" [B], feature keys -> (B, ...) tensors
@@ -46,6 +45,13 @@ class Detector:
 
     def args(self) -> dict:
         """Constructor keyword arguments that rebuild this detector (JSON-safe)."""
+        return {}
+
+    def selection(self) -> dict:
+        """What was chosen on validation (e.g. ``{"layer": 17, "epochs": 12}``); {} if nothing.
+
+        ``evaluate`` reports it per seed with its spread, so a choice that moves between seeds shows.
+        """
         return {}
 
     def describe(self) -> str:
@@ -105,11 +111,7 @@ def write_config(out_dir: str | Path, det: Detector, state: dict) -> None:
 def read_config(out_dir: str | Path, expect: type | None = None) -> dict:
     """Read and check ``out_dir/config.json``; ValueError naming the field if malformed."""
     path = Path(out_dir) / CONFIG_FILE
-    cfg = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
-        raise ValueError(f"{path}: field 'format' must be {FORMAT!r}")
-    if cfg.get("version") not in VERSIONS:
-        raise ValueError(f"{path}: field 'version' must be one of {VERSIONS}, got {cfg.get('version')!r}")
+    cfg = read_versioned_json(path, FORMAT, VERSIONS)
     if cfg.get("name") not in DETECTORS:
         raise ValueError(f"{path}: field 'name' {cfg.get('name')!r} is not a registered detector")
     if expect is not None and cfg.get("class") != _class_path(expect):

@@ -260,6 +260,10 @@ class GNNDetector(TorchDetector):
                       "graph_layers": positions}
         return dict(self.state, pos_weight=result.pos_weight)
 
+    def selection(self) -> dict:
+        """``{"epochs": e}``: the epoch early stopping kept."""
+        return {"epochs": self.state["epochs"]} if "epochs" in self.state else {}
+
     def describe(self) -> str:
         """E.g. ``gatv2 x 8 layers + bi-LSTM, 12 epochs``."""
         if "epochs" not in self.state:
@@ -293,6 +297,12 @@ class GNNLayerDetector(GNNDetector):
         if pos >= n_graph_layers:
             raise ValueError(f"layer {pos} is not stored; the batches hold {n_graph_layers} graph layers")
         return [pos]
+
+    def selection(self) -> dict:
+        """``{"graph_layer": l, "epochs": e}`` chosen on validation."""
+        if "epochs" not in self.state:
+            return {}
+        return {"graph_layer": self.state["graph_layers"][0], "epochs": self.state["epochs"]}
 
     def describe(self) -> str:
         """E.g. ``gatv2 on graph layer 4, 12 epochs``."""

@@ -87,6 +87,10 @@ class LayerScalarDetector(Detector):
         out = [self.sign * np.asarray(b[self.feature], dtype=np.float64)[:, self.layer_index] for b in batches]
         return np.concatenate(out) if out else np.zeros(0, dtype=np.float64)
 
+    def selection(self) -> dict:
+        """``{"layer": l, "sign": +1 or -1}`` chosen on validation."""
+        return {} if self.layer_index is None else {"layer": int(self.layer_index), "sign": int(self.sign)}
+
     def describe(self) -> str:
         """E.g. ``layer 14, -sign (training-free: layer and sign chosen on val)``."""
         if self.layer_index is None:

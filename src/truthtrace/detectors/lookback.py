@@ -90,6 +90,10 @@ class LookbackDetector(Detector):
                for b in batches]
         return np.concatenate(out) if out else np.zeros(0, dtype=np.float64)
 
+    def selection(self) -> dict:
+        """``{"C": c}``: the regularisation chosen on validation."""
+        return {"C": self.state["C"]} if "C" in self.state else {}
+
     def describe(self) -> str:
         """E.g. ``C=0.1 on 270 ratios``."""
         return f"C={self.state['C']:g} on {self.state['n_features']} ratios" if "C" in self.state else ""

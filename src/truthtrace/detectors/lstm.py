@@ -118,6 +118,10 @@ class LSTMDetector(TorchDetector):
                       "layer_attention": [round(float(v), 4) for v in w.mean(dim=0)]}
         return dict(self.state, pos_weight=result.pos_weight)
 
+    def selection(self) -> dict:
+        """``{"epochs": e}``: the epoch early stopping kept."""
+        return {"epochs": self.state["epochs"]} if "epochs" in self.state else {}
+
     def describe(self) -> str:
         """E.g. ``bi-LSTM 64, 14 epochs``."""
         if "epochs" not in self.state:

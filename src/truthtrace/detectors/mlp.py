@@ -149,6 +149,12 @@ class MLPDetector(TorchDetector):
                       "epochs": result.epochs, "val_auroc_sweep": {str(p): a for p, a in sweep.items()}}
         return dict(self.state, pos_weight=result.pos_weight)
 
+    def selection(self) -> dict:
+        """``{"layer": l, "epochs": e}`` chosen on validation (epochs by early stopping)."""
+        if "layer_index" not in self.state:
+            return {}
+        return {"layer": self.state["layer_index"], "epochs": self.state["epochs"]}
+
     def describe(self) -> str:
         """E.g. ``layer 12, 14 epochs``."""
         if "layer_index" not in self.state:

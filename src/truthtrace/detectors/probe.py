@@ -143,6 +143,10 @@ class ProbeDetector(Detector):
         }
         return dict(self.state)
 
+    def selection(self) -> dict:
+        """``{"layer": l}``: the layer chosen on validation."""
+        return {"layer": self.state["layer"]} if "layer" in self.state else {}
+
     def describe(self) -> str:
         """The layer the probe reads, e.g. ``layer 17``."""
         return f"layer {self.state['layer']}" if "layer" in self.state else ""

@@ -23,16 +23,14 @@ import numpy as np
 
 from truthtrace import metrics
 from truthtrace.detectors import CONFIG_FILE, DETECTORS, load_detector
-from truthtrace.evaluation.report import report_markdown
+from truthtrace.evaluation.report import REPORT_FORMAT, REPORT_VERSION, report_markdown, write_report
 from truthtrace.features.dataset import FeatureDataset, make_loader
 from truthtrace.features.splits import SPLIT_FILE, read_split, split_balance
-from truthtrace.fileio import json_safe, write_json_atomic, write_text_atomic
+from truthtrace.fileio import json_safe, write_text_atomic
 from truthtrace.labels.io import read_label_csv
+from truthtrace.machine import machine_info, versions
 from truthtrace.store import TraceStore
 from truthtrace.viz.roc import plot_roc
-
-REPORT_FORMAT = "truthtrace.evaluation.report"
-REPORT_VERSION = 2
 
 
 @dataclass
@@ -143,18 +141,38 @@ def evaluate_runs(name: str, run_dirs: list[Path], data: dict, config: EvalConfi
         det = load_detector(run)
         s_val, y_val = _scores(det, data, "val", config.batch_size)
         s_test, y_test = _scores(det, data, "test", config.batch_size)
-        per_seed.append(dict(run_metrics(s_val, y_val, s_test, y_test, config), seed=run.name))
+        per_seed.append(dict(run_metrics(s_val, y_val, s_test, y_test, config), seed=run.name,
+                             detail=det.describe(), selection=det.selection()))
         test_sets.append(s_test)
         detail = detail or det.describe()
     boot = metrics.bootstrap_mean_auroc(test_sets, y_test, config.n_bootstrap, config.seed, config.ci_level)
-    row = {k: float(np.nanmean([r[k] for r in per_seed])) for k in per_seed[0] if k != "seed"}
+    row = {k: float(np.nanmean([r[k] for r in per_seed])) for k in per_seed[0]
+           if k not in ("seed", "detail", "selection")}
     aurocs = [r["test_auroc"] for r in per_seed]
     row.update(detector=name, family=DETECTORS[name].family, detail=detail, n_seeds=len(per_seed),
                test_auroc_ci=boot["ci"], test_auroc_sd=float(np.std(aurocs)) if len(aurocs) > 1 else None,
                n_test=len(y_test), base_rate=float(np.mean(y_test)) if len(y_test) else None,
                roc=metrics.roc_points(np.mean([_rank(s) for s in test_sets], axis=0), y_test),
+               selection=selection_spread([r["selection"] for r in per_seed]),
                per_seed=per_seed, _scores=test_sets, _y=y_test)
     return row
+
+
+def selection_spread(selections: list[dict]) -> dict:
+    """Per chosen hyper-parameter, its value in each seed and their spread.
+
+    Args:
+        selections: one ``Detector.selection()`` per seed, e.g. ``[{"layer": 17, "epochs": 12}, ...]``.
+    Returns:
+        ``{name: {"values": [...], "mean", "sd", "min", "max"}}`` for numeric choices.
+    """
+    out = {}
+    for name in sorted({k for sel in selections for k in sel}):
+        values = [sel[name] for sel in selections if isinstance(sel.get(name), (int, float))]
+        if values:
+            out[name] = {"values": values, "mean": float(np.mean(values)), "sd": float(np.std(values)),
+                         "min": min(values), "max": max(values)}
+    return out
 
 
 def _rank(s: np.ndarray) -> np.ndarray:
@@ -213,13 +231,15 @@ def evaluate(features_dir: str | Path, labels_csv: str | Path, detectors_dir: st
     for r in rows:
         r.pop("_scores"), r.pop("_y")
 
-    report = json_safe({"format": REPORT_FORMAT, "version": REPORT_VERSION, "features_dir": str(features_dir),
+    report = json_safe({"features_dir": str(features_dir),
                         "model": TraceStore(features_dir).schema.get("model", "?"),
                         "split": split_balance(split, read_label_csv(labels_csv)),
                         "test_features": data["test_features"], "cross_dataset": config.test_features is not None,
                         "detectors_dir": str(ddir), "ci_level": config.ci_level, "n_bootstrap": config.n_bootstrap,
                         "max_fpr": config.max_fpr, "results": rows, "comparison": comparison})
-    write_json_atomic(out / "report.json", report)
+    report = {"format": REPORT_FORMAT, "version": REPORT_VERSION, **report,
+              "machine": machine_info(), "versions": versions()}
+    write_report(out, report)
     if config.figures:
         report["figures"] = _roc_figure(report, out)
     write_text_atomic(out / "report.md", report_markdown(report))

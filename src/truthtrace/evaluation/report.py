@@ -1,9 +1,24 @@
-"""Render an evaluation report (``report.json``) as a markdown table, ``report.md`` or a rich table."""
+"""The evaluation report: the one reader and writer of ``report.json``, and its renderings as a
+markdown table, ``report.md`` or a rich table.
+
+``report.json`` (``docs/FORMAT.md``) holds one row per detector, the learned-vs-free comparison,
+the split's label balance, and where the numbers come from: the machine and the versions of
+truthtrace, torch and transformers.
+"""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
+from rich.table import Table
+
+from truthtrace.fileio import json_safe, read_versioned_json, write_json_atomic
+
+REPORT_FILE = "report.json"
+REPORT_FORMAT = "truthtrace.evaluation.report"
+REPORT_VERSION = 3  # 3: adds machine, versions and per-seed selection
+REPORT_VERSIONS = (2, 3)
 HEADERS = ["detector", "kind", "fitted", "test AUROC [CI]", "sd (seeds)", "AUPRC", "acc", "F1", "TPR@FPR", "ECE",
            "val AUROC", "n test"]
 
@@ -12,10 +27,31 @@ def _fmt(x, digits: int = 3) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
+def selection_text(row: dict) -> str:
+    """The spread over seeds of what was chosen on validation, e.g. ``seeds: layer 17-27, epochs 9-14``.
+
+    "" for one seed, or when every seed chose the same.
+    """
+    if row.get("n_seeds", 1) < 2:
+        return ""
+    parts = []
+    for name, s in (row.get("selection") or {}).items():
+        if s["min"] != s["max"]:
+            parts.append(f"{name} {s['min']:g}-{s['max']:g}")
+        else:
+            parts.append(f"{name} {s['min']:g}")
+    return f"seeds: {', '.join(parts)}" if parts else ""
+
+
+def _fitted(row: dict) -> str:
+    spread = selection_text(row)
+    return f"{row.get('detail', '')} ({spread})" if spread and row.get("detail") else row.get("detail", "") or spread
+
+
 def _cells(row: dict) -> list[str]:
     lo, hi = row["test_auroc_ci"]
     seeds = f"{_fmt(row['test_auroc_sd'])} ({row['n_seeds']})" if row.get("test_auroc_sd") is not None else "-"
-    return [row["detector"], "learned" if row.get("family") == "learned" else "free", row.get("detail", ""),
+    return [row["detector"], "learned" if row.get("family") == "learned" else "free", _fitted(row),
             f"{_fmt(row['test_auroc'])} [{_fmt(lo)}, {_fmt(hi)}]", seeds, _fmt(row["test_auprc"]),
             _fmt(row["test_accuracy"]), _fmt(row["test_f1"]), _fmt(row["test_tpr_at_fpr"]), _fmt(row["test_ece"]),
             _fmt(row["val_auroc"]), str(row["n_test"])]
@@ -42,6 +78,16 @@ def comparison_text(report: dict) -> str:
             f"{c['difference']:+.3f}, paired {level}% bootstrap interval [{lo:+.3f}, {hi:+.3f}].")
 
 
+def provenance_text(report: dict) -> str:
+    """One line on where the numbers come from: CPU, cores, and the versions of the main libraries."""
+    m, v = report.get("machine") or {}, report.get("versions") or {}
+    if not m and not v:
+        return ""
+    libs = ", ".join(f"{k} {v[k]}" for k in ("truthtrace", "torch", "transformers") if v.get(k))
+    return (f"Machine: {m.get('cpu', '?')}, {m.get('cores', '?')} cores, {m.get('torch_threads', '?')} torch "
+            f"threads; {libs}.")
+
+
 def report_markdown(report: dict) -> str:
     """The full ``report.md``: what was tested, the table, the comparison and the figures."""
     level = round(100 * report["ci_level"])
@@ -57,7 +103,9 @@ def report_markdown(report: dict) -> str:
         (f"Sorted by test AUROC (mean over seeds). CI: {level}% bootstrap over test traces "
         f"({report['n_bootstrap']} resamples, seeds averaged in each); sd: spread over training seeds. Accuracy and "
         f"F1 use the threshold chosen on validation; TPR at {report['max_fpr']:.0%} FPR; ECE after Platt scaling on "
-        "validation. `free` = training-free."), "",
+        "validation. `free` = training-free. `fitted` shows seed 0's choice on validation, with its range over "
+        "seeds when several were trained."), "",
+        provenance_text(report), "",
         format_table(report), "",
         comparison_text(report), "",
     ]
@@ -67,11 +115,29 @@ def report_markdown(report: dict) -> str:
 
 def rich_table(report: dict):
     """The results as a ``rich.table.Table`` for terminal printing."""
-    from rich.table import Table
-
     table = Table(title=f"truthtrace report ({report.get('model', '?')})", caption=comparison_text(report))
     for h in HEADERS:
         table.add_column(h, justify="left" if h in ("detector", "kind", "fitted") else "right")
     for row in report["results"]:
         table.add_row(*_cells(row))
     return table
+
+
+def write_report(out_dir: str | Path, report: dict) -> Path:
+    """Write ``report`` (given its ``format``/``version`` header here) as ``out_dir/report.json``, atomically."""
+    path = Path(out_dir) / REPORT_FILE
+    write_json_atomic(path, json_safe({"format": REPORT_FORMAT, "version": REPORT_VERSION, **report}))
+    return path
+
+
+def read_report(path: str | Path) -> dict:
+    """Read a ``report.json`` written by ``truthtrace evaluate`` (this version or an older one we read).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a report, another version, or no ``results`` list (the message names the file).
+    """
+    report = read_versioned_json(path, REPORT_FORMAT, REPORT_VERSIONS)
+    if not isinstance(report.get("results"), list):
+        raise ValueError(f"{path}: field 'results' must be a list of detector rows")
+    return report

@@ -65,7 +65,7 @@ FP16_MAX = 65504.0
 
 
 def feature_schema(source: TraceStore, config: PreprocessConfig) -> dict:
-    """The feature store's schema for ``source`` under ``config`` (contract of issue 4).
+    """The feature store's schema for ``source`` under ``config`` (``docs/FORMAT.md``).
 
     Raises:
         ValueError: a graph layer lacks its attention map or its input hidden state.

@@ -1,4 +1,6 @@
-"""PreprocessConfig and the names of the feature store's keys (layout: ``docs/FORMAT.md``; key names: ``truthtrace.naming``).
+"""PreprocessConfig and the names of the feature store's keys.
+
+Layout: ``docs/FORMAT.md``; key names are built by ``truthtrace.naming``.
 
 A feature store is an ordinary trace store whose schema has ``kind`` =
 ``truthtrace.features``; each record (one per trace of the source store) holds:

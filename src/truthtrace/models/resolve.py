@@ -7,7 +7,8 @@ A spec is one of
 - a ``.gguf`` file;
 - a hub id such as ``HuggingFaceTB/SmolLM2-135M-Instruct`` (needs a network or a warm HF cache).
 
-``truthtrace.models.load`` turns a resolved spec into a model. GGUF files are de-quantized by transformers once and saved as a safetensors cache under
+``truthtrace.models.load`` turns a resolved spec into a model. GGUF files are de-quantized by
+transformers once and saved as a safetensors cache under
 ``$TRUTHTRACE_CACHE`` (else the user cache dir), so later loads take well under 5 s.
 """
 

@@ -11,7 +11,6 @@ the safetensors metadata: a crash between the two writes leaves a mismatched pai
 
 from __future__ import annotations
 
-import json
 import random
 import uuid
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from truthtrace.fileio import atomic_write, write_json_atomic
+from truthtrace.fileio import atomic_write, read_versioned_json, write_json_atomic
 
 FORMAT = "truthtrace.checkpoint"
 VERSION = 1
@@ -131,9 +130,7 @@ def load_checkpoint(ckpt_dir: str | Path, tag: str, *, model: torch.nn.Module, o
     from safetensors.torch import load_file
 
     st_path, json_path = _paths(ckpt_dir, tag)
-    saved = json.loads(json_path.read_text(encoding="utf-8"))
-    if saved.get("format") != FORMAT or saved.get("version") != VERSION:
-        raise ValueError(f"{json_path}: not a {FORMAT} v{VERSION} checkpoint")
+    saved = read_versioned_json(json_path, FORMAT, (VERSION,))
     with safe_open(str(st_path), framework="pt") as f:
         token = (f.metadata() or {}).get("token")
     if token != saved.get("token"):

@@ -6,7 +6,6 @@ and ``index.html`` into ``out_dir`` and returns the written paths by figure name
 
 from __future__ import annotations
 
-import json
 import random
 import warnings
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from truthtrace.evaluation.report import read_report
 from truthtrace.labels.io import read_label_csv
 from truthtrace.models import offline_decoder
 from truthtrace.naming import TOKEN_IDS, layer_key, parse_key
@@ -215,11 +215,8 @@ def _profile_figure(store, trace, labels: dict[str, int], config: VisualizeConfi
 
 
 def _roc_figure(report_path: Path, out: Path) -> list[Path]:
-    try:
-        report = json.loads(Path(report_path).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{report_path}: not valid JSON ({exc})") from exc
-    return plot_roc(report, out / "roc", where=str(report_path))
+    """ROC curves of the evaluation report at ``report_path`` (read by its owner, ``evaluation.report``)."""
+    return plot_roc(read_report(report_path), out / "roc", where=str(report_path))
 
 
 def visualize(store, out_dir: str | Path, config: VisualizeConfig) -> dict[str, list[Path]]:

@@ -125,7 +125,8 @@ def _check_values(key: str, entry: dict, t: torch.Tensor, ctx: Context, add) -> 
 
 def _auto_tolerance(stored: str, model_dtype) -> float:
     """4 epsilons of the coarser dtype: rounding each of a row's entries moves its sum by at most eps/2."""
-    eps = [torch.finfo(TENSOR_DTYPES[d]).eps for d in (stored, model_dtype) if d in TENSOR_DTYPES and TENSOR_DTYPES[d].is_floating_point]
+    floats = [TENSOR_DTYPES[d] for d in (stored, model_dtype) if d in TENSOR_DTYPES]
+    eps = [torch.finfo(t).eps for t in floats if t.is_floating_point]
     return 4 * max(eps)
 
 
