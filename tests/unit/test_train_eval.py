@@ -9,7 +9,7 @@ from planted_store import make_planted_store
 from truthtrace.cli import main
 from truthtrace.evaluation.evaluate import EvalConfig, evaluate
 from truthtrace.features import PreprocessConfig, preprocess
-from truthtrace.evaluation.report import format_table, rich_table
+from truthtrace.evaluation.report import format_table, read_report, rich_table
 from truthtrace.detectors.train import TrainConfig, train
 
 FAST = {"mlp": {"max_epochs": 6, "sweep_epochs": 2, "patience": 3, "log_dir": None}}
@@ -110,3 +110,25 @@ def test_config_validation():
         EvalConfig(test_features="x")
     assert TrainConfig(detectors=("all",)).detectors == tuple(sorted(TrainConfig(detectors=("all",)).detectors))
     assert np.isfinite(EvalConfig().max_fpr)
+
+
+def test_report_records_provenance_and_the_selection_of_every_seed(trained):
+    root, feats, labels, _ = trained
+    report = evaluate(feats, labels, root / "det", root / "report-sel", EvalConfig(n_bootstrap=50, figures=False))
+    saved = read_report(root / "report-sel" / "report.json")
+    assert saved["versions"]["transformers"] and saved["versions"]["torch"] and saved["versions"]["truthtrace"]
+    assert saved["machine"]["cores"] >= 1 and "cpu" in saved["machine"]
+    rows = {r["detector"]: r for r in report["results"]}
+    mlp = rows["mlp"]["selection"]
+    assert len(mlp["layer"]["values"]) == 2 and len(mlp["epochs"]["values"]) == 2  # one choice per seed
+    assert [s["selection"]["layer"] for s in rows["mlp"]["per_seed"]] == mlp["layer"]["values"]
+    assert mlp["layer"]["min"] <= mlp["layer"]["mean"] <= mlp["layer"]["max"]
+    assert rows["probe"]["selection"]["layer"]["values"] == [2]  # deterministic: one fit
+    assert "seeds: " in format_table(report).split("| mlp |")[1].split("\n")[0]
+    assert "Machine: " in (root / "report-sel" / "report.md").read_text()
+
+
+def test_read_report_refuses_a_file_that_is_not_a_report(tmp_path):
+    (tmp_path / "r.json").write_text(json.dumps({"results": []}))
+    with pytest.raises(ValueError, match="field 'format'"):
+        read_report(tmp_path / "r.json")

@@ -19,7 +19,14 @@ from transformers import AutoConfig, AutoTokenizer
 
 from truthtrace.dtypes import COMPUTE_DTYPES, canonical_dtype, torch_dtype
 from truthtrace.models.compressed import is_kept_quantized, load_compressed, read_compression
-from truthtrace.models.resolve import DEFAULT_MODEL, ModelNotFoundError, cached_path, pick_device, resolve_model
+from truthtrace.models.resolve import (
+    DEFAULT_MODEL,
+    ModelNotFoundError,
+    cached_path,
+    pick_device,
+    quiet_backend_imports,
+    resolve_model,
+)
 
 _ENCODER_TYPES = {"bert", "roberta", "deberta", "deberta-v2", "distilbert", "electra", "albert", "xlm-roberta",
                   "mpnet", "modernbert"}
@@ -95,10 +102,11 @@ def load_any(spec: str, dtype: str | None = None, device: str = "auto",
         raise ModelNotFoundError(f"could not load model {spec!r} from {resolved.path!r}: {exc}") from exc
     kind, cls_name = model_kind(config)
     kwargs = {} if attn_implementation is None else {"attn_implementation": attn_implementation}
-    if compression is None:
-        model = auto_class(cls_name).from_pretrained(resolved.path, dtype=torch_dtype(dtype), **kwargs)
-    else:
-        model = load_compressed(resolved.path, compression, config, auto_class(cls_name), dtype, kwargs)
+    with quiet_backend_imports():
+        if compression is None:
+            model = auto_class(cls_name).from_pretrained(resolved.path, dtype=torch_dtype(dtype), **kwargs)
+        else:
+            model = load_compressed(resolved.path, compression, config, auto_class(cls_name), dtype, kwargs)
     if not is_kept_quantized(compression):
         model.to(pick_device(device))
     model.eval()

