@@ -5,7 +5,7 @@ import torch
 
 from tests.conftest import make_tiny_model
 from truthtrace.compress import CompressConfig, prune_linear, sparsity_report, zero_below
-from truthtrace.compress.int8_embed import int8_targets
+from truthtrace.compress.quantize import int8_targets
 from truthtrace.models.int8 import dequantize_rows, quantize_rows
 from truthtrace.compress.prune import prunable_linears
 from truthtrace.models.sparse_io import read_state_dict, split_tied, write_state_dict

@@ -20,9 +20,8 @@ from pathlib import Path
 import torch
 
 from truthtrace.compress.config import CompressConfig
-from truthtrace.compress.int8_embed import quantize_model_int8
 from truthtrace.compress.prune import prune_linear, sparsity_report, zero_below
-from truthtrace.compress.quantize import load_quantized_hf, quantize_quanto
+from truthtrace.compress.quantize import load_quantized_hf, quantize_model_int8, quantize_quanto
 from truthtrace.dtypes import canonical_dtype, cpu_has_bf16, torch_dtype
 from truthtrace.fileio import write_json_atomic
 from truthtrace.machine import versions

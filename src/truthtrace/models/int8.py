@@ -2,7 +2,7 @@
 
 A quantized tensor ``<name>`` is stored as int8 beside ``<name>.int8_scale``; on load every such pair
 is dequantized to the compute dtype, so latency stays at the dense model's level. This module owns
-the format (both directions); which tensors to quantize is decided in ``truthtrace.compress.int8_embed``.
+the format (both directions); which tensors to quantize is decided in ``truthtrace.compress.quantize``.
 """
 
 from __future__ import annotations

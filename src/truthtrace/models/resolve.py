@@ -15,8 +15,8 @@ transformers once and saved as a safetensors cache under
 from __future__ import annotations
 
 import hashlib
-import logging
 import importlib.util
+import logging
 import os
 import shutil
 import tempfile
