@@ -18,7 +18,9 @@ TENSOR_DTYPES: dict[str, torch.dtype] = {
 }
 COMPUTE_DTYPES: tuple[str, ...] = ("float32", "bfloat16", "float16")
 STORAGE_DTYPES: tuple[str, ...] = ("float16", "bfloat16", "float32")
+OVERFLOW_DTYPES: tuple[str, ...] = ("float32", "bfloat16")  # where float16 layer tensors go when they overflow
 ALIASES: dict[str, str] = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+CAST_DTYPES: tuple[str, ...] = ("fp16", "bf16")  # what `compress --dtype` casts weights to
 _NAMES = {v: k for k, v in TENSOR_DTYPES.items()}
 
 

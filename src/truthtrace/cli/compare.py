@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from truthtrace.compare import CompareConfig, compare_models, print_table
+from truthtrace.dtypes import COMPUTE_DTYPES
 
 
 def cmd_compare(args) -> None:
@@ -32,7 +33,7 @@ def register(sub) -> None:
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads for every model")
     p.add_argument("--max-length", type=int, default=512, help="perplexity window length")
     p.add_argument("--stride", type=int, default=256, help="perplexity window step")
-    p.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
+    p.add_argument("--dtype", default=None, choices=COMPUTE_DTYPES,
                    help="compute dtype for every model (default: each model's stored dtype)")
     p.add_argument("--device", default="auto")
     p.add_argument("--labels-csv", default=None, help="CSV with text,label columns: encoder accuracy")

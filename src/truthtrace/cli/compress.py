@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from truthtrace.compress import CompressConfig, compress
+from truthtrace.dtypes import CAST_DTYPES
 from truthtrace.models import DEFAULT_MODEL
 
 
@@ -64,7 +65,7 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="output directory (refused if it exists, unless --force)")
     p.add_argument("--preset", choices=["small", "fast"], default=None,
                    help="small: int8 everywhere incl. embeddings (our format); fast: bf16 cast")
-    p.add_argument("--dtype", choices=["fp16", "bf16"], default=None, help="cast the weights")
+    p.add_argument("--dtype", choices=CAST_DTYPES, default=None, help="cast the weights")
     p.add_argument("--prune", type=float, default=0.0, help="L1 unstructured pruning amount of linear layers (0..0.9)")
     p.add_argument("--prune-scope", choices=["global", "layer"], default="global")
     p.add_argument("--zero-below", type=float, default=None, help="zero linear weights with |w| below this")

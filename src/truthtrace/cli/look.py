@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+from truthtrace.dtypes import STORAGE_DTYPES
 from truthtrace.fileio import json_safe
 from truthtrace.traces.importing.run import ImportConfig, import_traces
 from truthtrace.traces.inspect import inspect_store, inspect_trace, render_overview, render_trace
@@ -129,7 +130,7 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="trace store directory")
     p.add_argument("--model", default="unknown", help="model name recorded in the schema")
     p.add_argument("--trust-pickle", action="store_true", help="load pickles that may run code (trusted files only)")
-    p.add_argument("--storage-dtype", default="float16", choices=["float16", "bfloat16", "float32"])
+    p.add_argument("--storage-dtype", default="float16", choices=STORAGE_DTYPES)
     p.add_argument("--labels-out", default=None, help="labels CSV path (default: labels.csv beside the store)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_import)

@@ -23,9 +23,8 @@ from truthtrace.compress.config import CompressConfig
 from truthtrace.compress.prune import prune_linear, sparsity_report, zero_below
 from truthtrace.compress.quantize import load_quantized_hf, quantize_model_int8, quantize_quanto
 from truthtrace.dtypes import canonical_dtype, cpu_has_bf16, torch_dtype
-from truthtrace.fileio import write_json_atomic
 from truthtrace.machine import versions
-from truthtrace.models.compressed import COMPRESSION_FORMAT, COMPRESSION_JSON, COMPRESSION_VERSIONS
+from truthtrace.models.compressed import COMPRESSION_FORMAT, COMPRESSION_VERSIONS, write_compression
 from truthtrace.models.int8 import pack_state_dict
 from truthtrace.models.load import LoadedModel, auto_class, load_any, model_kind
 from truthtrace.models.sparse_io import dir_bytes, split_tied, write_state_dict
@@ -180,11 +179,11 @@ def compress(cfg: CompressConfig) -> dict:
         expected = model_outputs(lm.model, batch)
         _write(lm, cfg, storage, tmp)
         meta = _metadata(cfg, lm, steps, storage, tmp, {"before_quantization": before, "after_reload": None})
-        write_json_atomic(tmp / COMPRESSION_JSON, meta)
+        write_compression(tmp, meta)
         meta["verification"], meta["sparsity"]["after_reload"] = _verify(tmp, batch, expected, original,
                                                                          cfg.tolerance)
         meta["seconds"] = round(time.perf_counter() - t0, 2)
-        write_json_atomic(tmp / COMPRESSION_JSON, meta)
+        write_compression(tmp, meta)
         _move_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

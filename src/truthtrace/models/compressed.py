@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from truthtrace.dtypes import torch_dtype
-from truthtrace.fileio import read_versioned_json
+from truthtrace.fileio import read_versioned_json, write_json_atomic
 from truthtrace.models.int8 import dequantize_state_dict
 from truthtrace.models.sparse_io import read_state_dict
 
@@ -34,6 +34,13 @@ def import_backend(backend: str, module: str):
         return importlib.import_module(module)
     except ImportError as exc:
         raise ImportError(f"backend {backend!r} needs {module}: pip install 'truthtrace[{EXTRAS[backend]}]'") from exc
+
+
+def write_compression(directory: str | Path, meta: dict) -> Path:
+    """Write ``directory/compression.json`` with its format header, atomically (the writing side's call)."""
+    path = Path(directory) / COMPRESSION_JSON
+    write_json_atomic(path, {"format": COMPRESSION_FORMAT, "format_version": COMPRESSION_VERSIONS[-1], **meta})
+    return path
 
 
 def read_compression(path: str | Path) -> dict | None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from truthtrace.dtypes import STORAGE_DTYPES
+from truthtrace.dtypes import OVERFLOW_DTYPES, STORAGE_DTYPES
 from truthtrace.fileio import write_bytes_atomic
 from truthtrace.store.codec import CODEC, compressor, encode, entry_sizes
 from truthtrace.store.index import (
@@ -50,7 +50,7 @@ def _check_args(schema, storage_dtype, overflow_dtype, shard_max_bytes, shard_ma
         raise ValueError(f"schema must be a dict, got {type(schema).__name__}")
     if storage_dtype not in STORAGE_DTYPES:
         raise ValueError(f"storage_dtype must be one of {STORAGE_DTYPES}, got {storage_dtype!r}")
-    if overflow_dtype not in ("float32", "bfloat16"):
+    if overflow_dtype not in OVERFLOW_DTYPES:
         raise ValueError(f"overflow_dtype must be 'float32' or 'bfloat16', got {overflow_dtype!r}")
     for name, value in (("shard_max_bytes", shard_max_bytes), ("shard_max_traces", shard_max_traces)):
         if not isinstance(value, int) or value < 1:
