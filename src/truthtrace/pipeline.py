@@ -76,7 +76,6 @@ def _questions(config: RunConfig):
 
 def run(config: RunConfig | None = None, model=None, tokenizer=None, progress: bool = True, log=print) -> dict:
     """Run every stage; returns the evaluation report dict with ``paths`` and ``timings`` added."""
-
     config = config or RunConfig()
     paths = config.paths
     timings: dict[str, float] = {}

@@ -25,6 +25,7 @@ def int_list(text: str | None) -> list[int] | None:
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
+    """The model, generation, capture and storage options of ``extract`` and ``run``."""
     g = p.add_argument_group("model and generation")
     g.add_argument("--model", default=DEFAULT_MODEL, help="embedded name, HF directory, .gguf file or hub id")
     g.add_argument("--model-dtype", default="float32", choices=COMPUTE_DTYPES,
@@ -53,6 +54,7 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def extract_config(args):
+    """The :class:`ExtractConfig` of parsed ``args`` (options from :func:`add_model_args`)."""
     return ExtractConfig(
         model=args.model, model_dtype=args.model_dtype, device=args.device, threads=args.threads,
         batch_size=args.batch_size,
@@ -74,6 +76,7 @@ def add_question_args(p: argparse.ArgumentParser) -> None:
 
 
 def questions_from(args):
+    """The questions ``--questions``/``--format``/``--n`` name: the bundled set or a user file."""
     if args.questions in (None, "bundled"):
         return load_bundled(n=args.n, seed=args.seed)
     return load_questions(args.questions, fmt=args.format, limit=args.n)

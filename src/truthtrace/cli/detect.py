@@ -13,6 +13,7 @@ from truthtrace.pipeline import RunConfig, run
 
 
 def cmd_train(args) -> None:
+    """``truthtrace train``: fit detectors per seed and print each fit's validation AUROC."""
     names = {"detectors": tuple(args.detectors.split(","))} if args.detectors else {}
     cfg = TrainConfig(**names, seeds=tuple(int_list(args.seeds)),
                       batch_size=args.batch_size, num_workers=args.num_workers,
@@ -27,6 +28,7 @@ def cmd_train(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
+    """``truthtrace evaluate``: grade every saved detector and print the table."""
     cfg = EvalConfig(detectors=tuple(args.detectors.split(",")), seed=args.seed, n_bootstrap=args.n_bootstrap,
                      test_features=args.test_features, test_labels=args.test_labels, figures=not args.no_figures)
     report = evaluate(args.features, args.labels, args.detectors_dir, args.out, cfg)
@@ -35,6 +37,7 @@ def cmd_evaluate(args) -> None:
 
 
 def cmd_run(args) -> None:
+    """``truthtrace run``: every stage in order, then the table and where each stage wrote."""
     cfg = RunConfig(out_dir=args.out, n_questions=args.n, questions=args.questions, seed=args.seed,
                     extract=extract_config(args), label_rule=args.rule, seeds=tuple(int_list(args.seeds)),
                     graphs=not args.no_graphs, **({"detectors": args.detectors.split(",")} if args.detectors else {}))

@@ -30,7 +30,6 @@ def _format_bytes(n: int) -> str:
 
 def cmd_preprocess(args) -> None:
     """Run ``truthtrace.features.preprocess`` from parsed arguments and print its summary."""
-
     config = PreprocessConfig(
         graphs=not args.no_graphs, graph_layers=int_list(args.graph_layers), max_nodes=args.max_nodes,
         top_k=None if args.threshold is not None else args.top_k, threshold=args.threshold, pca=not args.no_pca,

@@ -66,7 +66,7 @@ def cmd_validate(args) -> int:
 
 
 def cmd_inspect(args) -> None:
-
+    """Print a store overview, or one trace token by token (``--trace``)."""
     if args.trace is not None:
         info = inspect_trace(args.store, args.trace, labels=args.labels, decode_tokens=not args.no_decode)
         render = render_trace
@@ -82,6 +82,7 @@ def cmd_inspect(args) -> None:
 
 
 def cmd_import(args) -> None:
+    """``truthtrace import``: other tools' trace files into a store (resumable)."""
     config = ImportConfig(model=args.model, trust_pickle=args.trust_pickle, storage_dtype=args.storage_dtype,
                           labels_csv=args.labels_out)
     summary = import_traces(args.sources, args.out, config)

@@ -12,6 +12,7 @@ from truthtrace.traces.extract import extract
 
 
 def cmd_questions(args) -> None:
+    """``truthtrace questions``: write a questions.jsonl and count it by category."""
     qs = questions_from(args)
     save_questions(qs, args.out)
     cats: dict[str, int] = {}
@@ -21,18 +22,21 @@ def cmd_questions(args) -> None:
 
 
 def cmd_extract(args) -> None:
+    """``truthtrace extract``: run the model on the questions and store its traces."""
     summary = extract(questions_from(args), args.out, extract_config(args))
     summary.pop("config")
     print(json.dumps(summary, indent=2))
 
 
 def cmd_label(args) -> None:
+    """``truthtrace label``: score every answer and write labels.csv."""
     summary = label_store(args.store, args.out, LabelConfig(rule=args.rule))
     print(f"{summary['correct']}/{summary['n']} correct ({summary['rate_correct']:.1%}), "
           f"{summary['hallucinated']} hallucinated -> {args.out}")
 
 
 def cmd_model(args) -> None:
+    """``truthtrace model``: resolve a model spec (converting GGUF once) and print where it is."""
     resolved = resolve_model(args.spec)
     print(json.dumps(resolved.__dict__, indent=2))
 

@@ -43,7 +43,6 @@ def preprocess_config_like(detector_dir: str | Path, graphs: bool):
     Returns:
         ``(PreprocessConfig, note)``; the note says which PCA was used ("" when no graphs are needed).
     """
-
     if not graphs:
         return PreprocessConfig(graphs=False, overwrite=True), ""
     doc, path = training_split(detector_dir)
@@ -97,7 +96,6 @@ def build_features(lm, questions: list, extract_config, preprocess_config, work:
     Returns:
         the feature store directory.
     """
-
     if extract_config.attentions and hasattr(lm.model, "set_attn_implementation"):
         lm.model.set_attn_implementation("eager")  # attention maps need the eager kernel
     extract(questions, work / "traces", extract_config, model=lm.model, tokenizer=lm.tokenizer, progress=False)

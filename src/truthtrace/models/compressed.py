@@ -60,6 +60,7 @@ def read_compression(path: str | Path) -> dict | None:
 
 
 def is_kept_quantized(compression: dict | None) -> bool:
+    """True when the stored model stays quantized on load (torchao, quanto, bnb): not moved to a device."""
     return compression is not None and compression["storage"].get("kept_quantized", False)
 
 

@@ -237,7 +237,6 @@ def visualize(store, out_dir: str | Path, config: VisualizeConfig) -> dict[str, 
         FileNotFoundError: a labels or report file that does not exist.
         ImportError: matplotlib / networkx missing (``pip install 'truthtrace[viz]'``).
     """
-
     pyplot()  # fail early, before reading anything, when the viz extra is missing
     store = _open(store, config.trace_id)
     out = Path(out_dir)
