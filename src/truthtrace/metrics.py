@@ -10,8 +10,13 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
+
+def _sklearn_metrics():
+    """``sklearn.metrics``, imported on first use: at the top it costs every command ~1 s of start-up."""
+    from sklearn import metrics as sk_metrics
+
+    return sk_metrics
 
 def _prepare(scores, y) -> tuple[np.ndarray, np.ndarray]:
     """Return ``(scores, y)`` as float64 / int64 arrays after checking shapes and values."""
@@ -37,13 +42,13 @@ def _two_classes(y: np.ndarray, what: str) -> bool:
 def auroc(scores, y) -> float:
     """Area under the ROC curve; NaN (with a warning) if ``y`` has one class."""
     s, t = _prepare(scores, y)
-    return float(roc_auc_score(t, s)) if _two_classes(t, "AUROC") else float("nan")
+    return float(_sklearn_metrics().roc_auc_score(t, s)) if _two_classes(t, "AUROC") else float("nan")
 
 
 def auprc(scores, y) -> float:
     """Area under the precision-recall curve (average precision, positives = 1)."""
     s, t = _prepare(scores, y)
-    return float(average_precision_score(t, s)) if _two_classes(t, "AUPRC") else float("nan")
+    return float(_sklearn_metrics().average_precision_score(t, s)) if _two_classes(t, "AUPRC") else float("nan")
 
 
 def threshold_from_val(scores, y) -> float:
@@ -55,7 +60,7 @@ def threshold_from_val(scores, y) -> float:
     s, t = _prepare(scores, y)
     if not _two_classes(t, "threshold"):
         return float("nan")
-    fpr, tpr, thresholds = roc_curve(t, s, drop_intermediate=False)
+    fpr, tpr, thresholds = _sklearn_metrics().roc_curve(t, s, drop_intermediate=False)
     best = int(np.argmax(tpr - fpr))
     if not np.isfinite(thresholds[best]):
         # "flag nothing" wins; any threshold above the top score does that and stays JSON-safe
@@ -99,7 +104,7 @@ def bootstrap_auroc_ci(scores, y, n: int = 1000, seed: int = 0, level: float = 0
     for _ in range(n):
         idx = rng.integers(0, len(t), size=len(t))
         if t[idx].min() != t[idx].max():
-            values.append(roc_auc_score(t[idx], s[idx]))
+            values.append(_sklearn_metrics().roc_auc_score(t[idx], s[idx]))
     alpha = (1 - level) / 2
     lo, hi = np.quantile(values, [alpha, 1 - alpha])
     return float(lo), float(hi)
@@ -123,7 +128,7 @@ def tpr_at_fpr(scores, y, max_fpr: float = 0.05) -> float:
     s, t = _prepare(scores, y)
     if not _two_classes(t, "TPR at FPR"):
         return float("nan")
-    fpr, tpr, _ = roc_curve(t, s)
+    fpr, tpr, _ = _sklearn_metrics().roc_curve(t, s)
     return float(tpr[fpr <= max_fpr + 1e-12].max())
 
 
@@ -132,7 +137,7 @@ def roc_points(scores, y, max_points: int = 200) -> dict[str, list[float]]:
     s, t = _prepare(scores, y)
     if not _two_classes(t, "ROC curve"):
         return {"fpr": [], "tpr": []}
-    fpr, tpr, _ = roc_curve(t, s)
+    fpr, tpr, _ = _sklearn_metrics().roc_curve(t, s)
     if len(fpr) > max_points:
         keep = np.unique(np.linspace(0, len(fpr) - 1, max_points).round().astype(np.int64))
         fpr, tpr = fpr[keep], tpr[keep]
@@ -190,7 +195,7 @@ def bootstrap_mean_auroc(score_sets, y, n: int = 1000, seed: int = 0, level: flo
         return {"mean": float("nan"), "ci": [float("nan")] * 2}
 
     def mean_auc(group, idx):
-        return float(np.mean([roc_auc_score(t[idx], s[idx]) for s in group]))
+        return float(np.mean([_sklearn_metrics().roc_auc_score(t[idx], s[idx]) for s in group]))
 
     rng = np.random.default_rng(seed)
     means, diffs = [], []

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
-from transformers import AutoConfig, AutoTokenizer
 
 from truthtrace.models.load import auto_class, load_any, model_kind
 from truthtrace.models.resolve import resolve_model
@@ -187,6 +186,8 @@ def _warm_up(spec: str) -> None:
     """Import the model's code, load its tokenizer and run a tiny op, so the baseline RSS includes
     what any model of this architecture costs (~150 MB of code and buffers) and the growth measured
     after it is the model's own."""
+    from transformers import AutoConfig, AutoTokenizer
+
     path = resolve_model(spec).path
     config = AutoConfig.from_pretrained(path)
     try:

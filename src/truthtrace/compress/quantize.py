@@ -10,7 +10,6 @@ is read back in ``truthtrace.models.compressed``.
 from __future__ import annotations
 
 import torch
-from transformers import BitsAndBytesConfig, TorchAoConfig
 
 from truthtrace.compress.prune import prunable_linears
 from truthtrace.models.compressed import import_backend
@@ -24,6 +23,8 @@ def torchao_config(quant: str):
     Raises:
         ImportError: torchao missing (names the extra).
     """
+    from transformers import TorchAoConfig
+
     ao = import_backend("torchao", "torchao.quantization")
     make = {"int8-weight": ao.Int8WeightOnlyConfig, "int8-dynamic": ao.Int8DynamicActivationInt8WeightConfig,
             "int4-weight": ao.Int4WeightOnlyConfig}[quant]
@@ -36,6 +37,8 @@ def bnb_config(mode: str):
     Raises:
         ImportError: bitsandbytes missing (names the extra).
     """
+    from transformers import BitsAndBytesConfig
+
     import_backend("bnb", "bitsandbytes")
     if mode == "8bit":
         return BitsAndBytesConfig(load_in_8bit=True)

@@ -13,10 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import transformers
-from tokenizers import Tokenizer
-from transformers import AutoConfig, AutoTokenizer
-
 from truthtrace.dtypes import COMPUTE_DTYPES, canonical_dtype, torch_dtype
 from truthtrace.models.compressed import is_kept_quantized, load_compressed, read_compression
 from truthtrace.models.resolve import (
@@ -64,6 +60,8 @@ def model_kind(config) -> tuple[str, str]:
 
 def auto_class(name: str):
     """The transformers auto class called ``name``."""
+    import transformers  # heavy (~0.6 s): imported where a model is loaded, not when the CLI starts
+
     return getattr(transformers, name)
 
 
@@ -93,6 +91,8 @@ def load_any(spec: str, dtype: str | None = None, device: str = "auto",
         ModelNotFoundError: the spec resolves to nothing.
         ValueError: a malformed compression.json or weights file (named in the message).
     """
+    from transformers import AutoConfig, AutoTokenizer
+
     resolved = resolve_model(spec)
     compression = read_compression(resolved.path) if resolved.source == "directory" else None
     try:
@@ -164,6 +164,8 @@ def offline_decoder(spec: str | None):
             return None
         if (Path(location) / "tokenizer.json").is_file():  # the tokenizers library loads ~10x faster
             return FastDecoder(Path(location) / "tokenizer.json")
+        from transformers import AutoTokenizer
+
         return AutoTokenizer.from_pretrained(location, local_files_only=True)
     except Exception:  # any failure just means token ids are shown instead of text
         return None
@@ -173,6 +175,8 @@ class FastDecoder:
     """``decode(ids)`` straight from a ``tokenizer.json``, without transformers' tokenizer stack."""
 
     def __init__(self, path: Path):
+        from tokenizers import Tokenizer
+
         self._tok = Tokenizer.from_file(str(path))
 
     def decode(self, ids: list[int]) -> str:
