@@ -106,3 +106,27 @@ def test_crash_between_shard_rename_and_index_write(tmp_path, monkeypatch):
     with TraceWriter(tmp_path, SCHEMA, shard_max_traces=2) as w2:
         assert not w2.has("q0") and not (tmp_path / "shard.00000.bin").exists()  # orphan removed
     finish(tmp_path)
+
+
+def test_a_lost_index_never_deletes_committed_shards(tmp_path):
+    """index.json is written before any shard, so shards without it are data: refuse, delete nothing."""
+    path = tmp_path / "s"
+    finish(path)
+    (path / "index.json").unlink()
+    before = sorted(p.name for p in path.iterdir())
+    with pytest.raises(StoreError, match=r"index.json is missing but 8 shard files are here.*truthtrace validate"):
+        TraceWriter(path, SCHEMA, shard_max_traces=2)
+    assert sorted(p.name for p in path.iterdir()) == before  # nothing deleted
+    with TraceWriter(path, SCHEMA, shard_max_traces=2, overwrite=True) as w:  # starting over is explicit
+        w.add("q0", make_trace(0), {"i": 0})
+    assert TraceStore(path).ids() == ["q0"]
+
+
+def test_only_temp_files_of_an_unfinished_start_are_cleaned(tmp_path):
+    path = tmp_path / "s"
+    path.mkdir()
+    (path / "shard.00000.bin.tmp").write_bytes(b"partial")
+    (path / "notes.txt").write_text("mine")
+    with TraceWriter(path, SCHEMA) as w:
+        w.add("q0", make_trace(0), {"i": 0})
+    assert (path / "notes.txt").read_text() == "mine" and not list(path.glob("*.tmp"))

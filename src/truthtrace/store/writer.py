@@ -23,6 +23,7 @@ from truthtrace.store.index import (
     FORMAT_VERSION,
     INDEX_NAME,
     SHARD_FORMAT,
+    SHARD_RE,
     TMP_SUFFIX,
     StoreError,
     dumps,
@@ -126,7 +127,12 @@ class TraceWriter:
     def _open_index(self, resume: bool) -> dict:
         """Load and check the existing index (deleting unlisted files), or write a new one."""
         if not (self.root / INDEX_NAME).exists():
-            for name in shard_path_names(self.root):
+            committed = [n for n in shard_path_names(self.root) if SHARD_RE.match(n)]
+            if committed:  # the index is written before any shard: it was lost, the shards are data
+                raise StoreError(f"{self.root}: {INDEX_NAME} is missing but {len(committed)} shard files are here "
+                                 f"({committed[0]}, ...); nothing was deleted. Check them with `truthtrace "
+                                 f"validate {self.root}`, or pass --overwrite (overwrite=True) to start over")
+            for name in shard_path_names(self.root):  # only our temp files are left: an unfinished start
                 (self.root / name).unlink()
             index = new_index(self._schema, self._storage)
             write_bytes_atomic(self.root / INDEX_NAME, dumps(index))
