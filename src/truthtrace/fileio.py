@@ -91,6 +91,31 @@ def save_tensors_atomic(path: str | Path, tensors: dict[str, np.ndarray]) -> Non
     atomic_write(path, lambda tmp: save_file(arrays, tmp))
 
 
+
+def check_output_apart(out: str | Path, inputs: dict[str, str | Path | None], field: str = "--out") -> None:
+    """Refuse an output that equals, contains or lies inside one of the stage's inputs.
+
+    A stage may replace its output (``--overwrite``, ``--force``); it must never be able to reach
+    the files it reads.
+
+    Args:
+        out: the output file or directory.
+        inputs: ``{name: path}`` of the inputs (None values are skipped).
+        field: how the user named the output, for the message.
+    Raises:
+        ValueError: naming both paths and how they overlap.
+    """
+    target = Path(out).expanduser().resolve()
+    for name, path in inputs.items():
+        if path is None:
+            continue
+        source = Path(path).expanduser().resolve()
+        how = ("is" if target == source else "contains" if target in source.parents
+               else "lies inside" if source in target.parents else None)
+        if how:
+            raise ValueError(f"{field} {out} {how} the input {name} {path}: choose an output apart from the "
+                             "inputs (truthtrace never writes over what it reads)")
+
 def parse_json_object(data: bytes | str, where: str | Path, error: type[Exception] = ValueError) -> dict:
     """Parse a JSON document that must be an object.
 

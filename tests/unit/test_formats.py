@@ -5,16 +5,23 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import warnings
 
 import pytest
 from planted_store import make_planted_store
 
 from truthtrace.cli import main
+from truthtrace.compress import CompressConfig, compress
+from truthtrace.detectors.train import TrainConfig, train
 from truthtrace.features import PreprocessConfig, preprocess
+from truthtrace.fileio import check_output_apart
 from truthtrace.features.splits import SPLIT_VERSION, make_split, read_split, split_by_question, write_split
 from truthtrace.labels.io import label_lines, labels_beside, read_label_csv
 from truthtrace.pipeline import RunConfig
+from truthtrace.store import TraceStore
+from truthtrace.traces.importing.readers import ImportConfig
+from truthtrace.traces.importing.run import import_traces
 from truthtrace.traces.validate.stage import validate_store
 
 CFG = dict(node_dim=4, shard_max_traces=16)
@@ -127,3 +134,40 @@ def test_split_document_is_plain_json(tmp_path):
     doc = make_split(["t1", "t2"], ["a", "b"], (0.5, 0.5, 0.0), seed=3)
     write_split(tmp_path, doc)
     assert json.loads((tmp_path / "split.json").read_text())["seed"] == 3
+
+
+@pytest.mark.parametrize("where", ["same", "inside", "contains"])
+def test_preprocess_never_writes_over_its_input(planted, tmp_path, where):
+    store, labels = planted
+    copy = tmp_path / "run" / "traces"
+    shutil.copytree(store, copy)
+    out = {"same": copy, "inside": copy / "features", "contains": tmp_path / "run"}[where]
+    before = sorted(p.name for p in copy.iterdir())
+    for overwrite in (False, True):
+        with pytest.raises(ValueError, match=r"--out .* the input trace store"):
+            preprocess(copy, out, PreprocessConfig(**CFG, graphs=False, overwrite=overwrite), progress=False)
+    assert sorted(p.name for p in copy.iterdir()) == before and TraceStore(copy).verify() == []
+    code = main(["preprocess", str(copy), "--out", str(out), "--overwrite", "--quiet"])
+    assert code == 2 and TraceStore(copy).verify() == []
+
+
+def test_train_import_and_compress_refuse_an_output_over_their_input(planted, tmp_path):
+    store, labels = planted
+    feats = tmp_path / "feats"
+    preprocess(store, feats, PreprocessConfig(**CFG, graphs=False), labels=labels, progress=False)
+    with pytest.raises(ValueError, match="lies inside the input feature store"):
+        train(feats, labels, feats / "detectors", TrainConfig(detectors=("perplexity",)), progress=False)
+    with pytest.raises(ValueError, match="is the input source 1"):
+        import_traces([tmp_path], tmp_path, ImportConfig(progress=False))
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "thesis.tex").write_text("years of work")
+    with pytest.raises(ValueError, match="lies inside the input model"):
+        compress(CompressConfig(model=str(model), out=str(model / "small"), force=True))
+    assert (model / "thesis.tex").read_text() == "years of work"
+
+
+def test_check_output_apart_allows_siblings(tmp_path):
+    check_output_apart(tmp_path / "a" / "features", {"store": tmp_path / "a" / "traces", "none": None})
+    with pytest.raises(ValueError, match="contains the input store"):
+        check_output_apart(tmp_path / "a", {"store": tmp_path / "a" / "traces"})

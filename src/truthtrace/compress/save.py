@@ -23,6 +23,7 @@ from truthtrace.compress.config import CompressConfig
 from truthtrace.compress.prune import prune_linear, sparsity_report, zero_below
 from truthtrace.compress.quantize import load_quantized_hf, quantize_model_int8, quantize_quanto
 from truthtrace.dtypes import canonical_dtype, cpu_has_bf16, torch_dtype
+from truthtrace.fileio import check_output_apart
 from truthtrace.machine import versions
 from truthtrace.models.compressed import COMPRESSION_FORMAT, COMPRESSION_VERSIONS, write_compression
 from truthtrace.models.int8 import pack_state_dict
@@ -162,6 +163,7 @@ def compress(cfg: CompressConfig) -> dict:
     """
     t0 = time.perf_counter()
     out = Path(cfg.out)
+    check_output_apart(out, {"model": cfg.model if Path(cfg.model).expanduser().exists() else None})
     _prepare_out(out, cfg.force)
     lm = load_any(cfg.model, dtype="float32", device="cuda" if cfg.method == "bnb" else "cpu")
     if lm.compression is not None and lm.compression["storage"].get("kept_quantized"):

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from truthtrace.detectors.base import CONFIG_FILE, DETECTORS, get_detector, read_config
 from truthtrace.features.dataset import FeatureDataset, make_loader
 from truthtrace.features.splits import SPLIT_FILE, SPLITS, read_split, write_split
-from truthtrace.fileio import write_json_atomic
+from truthtrace.fileio import check_output_apart, write_json_atomic
 
 SUMMARY_FILE = "train_summary.json"
 DEFAULT_DETECTORS = ("probe", "mlp", "lstm", "gnn", "lookback", "perplexity", "max_entropy", "attn_logdet",
@@ -140,6 +140,7 @@ def train(features_dir: str | Path, labels_csv: str | Path, out_dir: str | Path,
         ValueError: bad inputs, e.g. a split with one class.
     """
     config = config or TrainConfig()
+    check_output_apart(out_dir, {"feature store": features_dir, "labels": labels_csv})
     out, feats = Path(out_dir), Path(features_dir)
     if config.overwrite and out.exists():
         for name in config.detectors:

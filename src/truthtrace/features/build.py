@@ -47,6 +47,7 @@ from truthtrace.features.splits import (
     split_balance,
     write_split,
 )
+from truthtrace.fileio import check_output_apart
 from truthtrace.labels.io import read_label_csv
 from truthtrace.naming import (
     ANSWER_ENTROPY,
@@ -267,6 +268,8 @@ def preprocess(store: str | Path, out: str | Path, config: PreprocessConfig | No
         StoreError: the source store is unreadable or corrupt.
     """
     config, out, t0 = config or PreprocessConfig(), Path(out), time.perf_counter()
+    check_output_apart(out, {"trace store": store, "labels": labels if isinstance(labels, (str, Path)) else None,
+                             "--pca-from": config.pca_from})
     if config.threads:
         torch.set_num_threads(config.threads)
     source = TraceStore(store)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from truthtrace.fileio import check_output_apart
 from truthtrace.labels.io import read_labels, write_labels
 from truthtrace.labels.score import answer_span, score_answer
 from truthtrace.store import TraceStore, TraceWriter
@@ -50,6 +51,7 @@ def import_traces(sources, out, config: ImportConfig | None = None) -> dict:
 
     config = config or ImportConfig()
     out, start = Path(out), time.perf_counter()
+    check_output_apart(out, {f"source {i + 1}": s for i, s in enumerate(sources)})
     files = find_sources(sources)
     if not files:
         raise ValueError(f"no {'/'.join(SUFFIXES)} files found in {list(map(str, sources))}")
