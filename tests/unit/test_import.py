@@ -185,3 +185,14 @@ def test_hidden_only_records_keyed_by_id(tmp_path):
     store = TraceStore(tmp_path / "traces")
     assert store.ids() == ["a", "b"] and "n_heads" not in store.schema and store.schema["attn_layers"] == []
     assert validate_store(store.root, config=ValidateConfig(progress=False)).ok
+
+
+def test_cli_exits_1_when_a_file_is_refused_and_keeps_the_good_ones(tmp_path, capsys):
+    marker = tmp_path / "MARKER"
+    dump(tmp_path / "src" / "a_good.pkl", [record(0, id="g0")])
+    dump(tmp_path / "src" / "b_evil.pkl", [{"hidden_states": [], "x": Evil(str(marker))}])
+    assert main(["import", str(tmp_path / "src"), "--out", str(tmp_path / "traces")]) == 1
+    err = capsys.readouterr().err
+    assert "1 of 2 files refused or unreadable" in err and not marker.exists()
+    assert TraceStore(tmp_path / "traces").ids() == ["g0"]
+    assert main(["import", str(tmp_path / "src"), "--out", str(tmp_path / "traces"), "--json"]) == 1

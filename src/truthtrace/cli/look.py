@@ -7,6 +7,7 @@ alone pass); like every command, bad arguments give exit code 2.
 from __future__ import annotations
 
 import json
+import sys
 
 from truthtrace.dtypes import STORAGE_DTYPES
 from truthtrace.fileio import json_safe
@@ -81,14 +82,18 @@ def cmd_inspect(args) -> None:
         console.print(item)
 
 
-def cmd_import(args) -> None:
-    """``truthtrace import``: other tools' trace files into a store (resumable)."""
+def cmd_import(args) -> int:
+    """``truthtrace import``: other tools' trace files into a store (resumable).
+
+    Returns 1 when any file was refused or unreadable (the good ones are stored all the same), else 0.
+    """
     config = ImportConfig(model=args.model, trust_pickle=args.trust_pickle, storage_dtype=args.storage_dtype,
                           labels_csv=args.labels_out)
     summary = import_traces(args.sources, args.out, config)
+    failed = summary["failed_files"]
     if args.json:
         print(json.dumps(summary, indent=2))
-        return
+        return 1 if failed else 0
     print(f"read {summary['files_read']}/{summary['files']} files, {summary['records']} records: "
           f"{summary['imported']} imported, {summary['already_stored']} already stored, "
           f"{len(summary['skipped'])} skipped -> {summary['store']}")
@@ -102,6 +107,10 @@ def cmd_import(args) -> None:
         print(f"labels: {summary['n_labels']} rows -> {summary['labels']}")
     if "labels_error" in summary:
         print(f"labels: {summary['labels_error']}")
+    if failed:
+        print(f"truthtrace import: {len(failed)} of {summary['files']} files refused or unreadable "
+              "(listed above); the others were imported", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def register(sub) -> None:
