@@ -171,3 +171,25 @@ def test_check_output_apart_allows_siblings(tmp_path):
     check_output_apart(tmp_path / "a" / "features", {"store": tmp_path / "a" / "traces", "none": None})
     with pytest.raises(ValueError, match="contains the input store"):
         check_output_apart(tmp_path / "a", {"store": tmp_path / "a" / "traces"})
+
+
+def test_an_empty_question_file_is_an_error_not_an_empty_store(tmp_path):
+    from truthtrace.data import load_questions
+
+    (tmp_path / "q.jsonl").write_text("\n\n")
+    with pytest.raises(ValueError, match=r"q\.jsonl: no questions in the file"):
+        load_questions(tmp_path / "q.jsonl")
+    assert main(["extract", "--questions", str(tmp_path / "q.jsonl"), "--out", str(tmp_path / "t")]) == 2
+    assert not (tmp_path / "t").exists()
+
+
+def test_preprocess_warns_about_traces_without_labels(planted, tmp_path):
+    store, labels = planted
+    rows = (tmp_path / "l.csv")
+    lines = open(labels).read().splitlines()
+    rows.write_text("\n".join(lines[:-5]) + "\n")  # the last five traces lose their labels
+    with pytest.warns(UserWarning, match=r"5 of 60 traces have no label in .*l\.csv .*train and evaluate skip them"):
+        preprocess(store, tmp_path / "f", PreprocessConfig(**CFG, graphs=False), labels=rows, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        preprocess(store, tmp_path / "g", PreprocessConfig(**CFG, graphs=False), labels=labels, progress=False)

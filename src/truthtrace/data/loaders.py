@@ -300,6 +300,8 @@ def load_questions(path: str | Path, fmt: str = "auto", *, question_field: str |
         out.append(Question(qid, question, tuple(answers), category, context))
         if limit is not None and len(out) >= limit:
             break
+    if not out:
+        raise ValueError(f"{path}: no questions in the file (format {fmt})")
     return out
 
 

@@ -249,6 +249,17 @@ def _prepare_pca(out: Path, source, split_doc, schema, config, resuming: bool, p
     return mean, comps
 
 
+def _warn_unlabelled(source: TraceStore, label_map: dict[str, int] | None, labels) -> None:
+    """Say how many traces the given labels leave out (they are skipped by ``train`` and ``evaluate``)."""
+    if label_map is None:
+        return
+    missing = [tid for tid in source.ids() if tid not in label_map]
+    if missing:
+        where = labels if isinstance(labels, (str, Path)) else "the labels given"
+        warnings.warn(f"{len(missing)} of {len(source)} traces have no label in {where} (e.g. {missing[0]!r}): "
+                      "train and evaluate skip them", stacklevel=3)
+
+
 def preprocess(store: str | Path, out: str | Path, config: PreprocessConfig | None = None,
                labels: str | Path | dict[str, int] | None = None, progress: bool = True) -> dict:
     """Build (or resume) the feature store ``out`` from the trace store ``store``.
@@ -274,6 +285,7 @@ def preprocess(store: str | Path, out: str | Path, config: PreprocessConfig | No
         torch.set_num_threads(config.threads)
     source = TraceStore(store)
     label_map = read_label_csv(labels) if isinstance(labels, (str, Path)) else labels
+    _warn_unlabelled(source, label_map, labels)
     schema = feature_schema(source, config)
     split_doc = compute_split(source, config)
     resuming = not config.overwrite and _check_existing(out, schema, split_doc)
