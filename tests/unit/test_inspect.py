@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from truthtrace.cli import main
-from truthtrace.traces.inspect import find_labels, inspect_store, inspect_trace
+from truthtrace.labels.io import labels_beside as find_labels
+from truthtrace.traces.inspect import inspect_store, inspect_trace
 from truthtrace.naming import layer_key
 from truthtrace.store import TraceStore, TraceWriter
 

@@ -10,23 +10,13 @@ from __future__ import annotations
 
 import random
 import statistics
-from pathlib import Path
 
 import torch
 
-from truthtrace.labels.io import read_label_csv
+from truthtrace.labels.io import labels_beside, read_label_csv
 from truthtrace.models import offline_decoder
 from truthtrace.naming import ANSWER_ENTROPY, ANSWER_LOGPROBS, TOKEN_IDS, parse_key
 from truthtrace.store import TraceStore
-
-
-def find_labels(store_path) -> Path | None:
-    """``labels.csv`` beside the store directory (or inside it), if there is one."""
-    root = Path(store_path)
-    for candidate in (root.parent / "labels.csv", root / "labels.csv"):
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 def _spread(values: list[int]) -> dict:
@@ -90,7 +80,8 @@ def inspect_store(path, labels=None, sample: int = 64, seed: int = 0) -> dict:
 
     Args:
         path: store directory.
-        labels: labels CSV; None looks for ``labels.csv`` beside the store (:func:`find_labels`).
+        labels: labels CSV; None looks for ``labels.csv`` beside the store
+            (:func:`truthtrace.labels.io.labels_beside`).
         sample: traces decoded for the per-layer statistics (0 skips them).
         seed: seed of the sample.
 
@@ -122,7 +113,7 @@ def inspect_store(path, labels=None, sample: int = 64, seed: int = 0) -> dict:
                     yield trace
 
     layers = layer_stats(walk())
-    labels = labels if labels is not None else find_labels(path)
+    labels = labels if labels is not None else labels_beside(path)
     n = max(len(ids), 1)
     return {"path": str(path), "model": schema.get("model"), "n_traces": len(ids), "n_shards": info["n_shards"],
             "n_layers": schema.get("n_layers"), "n_heads": schema.get("n_heads"), "d_model": schema.get("d_model"),
@@ -141,7 +132,7 @@ def inspect_trace(path, trace_id: str, labels=None, decode_tokens: bool = True) 
     Args:
         path: store directory.
         trace_id: the trace.
-        labels: labels CSV (None: :func:`find_labels`).
+        labels: labels CSV (None: :func:`truthtrace.labels.io.labels_beside`).
         decode_tokens: turn token ids into text with the model's tokenizer when it loads offline.
 
     Returns:
@@ -167,10 +158,10 @@ def inspect_trace(path, trace_id: str, labels=None, decode_tokens: bool = True) 
                "text": tok.decode([ids[first + j]]) if tok is not None and 0 <= first + j < len(ids) else None,
                "logprob": logp[j] if j < len(logp) else None, "entropy": ent[j] if j < len(ent) else None}
               for j in range(n_answer)]
-    label = None
-    if labels is not None or find_labels(path) is not None:
+    label, labels_path = None, labels if labels is not None else labels_beside(path)
+    if labels_path is not None:
         try:
-            label = read_label_csv(labels if labels is not None else find_labels(path)).get(trace_id)
+            label = read_label_csv(labels_path).get(trace_id)
         except ValueError:
             if labels is not None:  # a file the user named must be readable; a guessed one may be anything
                 raise

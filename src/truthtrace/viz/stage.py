@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from truthtrace.evaluation.report import read_report
-from truthtrace.labels.io import read_label_csv
+from truthtrace.labels.io import labels_beside, read_label_csv
 from truthtrace.models import offline_decoder
 from truthtrace.naming import TOKEN_IDS, layer_key, parse_key
 from truthtrace.store import TraceStore
@@ -108,10 +108,10 @@ def resolve_labels(spec: str | Path | None, store_path: Path) -> tuple[dict[str,
     """
     if spec is None:
         return {}, None
-    path = store_path.parent / "labels.csv" if spec == "auto" else Path(spec)
+    path = labels_beside(store_path) if spec == "auto" else Path(spec)
+    if path is None:
+        return {}, None
     if not path.is_file():
-        if spec == "auto":
-            return {}, None
         raise FileNotFoundError(f"labels file {path} not found")
     return read_label_csv(path), path
 

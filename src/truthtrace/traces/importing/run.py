@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from truthtrace.fileio import check_output_apart
-from truthtrace.labels.io import read_labels, write_labels
+from truthtrace.labels.io import default_labels_path, read_labels, write_labels
 from truthtrace.labels.score import answer_span, score_answer
 from truthtrace.store import TraceStore, TraceWriter
 from truthtrace.traces.importing.readers import (
@@ -70,7 +70,7 @@ def import_traces(sources, out, config: ImportConfig | None = None) -> dict:
     finally:
         if run.writer is not None:
             run.writer.close()
-    labels_csv = Path(config.labels_csv) if config.labels_csv else out.parent / "labels.csv"
+    labels_csv = Path(config.labels_csv) if config.labels_csv else default_labels_path(out)
     _write_labels(labels_csv, run.labels, run.summary)
     reasons: dict[str, int] = {}
     for s in run.summary["skipped"]:
