@@ -25,7 +25,7 @@ from truthtrace.compress.quantize import load_quantized_hf, quantize_model_int8,
 from truthtrace.dtypes import canonical_dtype, cpu_has_bf16, torch_dtype
 from truthtrace.fileio import check_output_apart
 from truthtrace.machine import versions
-from truthtrace.models.compressed import COMPRESSION_FORMAT, COMPRESSION_VERSIONS, write_compression
+from truthtrace.models.compressed import write_compression
 from truthtrace.models.int8 import pack_state_dict
 from truthtrace.models.load import LoadedModel, auto_class, load_any, model_kind
 from truthtrace.models.sparse_io import dir_bytes, split_tied, write_state_dict
@@ -185,7 +185,7 @@ def compress(cfg: CompressConfig) -> dict:
         meta["verification"], meta["sparsity"]["after_reload"] = _verify(tmp, batch, expected, original,
                                                                          cfg.tolerance)
         meta["seconds"] = round(time.perf_counter() - t0, 2)
-        write_compression(tmp, meta)
+        meta = write_compression(tmp, meta)
         _move_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -196,7 +196,7 @@ def compress(cfg: CompressConfig) -> dict:
 def _metadata(cfg: CompressConfig, lm: LoadedModel, steps: list, storage: dict, tmp: Path, sparsity: dict) -> dict:
     weights = sum(f.stat().st_size for f in tmp.glob("*.safetensors*"))
     src = _source_bytes(lm.path)
-    return {"format": COMPRESSION_FORMAT, "format_version": COMPRESSION_VERSIONS[-1], "kind": lm.kind,
+    return {"kind": lm.kind,
             "source": {"spec": cfg.model, "path": lm.path, "bytes": src},
             "config": {k: v for k, v in cfg.__dict__.items() if k != "extra"}, "steps": steps, "storage": storage,
             "loadable_with_from_pretrained": storage["from_pretrained"],

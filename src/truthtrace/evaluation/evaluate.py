@@ -23,10 +23,10 @@ import numpy as np
 
 from truthtrace import metrics
 from truthtrace.detectors import CONFIG_FILE, DETECTORS, load_detector
-from truthtrace.evaluation.report import REPORT_FORMAT, REPORT_VERSION, report_markdown, write_report
+from truthtrace.evaluation.report import report_markdown, write_report
 from truthtrace.features.dataset import FeatureDataset, make_loader
 from truthtrace.features.splits import SPLIT_FILE, read_split, split_balance
-from truthtrace.fileio import json_safe, write_text_atomic
+from truthtrace.fileio import write_text_atomic
 from truthtrace.labels.io import read_label_csv
 from truthtrace.machine import machine_info, versions
 from truthtrace.store import TraceStore
@@ -231,15 +231,13 @@ def evaluate(features_dir: str | Path, labels_csv: str | Path, detectors_dir: st
     for r in rows:
         r.pop("_scores"), r.pop("_y")
 
-    report = json_safe({"features_dir": str(features_dir),
-                        "model": TraceStore(features_dir).schema.get("model", "?"),
-                        "split": split_balance(split, read_label_csv(labels_csv)),
-                        "test_features": data["test_features"], "cross_dataset": config.test_features is not None,
-                        "detectors_dir": str(ddir), "ci_level": config.ci_level, "n_bootstrap": config.n_bootstrap,
-                        "max_fpr": config.max_fpr, "results": rows, "comparison": comparison})
-    report = {"format": REPORT_FORMAT, "version": REPORT_VERSION, **report,
-              "machine": machine_info(), "versions": versions()}
-    write_report(out, report)
+    report = write_report(out, {
+        "features_dir": str(features_dir), "model": TraceStore(features_dir).schema.get("model", "?"),
+        "split": split_balance(split, read_label_csv(labels_csv)),
+        "test_features": data["test_features"], "cross_dataset": config.test_features is not None,
+        "detectors_dir": str(ddir), "ci_level": config.ci_level, "n_bootstrap": config.n_bootstrap,
+        "max_fpr": config.max_fpr, "results": rows, "comparison": comparison,
+        "machine": machine_info(), "versions": versions()})
     if config.figures:
         report["figures"] = _roc_figure(report, out)
     write_text_atomic(out / "report.md", report_markdown(report))

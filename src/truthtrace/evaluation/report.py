@@ -123,11 +123,15 @@ def rich_table(report: dict):
     return table
 
 
-def write_report(out_dir: str | Path, report: dict) -> Path:
-    """Write ``report`` (given its ``format``/``version`` header here) as ``out_dir/report.json``, atomically."""
-    path = Path(out_dir) / REPORT_FILE
-    write_json_atomic(path, json_safe({"format": REPORT_FORMAT, "version": REPORT_VERSION, **report}))
-    return path
+def write_report(out_dir: str | Path, report: dict) -> dict:
+    """Write ``report`` as ``out_dir/report.json``, atomically, under its ``format``/``version`` header.
+
+    Returns:
+        the document written (header first, NaN as None).
+    """
+    doc = json_safe({"format": REPORT_FORMAT, "version": REPORT_VERSION, **report})
+    write_json_atomic(Path(out_dir) / REPORT_FILE, doc)
+    return doc
 
 
 def read_report(path: str | Path) -> dict:

@@ -36,11 +36,15 @@ def import_backend(backend: str, module: str):
         raise ImportError(f"backend {backend!r} needs {module}: pip install 'truthtrace[{EXTRAS[backend]}]'") from exc
 
 
-def write_compression(directory: str | Path, meta: dict) -> Path:
-    """Write ``directory/compression.json`` with its format header, atomically (the writing side's call)."""
-    path = Path(directory) / COMPRESSION_JSON
-    write_json_atomic(path, {"format": COMPRESSION_FORMAT, "format_version": COMPRESSION_VERSIONS[-1], **meta})
-    return path
+def write_compression(directory: str | Path, meta: dict) -> dict:
+    """Write ``directory/compression.json`` under its format header, atomically (the writing side's call).
+
+    Returns:
+        the document written (header first).
+    """
+    doc = {"format": COMPRESSION_FORMAT, "format_version": COMPRESSION_VERSIONS[-1], **meta}
+    write_json_atomic(Path(directory) / COMPRESSION_JSON, doc)
+    return doc
 
 
 def read_compression(path: str | Path) -> dict | None:
