@@ -54,13 +54,3 @@ def dtype_name(dtype: torch.dtype) -> str:
     if dtype not in _NAMES:
         raise ValueError(f"tensor dtype {dtype} is not supported; use one of {sorted(TENSOR_DTYPES)}")
     return _NAMES[dtype]
-
-
-def cpu_has_bf16() -> bool | None:
-    """True when the CPU has bf16 matrix units (avx512_bf16 or amx_bf16), None when it cannot tell."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
-        return None
-    return "avx512_bf16" in flags or "amx_bf16" in flags

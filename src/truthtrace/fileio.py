@@ -91,7 +91,6 @@ def save_tensors_atomic(path: str | Path, tensors: dict[str, np.ndarray]) -> Non
     atomic_write(path, lambda tmp: save_file(arrays, tmp))
 
 
-
 def check_output_apart(out: str | Path, inputs: dict[str, str | Path | None], field: str = "--out") -> None:
     """Refuse an output that equals, contains or lies inside one of the stage's inputs.
 
@@ -115,6 +114,7 @@ def check_output_apart(out: str | Path, inputs: dict[str, str | Path | None], fi
         if how:
             raise ValueError(f"{field} {out} {how} the input {name} {path}: choose an output apart from the "
                              "inputs (truthtrace never writes over what it reads)")
+
 
 def parse_json_object(data: bytes | str, where: str | Path, error: type[Exception] = ValueError) -> dict:
     """Parse a JSON document that must be an object.
@@ -165,9 +165,3 @@ def read_versioned_json(path: str | Path, kind: str, versions: tuple[int, ...], 
     doc = parse_json_object(path.read_bytes(), path, error)
     check_format(doc, kind, versions, path, version_field, error)
     return doc
-
-
-def read_json(path: str | Path, error: type[Exception] = ValueError) -> dict:
-    """Read a JSON object file that has no version header (e.g. a report), naming the file on error."""
-    path = Path(path)
-    return parse_json_object(path.read_bytes(), path, error)

@@ -13,16 +13,23 @@ from pathlib import Path
 
 import torch
 
+BF16_UNITS = frozenset({"avx512_bf16", "amx_bf16"})  # cpuinfo flags of CPUs with bf16 matrix units
 DISTRIBUTIONS = ("truthtrace", "torch", "transformers", "tokenizers", "safetensors", "numpy", "scikit-learn",
                  "torch_geometric", "zstandard")
 
 
+def _cpuinfo() -> str | None:
+    """The text of /proc/cpuinfo, or None where there is none."""
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+
+
 def cpu_flags() -> tuple[str, set[str]]:
     """``(cpu model name, set of cpuinfo flags)``; the flags are empty where /proc/cpuinfo is missing."""
-    name, flags = platform.processor() or "unknown", set()
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
+    name, flags, text = platform.processor() or "unknown", set(), _cpuinfo()
+    if text is None:
         return name, flags
     for line in text.splitlines():
         key, _, value = line.partition(":")
@@ -37,10 +44,15 @@ def machine_info() -> dict:
     """The machine the numbers come from: CPU model, cores, torch threads, bf16 support, CUDA."""
     name, flags = cpu_flags()
     return {"cpu": name, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "bf16_units": sorted(flags & {"avx512_bf16", "amx_bf16"}),
-            "bf16_supported": bool(flags & {"avx512_bf16", "amx_bf16"}),
+            "bf16_units": sorted(flags & BF16_UNITS), "bf16_supported": bool(flags & BF16_UNITS),
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
             "torch": torch.__version__, "python": platform.python_version()}
+
+
+def cpu_has_bf16() -> bool | None:
+    """True when the CPU has bf16 matrix units (avx512_bf16 or amx_bf16), None when it cannot tell."""
+    text = _cpuinfo()
+    return None if text is None else any(unit in text for unit in BF16_UNITS)
 
 
 def versions(distributions: tuple[str, ...] = DISTRIBUTIONS) -> dict[str, str | None]:

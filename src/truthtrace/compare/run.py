@@ -26,11 +26,6 @@ VERSION = 1
 MEMORY_MODES = ("subprocess", "off")
 
 
-def load(spec: str, dtype: str | None = None, device: str = "auto"):
-    """Load ``spec`` with the one model loader; returns its ``LoadedModel``."""
-    return load_any(spec, dtype=dtype, device=device)
-
-
 @dataclass
 class CompareConfig:
     """Options of compare-models; validated on construction (ValueError names the field).
@@ -190,7 +185,7 @@ def compare_models(specs: Sequence[str], config: CompareConfig | None = None, lo
     Args:
         specs: two or more model specs (anything ``load_any`` accepts); the first is the reference.
         config: :class:`CompareConfig`.
-        loader: ``(spec, dtype, device) -> LoadedModel``; default :func:`load`.
+        loader: ``(spec, dtype, device) -> LoadedModel``; default :func:`truthtrace.models.load_any`.
     Returns:
         the report (also written to ``out_dir/compare.json`` when ``out_dir`` is set).
     Raises:
@@ -201,7 +196,7 @@ def compare_models(specs: Sequence[str], config: CompareConfig | None = None, lo
         raise ValueError(f"compare-models needs at least two models, got {len(specs)}")
     torch.set_num_threads(config.threads)
     load_before, started = load_average(), time.time()
-    loaded = _load_all(specs, config, loader or load)
+    loaded = _load_all(specs, config, loader or load_any)
     kind = _check_kinds(loaded)
     text = quality.load_text(config.text)
     qual = (_causal_rows if kind == "causal" else _encoder_rows)(loaded, text, config)

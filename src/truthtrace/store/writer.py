@@ -32,6 +32,7 @@ from truthtrace.store.index import (
     new_index,
     remove_store,
     schema_diff,
+    shard_file_status,
     shard_files,
     shard_path_names,
 )
@@ -153,17 +154,16 @@ class TraceWriter:
 
     def _drop_unlisted(self, index: dict) -> None:
         """Delete temp files and shards the index does not list; StoreError if a listed one is damaged."""
-        listed = {}
-        for shard in index["shards"]:
-            listed[shard["bin"]], listed[shard["json"]] = shard["bin_bytes"], shard["json_bytes"]
+        listed = {shard[kind] for shard in index["shards"] for kind in ("bin", "json")}
         for name in shard_path_names(self.root):
             if name not in listed:
                 (self.root / name).unlink()
-        for name, size in listed.items():
-            path = self.root / name
-            if not path.exists() or path.stat().st_size != size:
-                raise StoreError(f"{path}: missing or of the wrong size ({size} bytes expected); "
-                                 "check it with TraceStore(path).verify() or pass overwrite=True")
+        for shard in index["shards"]:
+            for kind in ("bin", "json"):  # the size check of the store's one integrity rule (no hashing here)
+                if shard_file_status(self.root, shard, kind, checksum=False) is not None:
+                    raise StoreError(f"{self.root / shard[kind]}: missing or of the wrong size "
+                                     f"({shard[f'{kind}_bytes']} bytes expected); check it with "
+                                     f"`truthtrace validate {self.root}` or pass overwrite=True")
 
     def _reset_shard(self) -> None:
         self._bin = None
