@@ -22,9 +22,9 @@ import torch
 from truthtrace.compress.config import CompressConfig
 from truthtrace.compress.prune import prune_linear, sparsity_report, zero_below
 from truthtrace.compress.quantize import load_quantized_hf, quantize_model_int8, quantize_quanto
-from truthtrace.dtypes import canonical_dtype, cpu_has_bf16, torch_dtype
+from truthtrace.dtypes import canonical_dtype, torch_dtype
 from truthtrace.fileio import check_output_apart
-from truthtrace.machine import versions
+from truthtrace.machine import cpu_has_bf16, versions
 from truthtrace.models.compressed import write_compression
 from truthtrace.models.int8 import pack_state_dict
 from truthtrace.models.load import LoadedModel, auto_class, load_any, model_kind
@@ -88,7 +88,8 @@ def _sparsify(lm: LoadedModel, cfg: CompressConfig, steps: list) -> None:
 
 def _quantize(lm: LoadedModel, cfg: CompressConfig, steps: list, work: Path) -> dict:
     """Quantize / cast ``lm.model`` (may be replaced); returns the storage fields the save step needs."""
-    storage: dict = {"method": cfg.method, "compute_dtype": canonical_dtype(cfg.dtype) if cfg.dtype else "float32"}
+    compute = canonical_dtype(cfg.dtype) if cfg.dtype else "float32"
+    storage: dict = {"method": cfg.method, "compute_dtype": compute}
     if cfg.method == "truthtrace":
         storage["int8"] = quantize_model_int8(lm.model, cfg.quant_embeddings)
         steps.append({"op": "quantize", "backend": "truthtrace", "quant": cfg.quant, "scheme": "symmetric per-row int8",
@@ -105,10 +106,11 @@ def _quantize(lm: LoadedModel, cfg: CompressConfig, steps: list, work: Path) -> 
         steps.append({"op": "quantize", "backend": "quanto", "quant": cfg.quant,
                       "exclude": "linear layers tied to embeddings"})
         storage["kept_quantized"] = True
-    if cfg.dtype and canonical_dtype(cfg.dtype) != "float32":
-        _cast_parameters(lm.model, torch_dtype(cfg.dtype))
-        steps.append({"op": "cast", "dtype": canonical_dtype(cfg.dtype), "cpu_bf16_units": cpu_has_bf16()})
-        if canonical_dtype(cfg.dtype) == "bfloat16" and cpu_has_bf16() is not True and not torch.cuda.is_available():
+    if compute != "float32":
+        bf16_units = cpu_has_bf16()
+        _cast_parameters(lm.model, torch_dtype(compute))
+        steps.append({"op": "cast", "dtype": compute, "cpu_bf16_units": bf16_units})
+        if compute == "bfloat16" and bf16_units is not True and not torch.cuda.is_available():
             warnings.warn("this CPU shows no bf16 units (avx512_bf16 / amx_bf16): a bf16 model will likely run "
                           "slower than fp32 here", stacklevel=2)
     return storage

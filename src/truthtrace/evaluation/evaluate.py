@@ -136,7 +136,7 @@ def run_metrics(s_val, y_val, s_test, y_test, config: EvalConfig) -> dict:
 
 def evaluate_runs(name: str, run_dirs: list[Path], data: dict, config: EvalConfig) -> dict:
     """Score every seed of detector ``name``; return its aggregated row (``_scores`` kept for comparison)."""
-    per_seed, test_sets, y_test, detail = [], [], None, ""
+    per_seed, test_sets, y_test = [], [], None
     for run in run_dirs:
         det = load_detector(run)
         s_val, y_val = _scores(det, data, "val", config.batch_size)
@@ -144,7 +144,7 @@ def evaluate_runs(name: str, run_dirs: list[Path], data: dict, config: EvalConfi
         per_seed.append(dict(run_metrics(s_val, y_val, s_test, y_test, config), seed=run.name,
                              detail=det.describe(), selection=det.selection()))
         test_sets.append(s_test)
-        detail = detail or det.describe()
+    detail = next((r["detail"] for r in per_seed if r["detail"]), "")  # the first seed that says what it fitted
     boot = metrics.bootstrap_mean_auroc(test_sets, y_test, config.n_bootstrap, config.seed, config.ci_level)
     row = {k: float(np.nanmean([r[k] for r in per_seed])) for k in per_seed[0]
            if k not in ("seed", "detail", "selection")}

@@ -28,9 +28,9 @@ def _fmt(x, digits: int = 3) -> str:
 
 
 def selection_text(row: dict) -> str:
-    """The spread over seeds of what was chosen on validation, e.g. ``seeds: layer 17-27, epochs 9-14``.
+    """What the seeds chose on validation, e.g. ``seeds: layer 17-27, epochs 12`` (a range where they differ).
 
-    "" for one seed, or when every seed chose the same.
+    "" for one seed, or when the detector chooses nothing.
     """
     if row.get("n_seeds", 1) < 2:
         return ""
