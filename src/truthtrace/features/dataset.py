@@ -120,7 +120,7 @@ class FeatureDataset(IterableDataset):
         store = _feature_store(self.root)
         self.schema = store.schema
         self.keys = _check_keys(keys, self.schema, self.root)
-        wanted = set(split_ids(self.root, split))
+        wanted = set(store.ids() if split is None else split_ids(self.root, split))  # the store is open already
         # ids of the split per store shard, in store order: the unit of work
         self.shards = [[i for i in ids if i in wanted] for ids in store.shard_ids()]
         self.n_samples = sum(len(s) for s in self.shards)
