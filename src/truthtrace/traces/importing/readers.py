@@ -8,7 +8,8 @@ Accepted inputs (files, or folders searched recursively):
   ``(L+1, T, d)`` array) and optionally ``attentions`` (``(H, T, T)`` or ``(1, H, T, T)``
   per layer), ``id``/``question_id``, ``question``, ``answers``, ``answer``/``generation``,
   ``label`` (1 = hallucinated), ``input_ids``/``token_ids``, ``logprobs``, ``entropy``.
-  Loaded with :mod:`truthtrace.traces.importing.safe_pickle` unless ``trust_pickle``.
+  Loaded with :mod:`truthtrace.traces.importing.safe_pickle` in a child process
+  (:mod:`truthtrace.traces.importing.isolated`) unless ``trust_pickle``.
 - ``*.pt``: the same structures made of tensors, loaded with ``torch.load(weights_only=True)``.
 
 Every function here raises ``ValueError`` (or the loader's error) for a bad file or record;
@@ -26,6 +27,7 @@ import torch
 
 from truthtrace.dtypes import STORAGE_DTYPES
 from truthtrace.naming import ANSWER_ENTROPY, ANSWER_LOGPROBS, TOKEN_IDS, layer_key
+from truthtrace.traces.importing.isolated import load_isolated
 from truthtrace.traces.importing.safe_pickle import load_pickle
 
 SUFFIXES = (".pkl", ".pkl.gz", ".pt")
@@ -96,12 +98,13 @@ def load_records(path: Path, trust_pickle: bool = False) -> list[dict]:
 
     Raises:
         ValueError: the file holds something other than records.
-        safe_pickle.PickleRefused, pickle.UnpicklingError, OSError, RuntimeError: unreadable file.
+        safe_pickle.PickleRefused, isolated.PickleCrashed, pickle.UnpicklingError, OSError, RuntimeError:
+            unreadable file (refused, crashed its reader process, or malformed).
     """
     if path.name.endswith(".pt"):
         obj = torch.load(path, weights_only=True, map_location="cpu")
     else:
-        obj = load_pickle(path, trusted=trust_pickle)
+        obj = load_pickle(path, trusted=True) if trust_pickle else load_isolated(path)
     if isinstance(obj, dict) and ("hidden_states" in obj or any(str(k).startswith("layers.") for k in obj)):
         return [obj]
     if isinstance(obj, dict) and obj and all(isinstance(v, dict) for v in obj.values()):
