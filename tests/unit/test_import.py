@@ -196,3 +196,24 @@ def test_cli_exits_1_when_a_file_is_refused_and_keeps_the_good_ones(tmp_path, ca
     assert "1 of 2 files refused or unreadable" in err and not marker.exists()
     assert TraceStore(tmp_path / "traces").ids() == ["g0"]
     assert main(["import", str(tmp_path / "src"), "--out", str(tmp_path / "traces"), "--json"]) == 1
+
+
+@pytest.mark.parametrize("field, value", [("question", ["What", "?"]), ("answers", [["A0"], "A1"]),
+                                          ("trace_id", {"n": 1}), ("generation", np.array(["a", "b"])),
+                                          ("category", {"geo"})])
+def test_lists_and_dicts_are_refused_not_stored_as_reprs(tmp_path, field, value):
+    """Issue 10 item 11: such values were stored as "['What', '?']"; now the record is skipped naming the field."""
+    bad = record(1, **({field: value} if field == "trace_id" else {"id": "bad", field: value}))
+    dump(tmp_path / "src" / "b.pkl", [record(0, id="good"), bad])
+    summary = import_traces([tmp_path / "src"], tmp_path / "store", QUIET)
+    assert summary["imported"] == 1 and len(summary["skipped"]) == 1
+    assert f"field '{field}" in summary["skipped"][0]["reason"] and "expected text" in summary["skipped"][0]["reason"]
+    meta = TraceStore(tmp_path / "store").meta("good")
+    assert meta["question"] == "Q0?" and meta["answers"] == ["A0"]
+
+
+def test_numbers_and_bytes_are_text_fields(tmp_path):
+    dump(tmp_path / "src" / "b.pkl", [record(0, id=7, question=b"Q?", answers=np.array(["x", "y"]), category=3)])
+    import_traces([tmp_path / "src"], tmp_path / "store", QUIET)
+    meta = TraceStore(tmp_path / "store").meta("7")
+    assert (meta["question"], meta["answers"], meta["category"]) == ("Q?", ["x", "y"], "3")

@@ -183,27 +183,71 @@ def record_tensors(rec: dict) -> dict[str, torch.Tensor]:
     return tensors
 
 
+def text_value(value, field: str) -> str:
+    """A record's text field as ``str``: strings as they are, bytes as UTF-8, numbers in decimal.
+
+    Raises:
+        ValueError: a list, dict, array or other container, which would otherwise be stored as its Python repr.
+    """
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value.item()
+    if isinstance(value, (str, np.str_)):
+        return str(value)
+    if isinstance(value, (bytes, np.bytes_)):
+        try:
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(f"field {field!r} holds bytes that are not UTF-8 text") from None
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        return str(value)
+    raise ValueError(f"field {field!r} is a {type(value).__name__} ({str(value)[:60]}), expected text; "
+                     "join it into one string before importing")
+
+
+def answers_value(value, field: str) -> list[str]:
+    """A record's gold answers: one text or a flat list/array of texts (see :func:`text_value`).
+
+    Raises:
+        ValueError: nested lists, dicts or non-text items.
+    """
+    if isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.ndim == 1):
+        return [text_value(v, f"{field}[{i}]") for i, v in enumerate(value)]
+    return [text_value(value, field)]
+
+
+def _texts(rec: dict, trace_id: str) -> dict[str, str]:
+    """question_id, question, category and generation of a record, each the first of its fields present."""
+    out = {}
+    for name, fields, default in (("question_id", ("question_id", "id"), trace_id), ("question", ("question",), ""),
+                                  ("category", ("category",), "unknown"), ("generation", _GEN_FIELDS, "")):
+        field = next((f for f in fields if rec.get(f) is not None), None)
+        out[name] = text_value(rec[field], field) if field else default
+    return out
+
+
 def _first(rec: dict, fields: tuple, default=None):
     return next((rec[f] for f in fields if rec.get(f) is not None), default)
 
 
 def record_id(rec: dict, path: Path, index: int) -> str:
-    """Trace id of record ``index`` of ``path``: its ``id``/``trace_id``/``question_id``, else ``{stem}-{index}``."""
-    rid = _first(rec, _ID_FIELDS)
-    return str(rid) if rid is not None else f"{file_stem(path)}-{index}"
+    """Trace id of record ``index`` of ``path``: its ``id``/``trace_id``/``question_id``, else ``{stem}-{index}``.
+
+    Raises:
+        ValueError: the id is a list, dict or array (see :func:`text_value`).
+    """
+    field = next((f for f in _ID_FIELDS if rec.get(f) is not None), None)
+    return text_value(rec[field], field) if field else f"{file_stem(path)}-{index}"
 
 
 def record_meta(rec: dict, trace_id: str, tensors: dict) -> dict:
     """JSON meta of one record, with token counts derived from the tensors when not given."""
-    answers = _first(rec, _ANSWERS_FIELDS, [])
-    answers = [answers] if isinstance(answers, str) else [str(a) for a in np.asarray(answers, dtype=object).ravel()]
+    field = next((f for f in _ANSWERS_FIELDS if rec.get(f) is not None), None)
+    answers = answers_value(rec[field], field) if field else []
     hidden = tensors.get(layer_key(0, "hidden"))
     n_kept = int(hidden.shape[0]) if hidden is not None else 0
     n_tok = int(tensors[TOKEN_IDS].numel()) if TOKEN_IDS in tensors else n_kept
     n_answer = int(tensors[ANSWER_LOGPROBS].numel()) if ANSWER_LOGPROBS in tensors else 0
-    meta = {"question_id": str(_first(rec, ("question_id", "id"), trace_id)),
-            "question": str(rec.get("question", "")), "answers": answers,
-            "category": str(rec.get("category", "unknown")), "generation": str(_first(rec, _GEN_FIELDS, "")),
+    meta = {**_texts(rec, trace_id), "answers": answers,
             "n_prompt_tokens": int(rec.get("n_prompt_tokens", n_tok - n_answer)),
             "n_answer_tokens": int(rec.get("n_answer_tokens", n_answer)), "kept_start": n_tok - n_kept}
     label = _label(rec)

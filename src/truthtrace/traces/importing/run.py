@@ -121,7 +121,10 @@ class _Importer:
     def add(self, path: Path, index: int, rec: dict) -> None:
         """Import one record, or record why it was skipped."""
         self.summary["records"] += 1
-        tid = record_id(rec, path, index)
+        try:
+            tid = record_id(rec, path, index)
+        except ValueError as err:
+            return self.skip(path, index, None, str(err))
         if tid in self.seen:
             return self.skip(path, index, tid, "duplicate id (an earlier record of this import has it)")
         self.seen.add(tid)
