@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from truthtrace.cli.args import add_model_args, add_question_args, extract_config, questions_from
@@ -22,8 +23,12 @@ def cmd_questions(args) -> None:
 
 
 def cmd_extract(args) -> None:
-    """``truthtrace extract``: run the model on the questions and store its traces."""
-    summary = extract(questions_from(args), args.out, extract_config(args))
+    """``truthtrace extract``: run the model on the questions and store its traces.
+
+    Questions with too long a prompt are skipped (warned about, listed under "refused" in the printed summary).
+    """
+    config = dataclasses.replace(extract_config(args), max_prompt_tokens=args.max_prompt_tokens)
+    summary = extract(questions_from(args), args.out, config)
     summary.pop("config")
     print(json.dumps(summary, indent=2))
 
@@ -54,6 +59,9 @@ def register(sub) -> None:
     add_question_args(p)
     p.add_argument("--out", required=True, help="trace store directory")
     add_model_args(p)
+    p.add_argument("--max-prompt-tokens", type=int, default=None,
+                   help="skip questions whose prompt is longer (always: longer than the model's context "
+                        "minus --max-new-tokens); skipped ids are listed in the summary")
     p.set_defaults(func=cmd_extract)
 
     p = sub.add_parser("label", help="score answers against accepted aliases and write labels.csv")

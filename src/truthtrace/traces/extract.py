@@ -3,13 +3,16 @@
 Each question becomes one trace keyed by its question id. Batches are generated, then
 captured in one forward pass (see :mod:`truthtrace.traces.capture`) and written to a
 :class:`~truthtrace.store.TraceWriter`; questions already in the store are skipped, so a
-killed run picks up where it stopped.
+killed run picks up where it stopped. A store is resumed only with the weights it was written
+from (``model_fingerprint`` in its schema). A question whose prompt does not fit the model's
+context (or ``max_prompt_tokens``) is refused on its own and listed in the summary.
 """
 
 from __future__ import annotations
 
 import re
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
@@ -20,7 +23,9 @@ from tqdm.auto import tqdm
 from truthtrace import __version__
 from truthtrace.dtypes import COMPUTE_DTYPES, STORAGE_DTYPES
 from truthtrace.models import DEFAULT_MODEL, load_model
-from truthtrace.store import TraceWriter
+from truthtrace.models.fingerprint import model_fingerprint
+from truthtrace.store import StoreError, TraceWriter
+from truthtrace.store.index import INDEX_NAME, load_index
 from truthtrace.traces.capture import (
     CAPTURE_MODES,
     DEFAULT_TEMPLATE,
@@ -30,9 +35,12 @@ from truthtrace.traces.capture import (
     generate_answers,
     generate_with_traces,
     kept_start,
+    prompt_limit,
 )
 
 _KEEP_RE = re.compile(r"^(all|answer|last:[1-9]\d*)$")
+FINGERPRINT = "model_fingerprint"  # schema key: the weights the store was written from
+SHOWN_REFUSALS = 10  # refused questions warned about one by one; the summary lists all
 
 
 @dataclass
@@ -47,6 +55,7 @@ class ExtractConfig:
     system_prompt: str | None = None
     use_chat_template: bool = True
     max_new_tokens: int = 24
+    max_prompt_tokens: int | None = None  # refuse longer prompts (the model's context always limits them)
     do_sample: bool = False
     temperature: float = 1.0
     top_p: float = 1.0
@@ -67,6 +76,9 @@ class ExtractConfig:
             raise ValueError("prompt_template must contain '{question}'")
         if self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.max_prompt_tokens is not None and not (isinstance(self.max_prompt_tokens, int)
+                                                       and self.max_prompt_tokens >= 1):
+            raise ValueError(f"max_prompt_tokens must be an int >= 1 or None, got {self.max_prompt_tokens!r}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
         if self.batch_size < 1:
@@ -97,13 +109,20 @@ class ExtractConfig:
 
 
 def store_schema(config: ExtractConfig, model, model_id: str) -> dict:
-    """The schema recorded in the store index; a resumed run must match it exactly."""
+    """The schema recorded in the store index; a resumed run must match it exactly.
+
+    ``model_fingerprint`` identifies the weights (:func:`truthtrace.models.fingerprint.model_fingerprint`);
+    ``model_source`` (where they were loaded from) is volatile: a moved model directory still resumes.
+    """
     cfg = model.config
     n_layers = cfg.num_hidden_layers
     opts = config.capture_options(n_layers)
     return {
         "kind": "truthtrace.traces",
         "model": model_id,
+        FINGERPRINT: model_fingerprint(model),
+        "model_source": getattr(model, "truthtrace_path", None) or model_id,
+        "volatile": ["model_source"],
         "model_dtype": config.model_dtype,
         "n_layers": n_layers,
         "n_heads": cfg.num_attention_heads,
@@ -120,6 +139,64 @@ def store_schema(config: ExtractConfig, model, model_id: str) -> dict:
     }
 
 
+def resume_schema(out_dir: str | Path, schema: dict, overwrite: bool = False) -> dict:
+    """The schema to open the store at ``out_dir`` with, after checking it was written from the same weights.
+
+    A store written before fingerprints were recorded (no ``model_fingerprint``) is resumed with a warning:
+    the field is left out of the returned schema so the writer's exact comparison accepts it.
+
+    Raises:
+        StoreError: the store's fingerprint differs from ``schema``'s; the message names both models.
+    """
+    root = Path(out_dir)
+    if overwrite or not (root / INDEX_NAME).is_file():
+        return schema
+    try:
+        stored = load_index(root)["schema"]
+    except StoreError:  # a damaged index: the writer reports it
+        return schema
+    if not isinstance(stored, dict) or stored.get("kind") != schema["kind"]:
+        return schema
+    if stored.get(FINGERPRINT) is None:
+        warnings.warn(f"{root}: the store records no model fingerprint (written before truthtrace kept one); "
+                      f"resuming on the model name {schema['model']!r} alone", stacklevel=3)
+        return {k: v for k, v in schema.items() if k != FINGERPRINT}
+    if stored[FINGERPRINT] != schema[FINGERPRINT]:
+        raise StoreError(
+            f"{root}: cannot resume: the store holds traces of model {stored.get('model')!r} "
+            f"(from {stored.get('model_source', '?')}, fingerprint {stored[FINGERPRINT]}) but this run loads "
+            f"{schema['model']!r} (from {schema['model_source']}, fingerprint {schema[FINGERPRINT]}): "
+            "other weights. Write to another --out, or pass --overwrite (overwrite=True) to replace the store")
+    return schema
+
+
+def fitting_prompts(questions: Sequence, tokenizer, config: ExtractConfig, model_config):
+    """Build every question's prompt; keep those within :func:`~truthtrace.traces.capture.prompt_limit`.
+
+    Returns:
+        ``(kept, prompts, refused)``: the kept questions, their prompt ids (lists of ints, ``(P,)`` each) and
+        ``[{"id", "reason"}]`` for every refused question. The first :data:`SHOWN_REFUSALS` refusals are
+        warned about by id, the rest in one warning.
+    """
+    limit, why = prompt_limit(model_config, config.max_new_tokens, config.max_prompt_tokens)
+    kept, prompts, refused = [], [], []
+    for q in questions:
+        ids = build_prompt_ids(tokenizer, q.question, config.prompt_template, config.use_chat_template,
+                               config.system_prompt)
+        if limit is not None and len(ids) > limit:
+            refused.append({"id": q.id, "reason": f"prompt of {len(ids)} tokens is over the limit of {limit} "
+                                                  f"({why})"})
+            if len(refused) <= SHOWN_REFUSALS:
+                warnings.warn(f"question {q.id!r} skipped: {refused[-1]['reason']}", stacklevel=3)
+        else:
+            kept.append(q)
+            prompts.append(ids)
+    if len(refused) > SHOWN_REFUSALS:
+        warnings.warn(f"{len(refused) - SHOWN_REFUSALS} more questions skipped for too long a prompt "
+                      "(all are listed in the summary's 'refused')", stacklevel=3)
+    return kept, prompts, refused
+
+
 def _meta(q, prompt_ids: list[int], answer_ids: list[int], tokenizer, keep_start: int) -> dict:
     return {
         "question_id": q.id, "question": q.question, "answers": list(q.answers), "category": q.category,
@@ -129,10 +206,15 @@ def _meta(q, prompt_ids: list[int], answer_ids: list[int], tokenizer, keep_start
     }
 
 
-def capture_batch(model, tokenizer, questions: Sequence, config: ExtractConfig, opts: CaptureOptions):
-    """Generate and capture one batch; yields ``(trace_id, tensors, meta)`` per question."""
-    prompts = [build_prompt_ids(tokenizer, q.question, config.prompt_template,
-                                config.use_chat_template, config.system_prompt) for q in questions]
+def capture_batch(model, tokenizer, questions: Sequence, config: ExtractConfig, opts: CaptureOptions,
+                  prompts: list[list[int]] | None = None):
+    """Generate and capture one batch; yields ``(trace_id, tensors, meta)`` per question.
+
+    ``prompts`` are the questions' prompt token ids if already built (else built here).
+    """
+    if prompts is None:
+        prompts = [build_prompt_ids(tokenizer, q.question, config.prompt_template,
+                                    config.use_chat_template, config.system_prompt) for q in questions]
     sampling = (config.do_sample, config.temperature, config.top_p)
     if config.capture == "generate":
         answers, traces = generate_with_traces(model, tokenizer, prompts, opts, config.max_new_tokens, *sampling)
@@ -149,12 +231,17 @@ def extract(questions: Sequence, out_dir: str | Path, config: ExtractConfig | No
             model=None, tokenizer=None, progress: bool = True) -> dict:
     """Run the model on ``questions`` and store one trace per question under ``out_dir``.
 
-    Questions whose id is already in the store are skipped (resume). Pass ``model`` and
-    ``tokenizer`` to reuse a loaded model (e.g. a tiny test model); otherwise
-    ``config.model`` is loaded.
+    Questions whose id is already in the store are skipped (resume); the store must have been written
+    from the same weights. Questions whose prompt is too long (see :func:`fitting_prompts`) are refused one
+    by one, with a warning, and the rest are extracted. Pass ``model`` and ``tokenizer`` to reuse a
+    loaded model (e.g. a tiny test model); otherwise ``config.model`` is loaded.
 
     Returns:
-        summary dict: n_questions, n_new, n_skipped, seconds, questions_per_s, store path.
+        summary dict: n_questions, n_new, n_skipped (already stored), n_refused and refused
+        (``[{"id", "reason"}]``, questions not extracted), seconds, questions_per_s, store path.
+
+    Raises:
+        StoreError: the store cannot be resumed (other settings or other weights; see :func:`resume_schema`).
     """
     config = config or ExtractConfig()
     if config.threads:
@@ -165,23 +252,33 @@ def extract(questions: Sequence, out_dir: str | Path, config: ExtractConfig | No
     if model is None:
         model, tokenizer = load_model(config.model, config.model_dtype, config.device)
     model_id = getattr(model, "truthtrace_id", config.model)
-    schema = store_schema(config, model, model_id)
+    schema = resume_schema(out_dir, store_schema(config, model, model_id), config.overwrite)
     opts = config.capture_options(model.config.num_hidden_layers)
     torch.manual_seed(config.seed)
-    start, n_new = time.perf_counter(), 0
+    start = time.perf_counter()
     with TraceWriter(out_dir, schema, storage_dtype=config.storage_dtype, shard_max_bytes=config.shard_max_bytes,
                      shard_max_traces=config.shard_max_traces, resume=True, overwrite=config.overwrite) as writer:
         todo = [q for q in questions if not writer.has(q.id)]
-        bar = tqdm(total=len(todo), desc="extract", unit="q", disable=not progress)
-        for i in range(0, len(todo), config.batch_size):
-            for trace_id, tensors, meta in capture_batch(model, tokenizer, todo[i:i + config.batch_size], config, opts):
-                writer.add(trace_id, tensors, meta)
-                n_new += 1
-            bar.update(min(config.batch_size, len(todo) - i))
-            bar.set_postfix(q_per_s=f"{n_new / (time.perf_counter() - start):.2f}")
-        bar.close()
+        kept, prompts, refused = fitting_prompts(todo, tokenizer, config, model.config)
+        n_new = write_batches(writer, model, tokenizer, kept, prompts, config, opts, progress)
     seconds = time.perf_counter() - start
     return {"store": str(out_dir), "n_questions": len(questions), "n_new": n_new,
-            "n_skipped": len(questions) - len(todo), "seconds": round(seconds, 2),
-            "questions_per_s": round(n_new / seconds, 3) if n_new else None,
+            "n_skipped": len(questions) - len(todo), "n_refused": len(refused), "refused": refused,
+            "seconds": round(seconds, 2), "questions_per_s": round(n_new / seconds, 3) if n_new else None,
             "truthtrace_version": __version__, "config": asdict(config)}
+
+
+def write_batches(writer, model, tokenizer, questions: Sequence, prompts: list[list[int]], config: ExtractConfig,
+                  opts: CaptureOptions, progress: bool = True) -> int:
+    """Capture ``questions`` (with their prompt ids) batch by batch into ``writer``; returns how many were added."""
+    start, n_new = time.perf_counter(), 0
+    bar = tqdm(total=len(questions), desc="extract", unit="q", disable=not progress)
+    for i in range(0, len(questions), config.batch_size):
+        batch, batch_prompts = questions[i:i + config.batch_size], prompts[i:i + config.batch_size]
+        for trace_id, tensors, meta in capture_batch(model, tokenizer, batch, config, opts, batch_prompts):
+            writer.add(trace_id, tensors, meta)
+            n_new += 1
+        bar.update(len(batch))
+        bar.set_postfix(q_per_s=f"{n_new / (time.perf_counter() - start):.2f}")
+    bar.close()
+    return n_new
