@@ -4,16 +4,19 @@ Writes go to a temp file beside the target, are fsynced and renamed: a crash lea
 old file or the whole new one, never a truncated file that looks complete. Files get the usual
 permissions (0666 less the umask), not mkstemp's 0600. Every versioned manifest truthtrace
 writes (``docs/FORMAT.md``) is read back through :func:`read_versioned_json`, which names the file
-and the field on any problem.
+and the field on any problem. A stage that replaces its output (``--overwrite``, ``--force``)
+deletes only the files it writes: :func:`foreign_files` / :func:`clear_own_output` tell them apart
+and refuse a folder that holds anything else.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Union
 
 import numpy as np
 from safetensors.numpy import save_file
@@ -114,6 +117,112 @@ def check_output_apart(out: str | Path, inputs: dict[str, str | Path | None], fi
         if how:
             raise ValueError(f"{field} {out} {how} the input {name} {path}: choose an output apart from the "
                              "inputs (truthtrace never writes over what it reads)")
+
+
+# what a stage writes: a test of an entry's path relative to the folder (posix, a dir ends in "/"),
+# or regexes one of which must match that path in full
+Ours = Union[Callable[[str], bool], Iterable[Union[str, re.Pattern]]]
+SHOWN_FOREIGN = 5  # foreign entries a refusal names
+
+
+def temp_pattern(name: str) -> str:
+    """Regex of the temp file :func:`atomic_write` leaves beside ``name`` when interrupted (``.NAME.XXXX.tmp``)."""
+    return rf"\.{re.escape(name)}\.[A-Za-z0-9_]+\.tmp"
+
+
+def _own_test(ours: Ours) -> Callable[[str], bool]:
+    if callable(ours):
+        return ours
+    patterns = [re.compile(p) if isinstance(p, str) else p for p in ours]
+    return lambda rel: any(p.fullmatch(rel) for p in patterns)
+
+
+def scan_output(folder: str | Path, ours: Ours) -> tuple[list[Path], list[Path]]:
+    """Split what is under ``folder`` into ``(own, foreign)`` entries.
+
+    An entry is tested by its path relative to ``folder`` (posix; a directory's ends in "/"). Our
+    directories are descended into, a foreign entry is reported whole; symlinks are never followed.
+    ``own`` lists children before their directory, the order to delete them in.
+    """
+    test, own, foreign = _own_test(ours), [], []
+
+    def walk(directory: Path, prefix: str) -> None:
+        for entry in sorted(os.scandir(directory), key=lambda e: e.name):
+            is_dir = entry.is_dir(follow_symlinks=False)
+            rel = prefix + entry.name + ("/" if is_dir else "")
+            if not test(rel):
+                foreign.append(Path(entry.path))
+                continue
+            if is_dir:
+                walk(Path(entry.path), rel)
+            own.append(Path(entry.path))
+
+    walk(Path(folder), "")
+    return own, foreign
+
+
+def _scan(folder: Path, ours: Ours) -> tuple[list[Path], list[Path]]:
+    """:func:`scan_output`, with a missing folder empty and a non-folder (or symlink) foreign itself."""
+    if not folder.exists() and not folder.is_symlink():
+        return [], []
+    if folder.is_symlink() or not folder.is_dir():
+        return [], [folder]
+    return scan_output(folder, ours)
+
+
+def foreign_files(folder: str | Path, ours: Ours) -> list[Path]:
+    """The entries of ``folder`` (recursively, see :func:`scan_output`) that are not ``ours``.
+
+    A missing folder holds none; a file where the folder should be is itself foreign.
+    """
+    return _scan(Path(folder), ours)[1]
+
+
+def refuse_foreign(folder: str | Path, ours: Ours, field: str = "--out", owner: str = "truthtrace",
+                   error: type[Exception] = ValueError) -> list[Path]:
+    """The entries of ``folder`` that are ``ours``, after making sure it holds nothing else.
+
+    Args:
+        folder: the output folder a stage is about to replace.
+        ours: what the stage writes (see :data:`Ours`).
+        field: how the user named the folder, for the message.
+        owner: who writes the files that are ours, for the message.
+        error: the exception class to raise.
+    Raises:
+        ``error``: naming the folder and the first foreign entries; nothing was deleted.
+    """
+    folder = Path(folder)
+    own, foreign = _scan(folder, ours)
+    if foreign == [folder]:
+        raise error(f"{field} {folder} is not a folder {owner} wrote; nothing was deleted: pick another {field}")
+    if foreign:
+        names = [str(p.relative_to(folder)) + ("/" if p.is_dir() else "") for p in foreign[:SHOWN_FOREIGN]]
+        more = f" and {len(foreign) - SHOWN_FOREIGN} more" if len(foreign) > SHOWN_FOREIGN else ""
+        raise error(f"{field} {folder} holds files {owner} did not write ({', '.join(names)}{more}); "
+                    f"nothing was deleted: move them away or pick another {field}")
+    return own
+
+
+def clear_own_output(folder: str | Path, ours: Ours, field: str = "--out", owner: str = "truthtrace",
+                     error: type[Exception] = ValueError, remove_folder: bool = False) -> None:
+    """Delete what a stage wrote in ``folder``; refuse, deleting nothing, when anything else is there.
+
+    Args:
+        folder: the stage's output folder (a missing one is fine).
+        ours: what the stage writes (see :data:`Ours`).
+        field, owner, error: as for :func:`refuse_foreign`.
+        remove_folder: remove ``folder`` itself too once it is empty.
+    Raises:
+        ``error``: ``folder`` holds files the stage did not write (named).
+    """
+    folder = Path(folder)
+    for path in refuse_foreign(folder, ours, field, owner, error):
+        if path.is_dir() and not path.is_symlink():
+            path.rmdir()
+        else:
+            path.unlink()
+    if remove_folder and folder.is_dir():
+        folder.rmdir()
 
 
 def parse_json_object(data: bytes | str, where: str | Path, error: type[Exception] = ValueError) -> dict:

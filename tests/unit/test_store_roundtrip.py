@@ -114,12 +114,16 @@ def test_resume_false_refuses_and_overwrite_replaces(tmp_path):
     with pytest.raises(StoreError, match="resume=True.*overwrite=True"):
         TraceWriter(tmp_path, SCHEMA, resume=False)
     (tmp_path / "notes.txt").write_text("keep me")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(StoreError, match=r"did not write \(notes.txt\); nothing was deleted"):
+        TraceWriter(tmp_path, {**SCHEMA, "n_layers": 5}, overwrite=True)  # a folder with other files: refused
+    assert sorted(p.name for p in tmp_path.iterdir()) == before and TraceStore(tmp_path).ids() == ["q0", "q1"]
+    (tmp_path / "notes.txt").unlink()
     with TraceWriter(tmp_path, {**SCHEMA, "n_layers": 5}, overwrite=True) as w:
         assert not w.has("q0")
         w.add("new", make_trace(9), {})
     store = TraceStore(tmp_path)
     assert store.ids() == ["new"] and store.schema["n_layers"] == 5
-    assert (tmp_path / "notes.txt").read_text() == "keep me"
 
 
 @pytest.mark.parametrize("kwargs, field", [

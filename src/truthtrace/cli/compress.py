@@ -78,6 +78,7 @@ def register(sub) -> None:
                    help="weights file format (default: zstd when pruning/zeroing)")
     p.add_argument("--verify-tol", type=float, default=None, help="reload tolerance (default: per method)")
     p.add_argument("--device", default="auto")
-    p.add_argument("--force", action="store_true", help="replace an existing output directory")
+    p.add_argument("--force", action="store_true", help="replace an existing output directory that compress wrote "
+                   "(refused, deleting nothing, if it holds other files)")
     p.add_argument("--json", action="store_true", help="print the full compression.json summary")
     p.set_defaults(func=cmd_compress)

@@ -63,7 +63,8 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--num-workers", type=int, default=0, help="DataLoader workers (default 0: in-process)")
     p.add_argument("--detector-args", default=None, help='JSON, e.g. \'{"probe": {"C": 0.1}}\'')
-    p.add_argument("--overwrite", action="store_true", help="refit detectors that are already saved")
+    p.add_argument("--overwrite", action="store_true", help="refit detectors that are already saved "
+                   "(refused, deleting nothing, if their folders hold files train did not write)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="grade every trained detector (all seeds) on the held-out split")

@@ -69,7 +69,8 @@ def register(sub) -> None:
     s = p.add_argument_group("split and run")
     s.add_argument("--split-seed", type=int, default=0)
     s.add_argument("--fractions", default="0.7,0.15,0.15", help="train,val,test shares of question ids")
-    s.add_argument("--overwrite", action="store_true", help="replace an existing feature store instead of resuming")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing feature store instead of resuming "
+                   "(refused, deleting nothing, if the folder holds other files)")
     s.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
     s.add_argument("--json", action="store_true", help="print the summary as JSON")

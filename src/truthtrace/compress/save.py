@@ -7,6 +7,7 @@ Layouts of an output directory (``storage.method`` in compression.json):
 - "torchao" / "bnb": the backend's ``save_pretrained`` checkpoint (``from_pretrained`` works);
 - "quanto": ``model.quanto.safetensors`` + the quantization map in compression.json.
 A reload that does not reproduce the saved model's logits within tolerance deletes the temp dir and raises.
+``force`` replaces an existing output only when it holds nothing but what compress writes (``COMPRESS_FILES``).
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from truthtrace.compress.config import CompressConfig
 from truthtrace.compress.prune import prune_linear, sparsity_report, zero_below
 from truthtrace.compress.quantize import load_quantized_hf, quantize_model_int8, quantize_quanto
 from truthtrace.dtypes import canonical_dtype, torch_dtype
-from truthtrace.fileio import check_output_apart
+from truthtrace.fileio import check_output_apart, clear_own_output, refuse_foreign
 from truthtrace.machine import cpu_has_bf16, versions
-from truthtrace.models.compressed import write_compression
+from truthtrace.models.compressed import COMPRESSION_JSON, write_compression
 from truthtrace.models.int8 import pack_state_dict
 from truthtrace.models.load import LoadedModel, auto_class, load_any, model_kind
 from truthtrace.models.sparse_io import dir_bytes, split_tied, write_state_dict
@@ -37,6 +38,14 @@ VERIFY_TEXTS = ["The capital of France is Paris, and the capital of Italy is",
 # the libraries that wrote (and must read) a compressed model
 COMPRESS_DISTRIBUTIONS = ("truthtrace", "torch", "transformers", "safetensors", "zstandard", "torchao",
                           "optimum-quanto", "bitsandbytes")
+# every name ``_write`` can leave in an output dir: compression.json, config + generation config, the
+# weights (ours, or save_pretrained's, sharded or not), and the tokenizer files save_pretrained writes
+_OWN_NAMES = (r"(?:compression\.json|config\.json|generation_config\.json"
+              r"|model(\.int8|\.quanto)?\.safetensors(\.zst)?|model-\d{5}-of-\d{5}\.safetensors"
+              r"|model\.safetensors\.index\.json"
+              r"|tokenizer(_config)?\.json|special_tokens_map\.json|added_tokens\.json|chat_template\.(jinja|json)"
+              r"|vocab\.(json|txt)|merges\.txt|tokenizer\.model|spiece\.model|sentencepiece\.bpe\.model)")
+COMPRESS_FILES = (_OWN_NAMES, rf"\.({_OWN_NAMES})\.[A-Za-z0-9_]+\.tmp")  # and the temps of atomic writes
 SPARSITY_NOTE = ("exact zeros in the prunable linear weights: before_quantization = after pruning/zeroing, "
                  "before int8 rounding; after_reload = in the saved weights as reloaded (int8 rounding turns "
                  "small weights into zeros; null for formats kept quantized)")
@@ -70,9 +79,23 @@ def compare(expected: torch.Tensor, got: torch.Tensor, mask: torch.Tensor) -> di
     return out
 
 
+def check_replaceable(out: Path) -> None:
+    """Make sure ``out`` may be replaced: it holds nothing but what compress writes, and compression.json.
+
+    Raises:
+        ValueError: naming ``out`` and the files compress did not write (none is deleted).
+    """
+    refuse_foreign(out, COMPRESS_FILES, "--out", "truthtrace compress")
+    if any(out.iterdir()) and not (out / COMPRESSION_JSON).is_file():
+        raise ValueError(f"--out {out} holds no {COMPRESSION_JSON}: it is not a model truthtrace compress wrote; "
+                         "nothing was deleted: pick another --out")
+
+
 def _prepare_out(out: Path, force: bool) -> None:
     if out.exists() and not force:
         raise ValueError(f"output {out} exists: pass --force (force=True) to replace it")
+    if out.exists() or out.is_symlink():
+        check_replaceable(out)
     out.parent.mkdir(parents=True, exist_ok=True)
 
 
@@ -160,7 +183,8 @@ def compress(cfg: CompressConfig) -> dict:
         the compression.json contents plus ``out``.
 
     Raises:
-        ValueError: output exists without force, unsupported combination, or reload verification failed.
+        ValueError: output exists without force (or, with force, holds files compress did not write: they
+            are named and nothing is deleted), unsupported combination, or reload verification failed.
         truthtrace.models.ModelNotFoundError: the model spec resolves to nothing.
     """
     t0 = time.perf_counter()
@@ -233,10 +257,15 @@ def _verify(tmp: Path, batch, expected: torch.Tensor, original: torch.Tensor, to
 
 
 def _move_into_place(tmp: Path, out: Path) -> None:
+    """Rename ``tmp`` to ``out``; an old ``out`` (checked again now) goes aside first, then its own files go."""
     old = None
-    if out.exists():
+    if out.exists() or out.is_symlink():
+        check_replaceable(out)
         old = out.with_name(f".{out.name}.old-{int(time.time())}")
         out.rename(old)
     tmp.rename(out)
     if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        try:
+            clear_own_output(old, COMPRESS_FILES, "--out", "truthtrace compress", remove_folder=True)
+        except (ValueError, OSError) as err:  # a file appeared meanwhile: keep it and say where
+            warnings.warn(f"the old output was kept as {old}: {err}", stacklevel=2)

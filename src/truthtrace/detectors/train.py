@@ -10,27 +10,38 @@ Outputs in ``out_dir``:
   one per seed for detectors whose training is random, ``seed-0`` only otherwise;
 - ``train_summary.json``: split sizes, hallucination rates and each fit's info.
 
-Re-running resumes: a detector whose ``config.json`` exists with the same arguments is skipped.
+Re-running resumes: a detector whose ``config.json`` exists with the same arguments, and that
+loads in full (config and weights), is skipped; one that does not load is refit, with a warning.
+``overwrite`` deletes the ``<detector>/`` folders it refits, refusing any that hold files train did
+not write (``RUN_FILES``).
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from safetensors import SafetensorError
 from tqdm.auto import tqdm
 
-from truthtrace.detectors.base import CONFIG_FILE, DETECTORS, get_detector, read_config
+from truthtrace.detectors.base import CONFIG_FILE, DETECTORS, get_detector, load_detector, read_config
 from truthtrace.features.dataset import FeatureDataset, make_loader
 from truthtrace.features.splits import SPLIT_FILE, SPLITS, read_split, write_split
-from truthtrace.fileio import check_output_apart, write_json_atomic
+from truthtrace.fileio import check_output_apart, clear_own_output, refuse_foreign, write_json_atomic
 
 SUMMARY_FILE = "train_summary.json"
 DEFAULT_DETECTORS = ("probe", "mlp", "lstm", "gnn", "lookback", "perplexity", "max_entropy", "attn_logdet",
                      "hidden_svd")
+# what train writes in ``<out>/<detector>/`` (paths relative to it; a folder ends in "/"): per seed the
+# saved detector, its checkpoints and everything the tracker logs in ``tb/``, plus atomic-write temps
+_SAVED, _CHECKPOINT, _TEMP = r"(config\.json|model\.safetensors)", r"(best|last)\.(json|safetensors)", r"\.\w+\.tmp"
+RUN_FILES = (r"seed-\d+/", rf"seed-\d+/({_SAVED}|\.{_SAVED}{_TEMP})", r"seed-\d+/checkpoints/",
+             rf"seed-\d+/checkpoints/({_CHECKPOINT}|\.{_CHECKPOINT}{_TEMP})", r"seed-\d+/tb/.*")
+# a saved detector that fails to load (truncated or garbage weights, config not matching them)
+LOAD_ERRORS = (ValueError, OSError, RuntimeError, KeyError, TypeError, SafetensorError)
 
 
 @dataclass
@@ -104,7 +115,11 @@ def _build(name: str, seed: int, config: TrainConfig, run_dir: Path):
 
 
 def _done(run_dir: Path, det) -> bool:
-    """True if ``run_dir`` holds a saved detector with the same arguments as ``det``."""
+    """True if ``run_dir`` holds a saved detector with the same arguments as ``det`` that loads in full.
+
+    A detector whose files do not load (truncated or corrupt weights, weights not fitting the config)
+    is refit: False, with a warning naming the folder and the error.
+    """
     cfg = run_dir / CONFIG_FILE
     if not cfg.is_file():
         return False
@@ -112,7 +127,28 @@ def _done(run_dir: Path, det) -> bool:
         saved = read_config(run_dir)
     except ValueError:  # another format or version: refit
         return False
-    return saved.get("name") == det.name and saved.get("args") == json.loads(json.dumps(det.args()))
+    if saved.get("name") != det.name or saved.get("args") != json.loads(json.dumps(det.args())):
+        return False
+    try:
+        load_detector(run_dir)  # reads config.json and every weight, checking they fit
+    except LOAD_ERRORS as err:
+        warnings.warn(f"{run_dir}: the saved {det.name} detector does not load ({type(err).__name__}: {err}); "
+                      "training it again", stacklevel=2)
+        return False
+    return True
+
+
+def clear_runs(out: Path, names: tuple[str, ...]) -> None:
+    """Delete the ``<out>/<name>/`` folders of detectors ``names`` (``overwrite``): what train wrote only.
+
+    Raises:
+        ValueError: one of them holds files train did not write (named); nothing is deleted then.
+    """
+    runs = [out / name for name in names if (out / name).exists() or (out / name).is_symlink()]
+    for run in runs:  # check all before deleting any
+        refuse_foreign(run, RUN_FILES, "--out", "truthtrace train")
+    for run in runs:
+        clear_own_output(run, RUN_FILES, "--out", "truthtrace train", remove_folder=True)
 
 
 def fit_one(name: str, seed: int, features_dir, labels, out: Path, config: TrainConfig) -> dict:
@@ -137,14 +173,14 @@ def train(features_dir: str | Path, labels_csv: str | Path, out_dir: str | Path,
         The summary also written to ``out_dir/train_summary.json``.
     Raises:
         FileNotFoundError: no ``split.json`` in the feature store (not made by ``preprocess``).
-        ValueError: bad inputs, e.g. a split with one class.
+        ValueError: bad inputs, e.g. a split with one class; with ``overwrite``, a detector folder holding
+            files train did not write (named; nothing is deleted).
     """
     config = config or TrainConfig()
     check_output_apart(out_dir, {"feature store": features_dir, "labels": labels_csv})
     out, feats = Path(out_dir), Path(features_dir)
-    if config.overwrite and out.exists():
-        for name in config.detectors:
-            shutil.rmtree(out / name, ignore_errors=True)
+    if config.overwrite:
+        clear_runs(out, config.detectors)
     doc = read_split(feats)  # checks the file
     split = {s: doc[s] for s in SPLITS}
     write_split(out, doc, features_dir=str(feats))

@@ -63,6 +63,7 @@ from truthtrace.store import TraceStore, TraceWriter
 from truthtrace.store.index import INDEX_NAME, load_index, schema_diff
 
 FP16_MAX = 65504.0
+FEATURE_FILES = (SPLIT_FILE, PCA_FILE)  # written beside the shards: --overwrite deletes them with the store
 
 
 def feature_schema(source: TraceStore, config: PreprocessConfig) -> dict:
@@ -276,7 +277,8 @@ def preprocess(store: str | Path, out: str | Path, config: PreprocessConfig | No
         and with labels the label balance per split (``balance``).
     Raises:
         ValueError: bad settings, or ``out`` holds a feature store of other settings (names ``--overwrite``).
-        StoreError: the source store is unreadable or corrupt.
+        StoreError: the source store is unreadable or corrupt, or ``out`` holds files preprocess did not
+            write (a new store or ``overwrite`` needs a folder of nothing else; they are named, none deleted).
     """
     config, out, t0 = config or PreprocessConfig(), Path(out), time.perf_counter()
     check_output_apart(out, {"trace store": store, "labels": labels if isinstance(labels, (str, Path)) else None,
@@ -291,7 +293,7 @@ def preprocess(store: str | Path, out: str | Path, config: PreprocessConfig | No
     resuming = not config.overwrite and _check_existing(out, schema, split_doc)
     written = skipped = 0
     with TraceWriter(out, schema, storage_dtype="float16", shard_max_traces=config.shard_max_traces,
-                     resume=True, overwrite=config.overwrite) as writer:
+                     resume=True, overwrite=config.overwrite, own_files=FEATURE_FILES) as writer:
         write_split(out, split_doc)
         todo = [tid for tid in source.ids() if not writer.has(tid)]
         pca = _prepare_pca(out, source, split_doc, schema, config, resuming, progress) if todo else None

@@ -3,7 +3,8 @@
 A shard grows in ``shard.NNNNN.bin.tmp``. ``flush`` fsyncs it, renames it and its
 ``.json`` into place, then rewrites ``index.json`` (temp + fsync + rename). Only that
 last rename makes the shard part of the store, so a crash at any point leaves the
-previous index intact; a resuming writer deletes whatever the index does not list.
+previous index intact; a resuming writer deletes what the crash left of its own files
+(``truthtrace.store.ownership``) and never a file it did not write.
 """
 
 from __future__ import annotations
@@ -14,28 +15,25 @@ import os
 import warnings
 from pathlib import Path
 
-import torch
-
-from truthtrace.dtypes import OVERFLOW_DTYPES, STORAGE_DTYPES
 from truthtrace.fileio import write_bytes_atomic
+from truthtrace.store.arguments import check_trace, check_writer_args
 from truthtrace.store.codec import CODEC, compressor, encode, entry_sizes
 from truthtrace.store.index import (
     FORMAT_VERSION,
     INDEX_NAME,
+    LOCK_NAME,
     SHARD_FORMAT,
-    SHARD_RE,
     TMP_SUFFIX,
     StoreError,
     dumps,
     load_index,
     lock_store,
     new_index,
-    remove_store,
     schema_diff,
     shard_file_status,
     shard_files,
-    shard_path_names,
 )
+from truthtrace.store.ownership import clear_store, drop_unlisted, start_store
 
 
 def _jsonable(obj: object, field: str) -> object:
@@ -44,36 +42,6 @@ def _jsonable(obj: object, field: str) -> object:
         return json.loads(json.dumps(obj))
     except (TypeError, ValueError) as err:
         raise ValueError(f"{field} must be JSON-serialisable: {err}") from None
-
-
-def _check_args(schema, storage_dtype, overflow_dtype, shard_max_bytes, shard_max_traces, level) -> None:
-    """Raise ValueError naming the first bad constructor argument."""
-    if not isinstance(schema, dict):
-        raise ValueError(f"schema must be a dict, got {type(schema).__name__}")
-    if storage_dtype not in STORAGE_DTYPES:
-        raise ValueError(f"storage_dtype must be one of {STORAGE_DTYPES}, got {storage_dtype!r}")
-    if overflow_dtype not in OVERFLOW_DTYPES:
-        raise ValueError(f"overflow_dtype must be 'float32' or 'bfloat16', got {overflow_dtype!r}")
-    for name, value in (("shard_max_bytes", shard_max_bytes), ("shard_max_traces", shard_max_traces)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    if not isinstance(level, int) or not -(1 << 17) <= level <= 22:
-        raise ValueError(f"compression_level must be an int in [-131072, 22], got {level!r}")
-
-
-def _check_trace(trace_id, tensors, meta) -> None:
-    """Raise ValueError naming the bad argument of ``add``."""
-    if not isinstance(trace_id, str) or not trace_id:
-        raise ValueError(f"trace_id must be a non-empty str, got {trace_id!r}")
-    if not isinstance(tensors, dict):
-        raise ValueError(f"tensors of trace {trace_id!r} must be a dict, got {type(tensors).__name__}")
-    for key, value in tensors.items():
-        if not isinstance(key, str) or not key:
-            raise ValueError(f"tensors of trace {trace_id!r}: keys must be non-empty str, got {key!r}")
-        if not isinstance(value, torch.Tensor):
-            raise ValueError(f"tensors[{key!r}] of trace {trace_id!r} must be a torch.Tensor")
-    if not isinstance(meta, dict):
-        raise ValueError(f"meta of trace {trace_id!r} must be a dict, got {type(meta).__name__}")
 
 
 def _new_stats() -> dict:
@@ -92,19 +60,25 @@ class TraceWriter:
         shard_max_traces: cut a shard once it holds this many traces.
         compression_level: zstd level (1 is fast; negative levels are faster still).
         resume: continue an existing store at ``path``; if False an existing store raises.
-        overwrite: delete an existing store at ``path`` first.
+        overwrite: delete an existing store at ``path`` first (only its own files).
         overflow_dtype: dtype for layer tensors that overflow float16 ("float32" or "bfloat16").
+        own_files: names of other files the caller writes into ``path`` (e.g. ``split.json``): they do
+            not count as foreign, and ``overwrite`` deletes them too.
+
+    A new store starts only in an empty folder or one holding nothing but the writer's (and
+    ``own_files``') files; ``overwrite`` likewise refuses a folder holding anything else.
 
     Raises:
         ValueError: a bad argument. StoreError: the store cannot be continued (other
-            schema or storage dtype, missing shard, another writer holds the lock).
+            schema or storage dtype, missing shard, another writer holds the lock), or the
+            folder holds files truthtrace did not write (named; nothing is deleted).
     """
 
     def __init__(self, path, schema: dict, storage_dtype: str = "float16",
                  shard_max_bytes: int = 64 * 2**20, shard_max_traces: int = 256,
                  compression_level: int = 1, resume: bool = True, overwrite: bool = False,
-                 overflow_dtype: str = "float32"):
-        _check_args(schema, storage_dtype, overflow_dtype, shard_max_bytes, shard_max_traces,
+                 overflow_dtype: str = "float32", own_files: tuple[str, ...] = ()):
+        check_writer_args(schema, storage_dtype, overflow_dtype, shard_max_bytes, shard_max_traces,
                     compression_level)
         self.root = Path(path)
         self.shard_max_bytes, self.shard_max_traces = shard_max_bytes, shard_max_traces
@@ -112,29 +86,27 @@ class TraceWriter:
         self._schema = _jsonable(schema, "schema")
         self._storage = {"dtype": storage_dtype, "overflow_dtype": overflow_dtype, "codec": CODEC}
         self._cctx = compressor(compression_level)
+        self._own = tuple(own_files)
         self.root.mkdir(parents=True, exist_ok=True)
+        new_lock = not (self.root / LOCK_NAME).exists()
         self._lockfile = lock_store(self.root)
         try:
             if overwrite:
-                remove_store(self.root)
+                clear_store(self.root, self._own)
             self._index = self._open_index(resume)
         except BaseException:
             self._lockfile.close()
+            if new_lock and not (self.root / INDEX_NAME).exists():  # refused: leave the folder as it was
+                (self.root / LOCK_NAME).unlink(missing_ok=True)
             raise
         self._ids = {i for shard in self._index["shards"] for i in shard["ids"]}
         self._closed = False
         self._reset_shard()
 
     def _open_index(self, resume: bool) -> dict:
-        """Load and check the existing index (deleting unlisted files), or write a new one."""
+        """Load and check the existing index (deleting what a crash left), or write a new one."""
         if not (self.root / INDEX_NAME).exists():
-            committed = [n for n in shard_path_names(self.root) if SHARD_RE.match(n)]
-            if committed:  # the index is written before any shard: it was lost, the shards are data
-                raise StoreError(f"{self.root}: {INDEX_NAME} is missing but {len(committed)} shard files are here "
-                                 f"({committed[0]}, ...); nothing was deleted. Check them with `truthtrace "
-                                 f"validate {self.root}`, or pass --overwrite (overwrite=True) to start over")
-            for name in shard_path_names(self.root):  # only our temp files are left: an unfinished start
-                (self.root / name).unlink()
+            start_store(self.root, self._own)
             index = new_index(self._schema, self._storage)
             write_bytes_atomic(self.root / INDEX_NAME, dumps(index))
             return index
@@ -149,15 +121,12 @@ class TraceWriter:
             raise StoreError(f"{self.root / INDEX_NAME}: cannot resume, the store was written with "
                              "different settings:\n  " + "\n  ".join(problems) +
                              "\nwrite to a new output dir or pass overwrite=True (CLI: --overwrite)")
-        self._drop_unlisted(index)
+        drop_unlisted(self.root, index)
+        self._check_listed(index)
         return index
 
-    def _drop_unlisted(self, index: dict) -> None:
-        """Delete temp files and shards the index does not list; StoreError if a listed one is damaged."""
-        listed = {shard[kind] for shard in index["shards"] for kind in ("bin", "json")}
-        for name in shard_path_names(self.root):
-            if name not in listed:
-                (self.root / name).unlink()
+    def _check_listed(self, index: dict) -> None:
+        """StoreError if a shard the index lists is missing or of the wrong size."""
         for shard in index["shards"]:
             for kind in ("bin", "json"):  # the size check of the store's one integrity rule (no hashing here)
                 if shard_file_status(self.root, shard, kind, checksum=False) is not None:
@@ -188,7 +157,7 @@ class TraceWriter:
         """
         self._check_open()
         meta = {} if meta is None else meta
-        _check_trace(trace_id, tensors, meta)
+        check_trace(trace_id, tensors, meta)
         if self.has(trace_id):
             raise StoreError(f"{self.root}: trace id {trace_id!r} is already stored")
         meta = _jsonable(meta, f"meta of trace {trace_id!r}")
@@ -267,8 +236,8 @@ class TraceWriter:
         doc = {"format": SHARD_FORMAT, "format_version": FORMAT_VERSION, "bin": bin_name,
                "traces": self._records}
         data = dumps(doc)
+        write_bytes_atomic(self.root / json_name, data)  # first: it proves the .bin ours if the index never comes
         os.replace(self.root / (bin_name + TMP_SUFFIX), self.root / bin_name)
-        write_bytes_atomic(self.root / json_name, data)
         shard = {"bin": bin_name, "json": json_name, "bin_bytes": self._pos, "json_bytes": len(data),
                  "bin_sha256": self._hash.hexdigest(), "json_sha256": hashlib.sha256(data).hexdigest(),
                  "compression_level": self.compression_level,
