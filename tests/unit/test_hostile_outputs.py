@@ -175,7 +175,8 @@ def test_train_resume_refits_a_detector_whose_weights_do_not_load(planted, tmp_p
     weights = out / "probe" / "seed-0" / "model.safetensors"
     data = weights.read_bytes()
     weights.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"\x00" * len(data))
-    with pytest.warns(UserWarning, match=r"probe/seed-0: the saved probe detector does not load.*training it again"):
+    with pytest.warns(UserWarning, match=r"probe/seed-0/model.safetensors: the saved probe detector does not "
+                                         r"load.*training it again"):
         summary = train(feats, labels, out, cfg, progress=False)
     assert "skipped" not in summary["detectors"]["probe"]["seed-0"]
     load_detector(out / "probe" / "seed-0")  # loads again

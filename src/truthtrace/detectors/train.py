@@ -27,7 +27,7 @@ from pathlib import Path
 from safetensors import SafetensorError
 from tqdm.auto import tqdm
 
-from truthtrace.detectors.base import CONFIG_FILE, DETECTORS, get_detector, load_detector, read_config
+from truthtrace.detectors.base import CONFIG_FILE, DETECTORS, WEIGHTS_FILE, get_detector, load_detector, read_config
 from truthtrace.features.dataset import FeatureDataset, make_loader
 from truthtrace.features.splits import SPLIT_FILE, SPLITS, read_split, write_split
 from truthtrace.fileio import check_output_apart, clear_own_output, refuse_foreign, write_json_atomic
@@ -118,7 +118,7 @@ def _done(run_dir: Path, det) -> bool:
     """True if ``run_dir`` holds a saved detector with the same arguments as ``det`` that loads in full.
 
     A detector whose files do not load (truncated or corrupt weights, weights not fitting the config)
-    is refit: False, with a warning naming the folder and the error.
+    is refit: False, with a warning naming the weights file and the error.
     """
     cfg = run_dir / CONFIG_FILE
     if not cfg.is_file():
@@ -131,8 +131,9 @@ def _done(run_dir: Path, det) -> bool:
         return False
     try:
         load_detector(run_dir)  # reads config.json and every weight, checking they fit
-    except LOAD_ERRORS as err:
-        warnings.warn(f"{run_dir}: the saved {det.name} detector does not load ({type(err).__name__}: {err}); "
+    except LOAD_ERRORS as err:  # config.json was read above: the weights are what does not load
+        where = run_dir / WEIGHTS_FILE if (run_dir / WEIGHTS_FILE).exists() else run_dir
+        warnings.warn(f"{where}: the saved {det.name} detector does not load ({type(err).__name__}: {err}); "
                       "training it again", stacklevel=2)
         return False
     return True
