@@ -8,17 +8,21 @@ unanswerable v2 questions skipped, the paragraph kept as ``context``); ``truthfu
 
 Duplicate ids are rejected by default (``duplicates="error"``) because ids key traces
 and labels; ``duplicates="rename"`` appends ``~2``, ``~3``, ... instead.
-Every problem raises ``ValueError`` naming the file, the line or record and the field.
+Every problem raises ``ValueError`` naming the file, the line or record and the field: a list
+or an object where text is expected (the question, id, category, context or one answer) is refused,
+never stored as its Python repr. Text decoding and CSV rows are in :mod:`truthtrace.data.textio`.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Any, Iterator
 
+from truthtrace.data.fields import answer_list, get_field, require_text, text_field
+from truthtrace.data.formats import Raw, nq_open_records, squad_records, triviaqa_records, truthfulqa_records
 from truthtrace.data.questions import Question
+from truthtrace.data.textio import Record, check_question_file, csv_header, csv_rows, read_text, text_lines
 
 FORMATS = ("auto", "jsonl", "csv", "json", "triviaqa", "nq_open", "squad", "truthfulqa")
 TRUTHFULQA_COLUMNS = ("Type", "Category", "Question", "Best Answer", "Correct Answers",
@@ -27,76 +31,59 @@ _DEFAULTS = {"question": ("question", "query", "prompt"), "answers": ("answers",
              "id": ("id", "question_id", "qid"), "category": ("category",), "context": ("context",)}
 DEFAULT_CATEGORY = "default"
 
-Record = tuple[str, dict]  # (where, record) where "where" is e.g. "line 3" or "record 3"
-
-
-def _get(record: dict, path: str) -> Any:
-    """Value at dotted ``path`` in ``record``, keys matched ignoring case and underscores
-    (so ``question_id`` finds ``QuestionId``); ``None`` when absent."""
-    value: Any = record
-    for part in path.split("."):
-        if not isinstance(value, dict):
-            return None
-        keys = {k.lower().replace("_", ""): k for k in value}
-        value = value.get(keys.get(part.lower().replace("_", ""), part))
-    return value
-
 
 def _pick(record: dict, field: str | None, role: str) -> Any:
     """The value for ``role`` from the explicit ``field`` or the first default present."""
     for name in [field] if field else _DEFAULTS[role]:
-        value = _get(record, name)
+        value = get_field(record, name)
         if value is not None:
             return value
     return None
 
 
-def _answer_list(value: Any, split_csv: bool, where: str, field: str) -> list[str]:
-    """Turn an answers value (list, string, number) into a non-empty list of strings."""
-    if isinstance(value, str) and split_csv:
-        text = value.strip()
-        try:
-            value = json.loads(text) if text.startswith("[") else text.split("|")
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{where}: field {field!r} is not a valid JSON list ({e.msg})") from None
-    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(a, (str, int, float)) for a in value):
-        raise ValueError(f"{where}: field {field!r} must be a string or a list of strings")
-    out = list(dict.fromkeys(str(a).strip() for a in value if str(a).strip()))
-    if not out:
-        raise ValueError(f"{where}: field {field!r} is empty")
-    return out
+def _csv_answers(value: Any, where: str, field: str) -> Any:
+    """A CSV answers cell: a JSON list (``["a", "b"]``) or ``|``-separated answers."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    try:
+        return json.loads(text) if text.startswith("[") else text.split("|")
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise ValueError(f"{where}: field {field!r} is not a valid JSON list ({getattr(e, 'msg', e)})") from None
 
 
 def _iter_jsonl(path: Path) -> Iterator[Record]:
     """Objects of a JSONL file, skipping blank lines."""
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}: line {lineno}: invalid JSON ({e.msg})") from None
-            if not isinstance(record, dict):
-                raise ValueError(f"{path}: line {lineno}: expected a JSON object")
-            yield f"{path}: line {lineno}", record
+    for lineno, line in enumerate(text_lines(path), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: line {lineno}: invalid JSON ({e.msg})") from None
+        except RecursionError:
+            raise ValueError(f"{path}: line {lineno}: JSON nested too deeply") from None
+        if not isinstance(record, dict):
+            raise ValueError(f"{path}: line {lineno}: expected a JSON object")
+        yield f"{path}: line {lineno}", record
 
 
 def _load_json(path: Path) -> Any:
     """Parsed JSON; a syntax error names the line."""
+    text = read_text(path)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(text)
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: line {e.lineno}: invalid JSON ({e.msg})") from None
+    except RecursionError:
+        raise ValueError(f"{path}: JSON nested too deeply") from None
 
 
 def _iter_json(path: Path, data: Any = None) -> Iterator[Record]:
     """Objects of a JSON list, or of the list under a top-level ``data``/``Data`` key."""
     data = _load_json(path) if data is None else data
-    if isinstance(data, dict) and isinstance(_get(data, "data"), list):
-        data = _get(data, "data")
+    if isinstance(data, dict) and isinstance(get_field(data, "data"), list):
+        data = get_field(data, "data")
     if not isinstance(data, list):
         raise ValueError(f"{path}: expected a JSON list of records (or {{'Data': [...]}})")
     for i, record in enumerate(data, 1):
@@ -105,109 +92,27 @@ def _iter_json(path: Path, data: Any = None) -> Iterator[Record]:
         yield f"{path}: record {i}", record
 
 
-def _iter_csv(path: Path, required: tuple[str, ...] = ()) -> Iterator[Record]:
-    """Rows of a CSV file as header -> cell dicts; short or long rows are errors."""
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if not header:
-            raise ValueError(f"{path}: line 1: empty file, expected a header row")
-        missing = [c for c in required if c not in header]
-        if missing:
-            raise ValueError(f"{path}: line 1: missing columns {missing}")
-        for row in reader:
-            where = f"{path}: line {reader.line_num}"
-            if not any(cell.strip() for cell in row):
-                continue
-            if len(row) != len(header):
-                hint = f" (missing field {header[len(row)]!r})" if len(row) < len(header) else ""
-                raise ValueError(f"{where}: row has {len(row)} fields, header has {len(header)}{hint}")
-            yield where, dict(zip(header, row))
-
-
-def _require(value: Any, where: str, field: str) -> str:
-    """``value`` as a stripped non-empty string, else ValueError naming ``field``."""
-    if value is None or not str(value).strip():
-        raise ValueError(f"{where}: missing field {field!r}")
-    return str(value).strip()
-
-
-# Each reader yields (where, id or None, question, answers, category, context).
-Raw = tuple[str, Any, str, list[str], str, "str | None"]
-
-
 def _generic(records: Iterator[Record], fields: dict, split_csv: bool) -> Iterator[Raw]:
     """Records with column mapping ``fields`` (role -> field name or None for defaults)."""
     for where, rec in records:
-        question = _require(_pick(rec, fields["question"], "question"), where,
-                            fields["question"] or "question")
+        question = require_text(_pick(rec, fields["question"], "question"), where, fields["question"] or "question")
         raw = _pick(rec, fields["answers"], "answers")
         if raw is None:
             raise ValueError(f"{where}: missing field {fields['answers'] or 'answers'!r}")
-        answers = _answer_list(raw, split_csv, where, fields["answers"] or "answers")
-        qid, category = _pick(rec, fields["id"], "id"), _pick(rec, fields["category"], "category")
-        context = _pick(rec, fields["context"], "context")
+        name = fields["answers"] or "answers"
+        answers = answer_list(_csv_answers(raw, where, name) if split_csv else raw, where, name)
+        qid, category, context = (text_field(_pick(rec, fields[role], role), where, fields[role] or role)
+                                  for role in ("id", "category", "context"))
         for role, value in (("id", qid), ("category", category), ("context", context)):
-            if fields[role] and (value is None or not str(value).strip()):
+            if fields[role] and value is None:
                 raise ValueError(f"{where}: missing field {fields[role]!r}")
-        context = str(context) if context is not None and str(context).strip() else None
-        yield where, qid, question, answers, str(category or DEFAULT_CATEGORY), context
-
-
-def _triviaqa(records: Iterator[Record]) -> Iterator[Raw]:
-    """TriviaQA records: ``question``, ``answer.value``, ``answer.aliases``, ``question_id``."""
-    for where, rec in records:
-        question = _require(_get(rec, "question"), where, "question")
-        answer = _get(rec, "answer")
-        if not isinstance(answer, dict):
-            raise ValueError(f"{where}: missing field 'answer' (an object with value/aliases)")
-        value, aliases = _get(answer, "value"), _get(answer, "aliases") or []
-        if not isinstance(aliases, list):
-            raise ValueError(f"{where}: field 'answer.aliases' must be a list")
-        answers = _answer_list(([value] if value else []) + aliases, False, where, "answer.aliases")
-        yield where, _get(rec, "question_id"), question, answers, "triviaqa", None
-
-
-def _nq_open(records: Iterator[Record]) -> Iterator[Raw]:
-    """NQ-open records: ``question`` and an ``answer`` list (no ids; they are numbered)."""
-    for where, rec in records:
-        question = _require(_get(rec, "question"), where, "question")
-        answers = _answer_list(_get(rec, "answer"), False, where, "answer")
-        yield where, _get(rec, "id"), question, answers, "nq_open", None
-
-
-def _squad(path: Path, data: Any) -> Iterator[Raw]:
-    """SQuAD v1/v2: ``data[].paragraphs[].qas[]``; unanswerable (v2) questions are skipped."""
-    articles = _get(data, "data") if isinstance(data, dict) else None
-    if not isinstance(articles, list):
-        raise ValueError(f"{path}: missing field 'data' (a list of articles)")
-    n = 0
-    for a, article in enumerate(articles):
-        for p, para in enumerate(article.get("paragraphs") or []):
-            for k, qa in enumerate(para.get("qas") or []):
-                n += 1
-                where = f"{path}: record {n} (data[{a}].paragraphs[{p}].qas[{k}])"
-                if qa.get("is_impossible"):
-                    continue
-                question = _require(qa.get("question"), where, "question")
-                texts = [ans.get("text") for ans in qa.get("answers") or [] if isinstance(ans, dict)]
-                answers = _answer_list(texts, False, where, "answers")
-                yield where, qa.get("id"), question, answers, "squad", para.get("context")
-
-
-def _truthfulqa(records: Iterator[Record]) -> Iterator[Raw]:
-    """TruthfulQA CSV: the best answer plus the ``;``-separated correct answers."""
-    for where, rec in records:
-        question = _require(rec["Question"], where, "Question")
-        best = _require(rec["Best Answer"], where, "Best Answer")
-        answers = _answer_list([best] + rec["Correct Answers"].split(";"), False, where,
-                               "Correct Answers")
-        yield where, None, question, answers, rec["Category"].strip() or "truthfulqa", None
+        yield where, qid, question, answers, category or DEFAULT_CATEGORY, context
 
 
 def detect_format(path: str | Path) -> str:
     """Guess the format of ``path`` from its extension and its first record's fields;
     ValueError for an extension other than .jsonl/.ndjson/.json/.csv."""
+    check_question_file(Path(path))
     return _detect(Path(path))[0]
 
 
@@ -215,22 +120,21 @@ def _detect(path: Path) -> tuple[str, Any]:
     """``(format, parsed JSON or None)`` so a .json file is parsed only once."""
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            header = next(csv.reader(f), [])
+        header = csv_header(path)
         return ("truthfulqa" if {"Question", "Best Answer", "Correct Answers"} <= set(header)
                 else "csv"), None
     if suffix in (".jsonl", ".ndjson"):
         first = next((rec for _, rec in _iter_jsonl(path)), {})
         nq = isinstance(first.get("answer"), list) and "answers" not in first
-        return ("triviaqa" if isinstance(_get(first, "answer"), dict) else
+        return ("triviaqa" if isinstance(get_field(first, "answer"), dict) else
                 "nq_open" if nq else "jsonl"), None
     if suffix == ".json":
         data = _load_json(path)
-        records = _get(data, "data") if isinstance(data, dict) else data
+        records = get_field(data, "data") if isinstance(data, dict) else data
         first = records[0] if isinstance(records, list) and records else {}
         if isinstance(first, dict) and "paragraphs" in first:
             return "squad", data
-        return ("triviaqa" if isinstance(first, dict) and isinstance(_get(first, "answer"), dict)
+        return ("triviaqa" if isinstance(first, dict) and isinstance(get_field(first, "answer"), dict)
                 else "json"), data
     raise ValueError(f"{path}: cannot detect the format from extension {suffix!r}; pass fmt= "
                      f"one of {FORMATS[1:]}")
@@ -246,14 +150,14 @@ def _raw_records(path: Path, fmt: str, fields: dict) -> tuple[str, Iterator[Raw]
     if fmt not in ("jsonl", "json", "csv") and any(fields.values()):
         raise ValueError(f"*_field arguments apply to jsonl/csv/json files, not fmt={fmt!r}")
     if fmt == "squad":
-        return fmt, _squad(path, _load_json(path) if data is None else data)
+        return fmt, squad_records(path, _load_json(path) if data is None else data)
     if fmt in ("csv", "truthfulqa"):
-        rows = _iter_csv(path, TRUTHFULQA_COLUMNS if fmt == "truthfulqa" else ())
+        rows = csv_rows(path, TRUTHFULQA_COLUMNS if fmt == "truthfulqa" else ())
     elif fmt == "json" or (fmt == "triviaqa" and path.suffix.lower() == ".json"):
         rows = _iter_json(path, data)
     else:
         rows = _iter_jsonl(path)
-    readers = {"triviaqa": _triviaqa, "nq_open": _nq_open, "truthfulqa": _truthfulqa}
+    readers = {"triviaqa": triviaqa_records, "nq_open": nq_open_records, "truthfulqa": truthfulqa_records}
     if fmt in readers:
         return fmt, readers[fmt](rows)
     return fmt, _generic(rows, fields, split_csv=fmt == "csv")
@@ -283,6 +187,7 @@ def load_questions(path: str | Path, fmt: str = "auto", *, question_field: str |
         ValueError: naming the file, line or record and field for malformed input.
     """
     path = Path(path)
+    check_question_file(path)
     if fmt not in FORMATS:
         raise ValueError(f"fmt must be one of {FORMATS}, got {fmt!r}")
     if duplicates not in ("error", "rename"):
