@@ -9,6 +9,9 @@ See ``docs/FORMAT.md`` for the layout. In short::
     path/.writer.lock         flock'ed by the one writer allowed at a time
 
 A shard exists only once ``index.json`` lists it, with the size and sha256 of both files.
+Readers check the type of every field they use (:func:`index_problems`, :func:`shard_problems`,
+:func:`record_problems`) so a hand-edited or corrupt manifest is a StoreError naming the file and
+field, never a TypeError deep inside a command.
 """
 
 from __future__ import annotations
@@ -38,7 +41,11 @@ SHARD_RE = re.compile(r"^shard\.\d{5,}\.(bin|json)$")
 # shard.N.bin.tmp (a growing shard) and .NAME.XXXXXXXX.tmp (an atomic write in progress)
 TMP_RE = re.compile(r"^\.?(shard\.\d{5,}\.(bin|json)|index\.json)(\.[A-Za-z0-9_]+)?\.tmp$")
 _INDEX_FIELDS = ("format", "format_version", "schema", "storage", "n_traces", "shards")
-_SHARD_FIELDS = ("bin", "json", "bin_bytes", "json_bytes", "bin_sha256", "json_sha256", "ids", "stats")
+_INDEX_TYPES = {"schema": dict, "storage": dict, "n_traces": int, "shards": list}
+_SHARD_TYPES = {"bin": str, "json": str, "bin_bytes": int, "json_bytes": int, "bin_sha256": str, "json_sha256": str,
+                "ids": list, "stats": dict}
+_RECORD_TYPES = {"id": str, "meta": dict, "tensors": dict, "span": list}
+_TYPE_NAMES = {dict: "an object", list: "a list", str: "a string", int: "an int >= 0"}
 
 
 class StoreError(Exception):
@@ -111,8 +118,14 @@ def new_index(schema: dict, storage: dict) -> dict:
             "storage": storage, "n_traces": 0, "shards": []}
 
 
-def load_index(root: Path) -> dict:
-    """Read and validate ``root/index.json``; StoreError naming the file on any problem."""
+def load_index(root: Path, strict: bool = True) -> dict:
+    """Read and check ``root/index.json``; StoreError naming the file on any problem.
+
+    Args:
+        root: store directory.
+        strict: also refuse fields of the wrong type (:func:`index_problems`, :func:`shard_problems`);
+            ``truthtrace validate`` reads with False and reports each of them instead.
+    """
     path = root / INDEX_NAME
     try:
         data = path.read_bytes()
@@ -123,11 +136,75 @@ def load_index(root: Path) -> dict:
     missing = [k for k in _INDEX_FIELDS if k not in doc]
     if missing:
         raise StoreError(f"{path}: missing fields {missing}")
-    for i, shard in enumerate(doc["shards"]):
-        absent = [k for k in _SHARD_FIELDS if k not in shard]
-        if absent:
-            raise StoreError(f"{path}: shards[{i}] is missing fields {absent}")
+    if not isinstance(doc["shards"], list):
+        raise StoreError(f"{path}: {type_problem(doc['shards'], list, 'shards')}")
+    problems = index_problems(doc) + [p for i, shard in enumerate(doc["shards"]) for p in shard_problems(shard, i)]
+    if strict and problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise StoreError(f"{path}: {problems[0]}{more}; `truthtrace validate {root}` lists every problem")
     return doc
+
+
+def type_problem(value, expected: type, name: str) -> str | None:
+    """``"field 'name' is 'abc', expected an int >= 0"`` when ``value`` is not of the JSON type ``expected``."""
+    fits = isinstance(value, expected) and not isinstance(value, bool)
+    if fits and expected is int:
+        fits = value >= 0
+    return None if fits else f"field {name!r} is {repr(value)[:40]}, expected {_TYPE_NAMES[expected]}"
+
+
+def index_problems(doc: dict) -> list[str]:
+    """The top-level fields of a parsed ``index.json`` that are of the wrong type ([] when all are sound)."""
+    return [p for name, kind in _INDEX_TYPES.items() if (p := type_problem(doc.get(name), kind, name))]
+
+
+def shard_problems(shard, i: int) -> list[str]:
+    """Why entry ``shards[i]`` of ``index.json`` cannot be used ([] when it can).
+
+    An entry must be an object with every shard field of the right type, string ids, and file names
+    of the form ``shard.NNNNN.bin/json`` (so no name can lead outside the store directory).
+    """
+    if not isinstance(shard, dict):
+        return [f"shards[{i}] is {repr(shard)[:40]}, expected an object"]
+    absent = [k for k in _SHARD_TYPES if k not in shard]
+    if absent:
+        return [f"shards[{i}] is missing fields {absent}"]
+    out = [p for name, kind in _SHARD_TYPES.items() if (p := type_problem(shard[name], kind, f"shards[{i}].{name}"))]
+    if isinstance(shard["ids"], list) and not all(isinstance(t, str) for t in shard["ids"]):
+        out.append(f"field 'shards[{i}].ids' holds ids that are not strings")
+    for kind in ("bin", "json"):
+        name = shard[kind]
+        if isinstance(name, str) and not (SHARD_RE.match(name) and name.endswith(f".{kind}")):
+            out.append(f"field 'shards[{i}].{kind}' is {name!r}, not a shard file name like shard.00000.{kind}")
+    return out
+
+
+def record_problems(record) -> list[str]:
+    """Why one trace record of a shard document cannot be read: missing fields or fields of the wrong type."""
+    if not isinstance(record, dict):
+        return [f"the record is {repr(record)[:40]}, expected an object"]
+    out = [f"missing field {name!r}" if name not in record else type_problem(record[name], kind, name)
+           for name, kind in _RECORD_TYPES.items()]
+    out = [p for p in out if p]
+    if isinstance(record.get("tensors"), dict):
+        bad = [key for key, entry in record["tensors"].items() if not isinstance(entry, dict)]
+        if bad:
+            out.append(f"field 'tensors' holds entries that are not objects: {bad[:3]}")
+    span = record.get("span")
+    if isinstance(span, list) and not (len(span) == 2 and all(type(v) is int and v >= 0 for v in span)
+                                       and span[0] <= span[1]):
+        out.append(f"field 'span' is {repr(span)[:40]}, expected [start, end] byte offsets")
+    return out
+
+
+def check_shard_doc(doc: dict, where: Path) -> None:
+    """StoreError naming ``where`` unless shard document ``doc`` holds a list of sound trace records."""
+    if not isinstance(doc.get("traces"), list):
+        raise StoreError(f"{where}: {type_problem(doc.get('traces'), list, 'traces')}")
+    for i, record in enumerate(doc["traces"]):
+        problems = record_problems(record)
+        if problems:
+            raise StoreError(f"{where}: traces[{i}]: {problems[0]}")
 
 
 def schema_diff(stored: dict, given: dict, prefix: str = "") -> list[str]:

@@ -22,6 +22,7 @@ from truthtrace.store.codec import decode
 from truthtrace.store.index import (
     SHARD_FORMAT,
     StoreError,
+    check_shard_doc,
     check_version,
     load_index,
     parse_json,
@@ -148,6 +149,7 @@ class TraceStore:
             raise StoreError(f"{path}: sha256 mismatch, the shard document is corrupt")
         doc = parse_json(data, path)
         check_version(doc, SHARD_FORMAT, path)
+        check_shard_doc(doc, path)
         if [r["id"] for r in doc["traces"]] != shard["ids"]:
             raise StoreError(f"{path}: trace ids differ from those listed in index.json")
         self._docs[n] = doc
@@ -207,7 +209,7 @@ class TraceStore:
             chunk = memoryview(data)[entry["offset"] - base:entry["offset"] - base + entry["nbytes"]]
         try:
             return decode(chunk, entry, unpack=unpack)
-        except (zstandard.ZstdError, ValueError, RuntimeError) as err:
+        except (zstandard.ZstdError, ValueError, RuntimeError, TypeError, KeyError) as err:  # bytes or entry
             path = self.root / self._index["shards"][n]["bin"]
             raise StoreError(f"{path}: trace {record['id']!r} key {key!r}: corrupt chunk ({err})") from None
 

@@ -1,4 +1,4 @@
-"""Checks of one trace of a store (keys, entries, token counts, decoded values) and of a labels CSV.
+"""Checks of one trace of a store: keys, entries, token counts and decoded values.
 
 Used by :func:`truthtrace.traces.validate.stage.validate_store`, which walks the shards and hands every
 trace record here. Each check adds :class:`~truthtrace.traces.validate.stage.Problem` entries to the report
@@ -9,22 +9,24 @@ instead of raising, so one run lists everything that is wrong. The value checks
 
 from __future__ import annotations
 
-import csv
-
 import numpy as np
 import torch
 
 from truthtrace.dtypes import TENSOR_DTYPES
-from truthtrace.labels.io import label_lines
 from truthtrace.naming import parse_key
 from truthtrace.store.codec import decode
-from truthtrace.traces.validate.report import Context, ValidationReport
+from truthtrace.traces.validate.report import Context
 
 
 def preview_ids(ids: list, n: int = 5) -> str:
     """The first ``n`` of ``ids`` as reprs, then "and K more" (for problem messages)."""
     shown = ", ".join(repr(i) for i in ids[:n])
     return shown + (f" and {len(ids) - n} more" if len(ids) > n else "")
+
+
+def layer_list(value) -> list[int] | None:
+    """``value`` if it is a list of layer numbers (ints >= 0), else None."""
+    return value if isinstance(value, list) and all(type(i) is int and i >= 0 for i in value) else None
 
 
 def check_record(record: dict, buf: bytes | None, shard: str, ctx: Context) -> None:
@@ -40,7 +42,7 @@ def check_record(record: dict, buf: bytes | None, shard: str, ctx: Context) -> N
     entries = record["tensors"]
     add = lambda check, sev, msg, key=None: ctx.report.add(check, sev, msg, shard, tid, key)  # noqa: E731
     for kind in ("hidden", "attn"):
-        wanted = ctx.schema.get(f"{kind}_layers") or []
+        wanted = layer_list(ctx.schema.get(f"{kind}_layers")) or []  # a malformed list is a schema problem
         missing = [i for i in wanted if f"layers.{i}.{kind}" not in entries]
         if missing:
             add("keys", "error", f"missing {kind} layers {missing} that the schema lists")
@@ -80,7 +82,14 @@ def _entry_ok(key: str, entry: dict, ctx: Context, add) -> bool:
         add("shape", "error", f"attention map has shape {shape}, expected (H, T, T)", key)
     elif parsed and parsed[1] == "attn" and ctx.schema.get("n_heads") not in (None, shape[0]):
         add("shape", "error", f"{shape[0]} heads, the schema says n_heads {ctx.schema['n_heads']}", key)
-    return entry.get("layout") in ("dense", "tril") and isinstance(entry.get("planes"), list)
+    planes = entry.get("planes")
+    if entry.get("layout") not in ("dense", "tril"):
+        add("shape", "error", f"entry layout {repr(entry.get('layout'))[:40]} is not 'dense' or 'tril'", key)
+    elif not (isinstance(planes, list) and all(type(n) is int and n >= 0 for n in planes)):
+        add("shape", "error", f"entry planes {repr(planes)[:40]} is not a list of byte counts", key)
+    else:
+        return True
+    return False
 
 
 def _decode_entry(key: str, entry: dict, buf: bytes, add, past_end: list) -> torch.Tensor | None:
@@ -142,7 +151,10 @@ def _check_tokens(entries: dict, meta: dict, ctx: Context, add) -> None:
     if T is not None and (cols - {T}):
         add("tokens", "error", f"attention maps span {sorted(cols)} tokens but token_ids holds {T}")
     n_p, n_a, k0 = meta.get("n_prompt_tokens"), meta.get("n_answer_tokens"), meta.get("kept_start", 0)
-    if not all(isinstance(v, int) for v in (n_p, n_a, k0)):
+    for name in ("n_prompt_tokens", "n_answer_tokens", "kept_start"):
+        if name in meta and (type(meta[name]) is not int or meta[name] < 0):
+            add("tokens", "error", f"meta field {name!r} is {repr(meta[name])[:40]}, expected an int >= 0")
+    if not all(type(v) is int and v >= 0 for v in (n_p, n_a, k0)):
         return
     if T is not None and n_p + n_a != T:
         add("tokens", "error", f"token_ids holds {T} tokens, meta says {n_p} prompt + {n_a} answer = {n_p + n_a}")
@@ -152,46 +164,6 @@ def _check_tokens(entries: dict, meta: dict, ctx: Context, add) -> None:
     for key in ("answer_logprobs", "answer_entropy"):
         if key in shapes and shapes[key] != [n_a]:
             add("tokens", "error", f"{key} has shape {shapes[key]}, meta says {n_a} answer tokens", key)
-
-
-def check_labels(path, trace_ids: list[str], report: ValidationReport) -> None:
-    """Labels CSV covers every trace id exactly once; duplicates, orphans and gaps become problems.
-
-    Args:
-        path: a labels CSV (``trace_id`` and ``hallucinated`` columns, read by ``truthtrace.labels.io``).
-        trace_ids: the store's ids.
-        report: where problems are added (check ``labels``).
-    """
-    add = report.add
-    try:
-        lines = _label_lines(path, add)
-    except ValueError as err:  # a header without the columns
-        add("labels", "error", str(err))
-        return
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
-        add("labels", "error", f"{path}: cannot read ({err})")
-        return
-    known = set(trace_ids)
-    for tid, where in lines.items():
-        if len(where) > 1:
-            add("labels", "error", f"{path}: trace {tid!r} is labelled {len(where)} times (lines {where})",
-                trace_id=tid)
-        if tid not in known:
-            add("labels", "error", f"{path}: line {where[0]}: orphan label, trace {tid!r} is not in the store",
-                trace_id=tid)
-    for tid in trace_ids:
-        if tid not in lines:
-            add("labels", "error", f"{path}: trace {tid!r} has no label", trace_id=tid)
-
-
-def _label_lines(path, add) -> dict[str, list[int]]:
-    """``{trace id: [CSV line numbers]}``, reporting every label that is not 0 or 1."""
-    lines: dict[str, list[int]] = {}
-    for line, tid, value in label_lines(path):
-        lines.setdefault(tid, []).append(line)
-        if value not in ("0", "1"):
-            add("labels", "error", f"{path}: line {line}: label {value!r} is not 0 or 1", trace_id=tid)
-    return lines
 
 
 # ---------------------------------------------------------------- value checks on one decoded tensor
