@@ -15,15 +15,19 @@ from truthtrace.detectors.base import (
                                        WEIGHTS_FILE,
                                        Batch,
                                        Detector,
+                                       check_shapes,
                                        concat_batches,
+                                       detector_from_config,
                                        get_detector,
                                        load_arrays,
                                        load_detector,
                                        read_config,
+                                       read_weights,
                                        register,
                                        save_arrays,
                                        write_config,
 )
 
-__all__ = ["CONFIG_FILE", "DETECTORS", "WEIGHTS_FILE", "Batch", "Detector", "concat_batches", "get_detector",
-           "load_arrays", "load_detector", "read_config", "register", "save_arrays", "write_config"]
+__all__ = ["CONFIG_FILE", "DETECTORS", "WEIGHTS_FILE", "Batch", "Detector", "check_shapes", "concat_batches",
+           "detector_from_config", "get_detector", "load_arrays", "load_detector", "read_config", "read_weights",
+           "register", "save_arrays", "write_config"]

@@ -5,15 +5,19 @@ and never the LLM. Scores are higher for traces more likely hallucinated (label 
 
 A saved detector is a dir with ``config.json`` (format, version, registry name,
 class, constructor args, fitted state) and, for trained detectors, ``model.safetensors``.
-``config.json`` is written last, so a dir without it is not a detector.
+``config.json`` is written last, so a dir without it is not a detector. Reading one back checks
+everything before it is used: unknown or ill-typed constructor args, a missing, garbage or
+foreign weights file and tensors of the wrong shape each raise ValueError naming the file and field.
 """
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable
 
 import numpy as np
+from safetensors import SafetensorError
 from safetensors.numpy import load_file
 
 from truthtrace.fileio import read_versioned_json, save_tensors_atomic, write_json_atomic
@@ -25,6 +29,7 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 FORMAT = "truthtrace.detector"
 VERSIONS = (1,)
+RETRAIN = "train it again (truthtrace train --overwrite)"
 
 
 class Detector:
@@ -65,7 +70,7 @@ class Detector:
     @classmethod
     def load(cls, out_dir: str | Path) -> "Detector":
         """Rebuild a detector from ``config.json`` in ``out_dir``."""
-        return cls(**read_config(out_dir, expect=cls)["args"])
+        return detector_from_config(cls, out_dir)[0]
 
 
 DETECTORS: dict[str, type[Detector]] = {}
@@ -118,7 +123,66 @@ def read_config(out_dir: str | Path, expect: type | None = None) -> dict:
         raise ValueError(f"{path}: field 'class' is {cfg.get('class')!r}, expected {_class_path(expect)!r}")
     if not isinstance(cfg.get("args"), dict):
         raise ValueError(f"{path}: field 'args' must be an object")
+    if not isinstance(cfg.get("state", {}), dict):
+        raise ValueError(f"{path}: field 'state' must be an object")
     return cfg
+
+
+def detector_from_config(cls: type[Detector], out_dir: str | Path) -> tuple[Detector, dict]:
+    """Read ``out_dir/config.json`` and build ``cls`` from its args: ``(detector, config)``.
+
+    Raises:
+        ValueError: naming the file and field 'args' when an argument is unknown or has a bad value.
+    """
+    path = Path(out_dir) / CONFIG_FILE
+    cfg = read_config(out_dir, expect=cls)
+    params = inspect.signature(cls).parameters.values()
+    if not any(p.kind is p.VAR_KEYWORD for p in params):
+        unknown = sorted(set(cfg["args"]) - {p.name for p in params})
+        if unknown:
+            raise ValueError(f"{path}: field 'args' has unknown arguments {unknown} for detector {cls.name!r} "
+                             f"(it takes {sorted(p.name for p in params)}); {RETRAIN}")
+    try:
+        return cls(**cfg["args"]), cfg
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path}: field 'args' does not fit detector {cls.name!r} ({err}); {RETRAIN}") from None
+
+
+def read_weights(out_dir: str | Path, load: Callable[[str], dict] = load_file) -> dict:
+    """Every tensor of ``out_dir/model.safetensors`` read by ``load`` (numpy by default).
+
+    Raises:
+        ValueError: naming the file when it is missing or not a safetensors file (garbage, truncated).
+    """
+    path = Path(out_dir) / WEIGHTS_FILE
+    try:
+        return load(str(path))
+    except FileNotFoundError:
+        raise ValueError(f"{path}: missing, the detector was not saved completely; {RETRAIN}") from None
+    except (SafetensorError, OSError) as err:
+        raise ValueError(f"{path}: not a readable safetensors file ({err}); {RETRAIN}") from None
+
+
+def check_shapes(arrays: dict, shapes: dict[str, tuple], path: str | Path) -> None:
+    """Each key of ``shapes`` present in ``arrays`` with that shape.
+
+    A dimension given as a name (``("d",)``) may have any size, but the same size wherever the name appears.
+    Raises:
+        ValueError: naming ``path``, the tensor, its shape and the expected one.
+    """
+    missing = [k for k in shapes if k not in arrays]
+    if missing:
+        raise ValueError(f"{path}: missing tensors {missing}; {RETRAIN}")
+    sizes: dict[str, int] = {}
+    for key, want in shapes.items():
+        got = tuple(arrays[key].shape)
+        fits = len(got) == len(want)
+        for w, g in zip(want, got) if fits else ():
+            fits = fits and (sizes.setdefault(w, g) == g if isinstance(w, str) else w == g)
+        if not fits:
+            dims = [f"{w}={sizes[w]}" if w in sizes else str(w) for w in want]
+            expected = f"({', '.join(dims)}{',' if len(dims) == 1 else ''})"
+            raise ValueError(f"{path}: tensor {key!r} has shape {got}, expected {expected}; {RETRAIN}")
 
 
 def save_arrays(out_dir: str | Path, det: Detector, arrays: dict[str, np.ndarray], state: dict) -> None:
@@ -132,19 +196,21 @@ def save_arrays(out_dir: str | Path, det: Detector, arrays: dict[str, np.ndarray
     write_config(out, det, state=state)
 
 
-def load_arrays(cls: type[Detector], out_dir: str | Path, keys: tuple[str, ...]) -> tuple[Detector, dict]:
-    """Rebuild ``cls`` from ``config.json`` and read its ``keys`` from ``model.safetensors``.
+def load_arrays(cls: type[Detector], out_dir: str | Path, shapes: dict[str, tuple]) -> tuple[Detector, dict]:
+    """Rebuild ``cls`` from ``config.json`` and read the arrays ``shapes`` names from ``model.safetensors``.
 
+    Args:
+        cls: the detector class.
+        out_dir: the saved detector.
+        shapes: ``{key: shape}`` of the arrays it needs (see :func:`check_shapes`).
     Returns ``(detector, arrays)`` with ``detector.state`` set from the config.
     Raises:
-        ValueError: naming the weights file if one of ``keys`` is missing.
+        ValueError: naming the file and field for bad args, an unreadable weights file, a missing or
+        wrongly shaped tensor.
     """
-    cfg = read_config(out_dir, expect=cls)
-    det = cls(**cfg["args"])
-    arrays = load_file(str(Path(out_dir) / WEIGHTS_FILE))
-    missing = [k for k in keys if k not in arrays]
-    if missing:
-        raise ValueError(f"{Path(out_dir) / WEIGHTS_FILE}: missing tensors {missing}")
+    det, cfg = detector_from_config(cls, out_dir)
+    arrays = read_weights(out_dir)
+    check_shapes(arrays, shapes, Path(out_dir) / WEIGHTS_FILE)
     det.state = cfg.get("state", {})
     return det, arrays
 

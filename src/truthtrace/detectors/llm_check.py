@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
-from safetensors.numpy import load_file
 
 from truthtrace import metrics
 from truthtrace.detectors.base import (
@@ -24,8 +23,10 @@ from truthtrace.detectors.base import (
     WEIGHTS_FILE,
     Batch,
     Detector,
+    check_shapes,
     concat_batches,
-    read_config,
+    detector_from_config,
+    read_weights,
     register,
     write_config,
 )
@@ -84,8 +85,15 @@ class LayerScalarDetector(Detector):
         """Return ``sign * x[:, layer]`` ``(n,)`` float64."""
         if self.layer_index is None:
             raise ValueError(f"{self.name} is not fitted; call fit() or load()")
-        out = [self.sign * np.asarray(b[self.feature], dtype=np.float64)[:, self.layer_index] for b in batches]
+        out = [self.sign * self._layer(np.asarray(b[self.feature], dtype=np.float64)) for b in batches]
         return np.concatenate(out) if out else np.zeros(0, dtype=np.float64)
+
+    def _layer(self, x: np.ndarray) -> np.ndarray:
+        """Column ``layer_index`` of a ``(B, layers)`` batch; ValueError when the saved layer is not in it."""
+        if x.ndim != 2 or not 0 <= self.layer_index < x.shape[1]:
+            raise ValueError(f"{self.name}: the saved layer position {self.layer_index} is not in {self.feature} "
+                             f"of shape {x.shape}; was it chosen on another feature store?")
+        return x[:, self.layer_index]
 
     def selection(self) -> dict:
         """``{"layer": l, "sign": +1 or -1}`` chosen on validation."""
@@ -110,13 +118,10 @@ class LayerScalarDetector(Detector):
 
     @classmethod
     def load(cls, out_dir: str | Path) -> "LayerScalarDetector":
-        """Rebuild a detector saved by :meth:`save`."""
-        cfg = read_config(out_dir, expect=cls)
-        det = cls(**cfg["args"])
-        path = Path(out_dir) / WEIGHTS_FILE
-        tensors = load_file(str(path))
-        if "layer_index" not in tensors or "sign" not in tensors:
-            raise ValueError(f"{path}: missing tensors 'layer_index'/'sign'")
+        """Rebuild a detector saved by :meth:`save`; ValueError naming the file and field if it is malformed."""
+        det, cfg = detector_from_config(cls, out_dir)
+        tensors = read_weights(out_dir)
+        check_shapes(tensors, {"layer_index": (1,), "sign": (1,)}, Path(out_dir) / WEIGHTS_FILE)
         det.layer_index, det.sign = int(tensors["layer_index"][0]), float(tensors["sign"][0])
         det.state = cfg.get("state", {})
         return det

@@ -17,7 +17,7 @@ import numpy as np
 
 from truthtrace import metrics
 from truthtrace.detectors.base import Batch, Detector, concat_batches, load_arrays, register, save_arrays
-from truthtrace.detectors.probe import PARAM_KEYS, fit_logistic, logits
+from truthtrace.detectors.probe import PARAM_KEYS, PARAM_SHAPES, fit_logistic, logits
 from truthtrace.naming import SCALAR_LOOKBACK
 
 C_GRID = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
@@ -107,6 +107,6 @@ class LookbackDetector(Detector):
     @classmethod
     def load(cls, out_dir: str | Path) -> "LookbackDetector":
         """Rebuild a fitted detector saved by :meth:`save`."""
-        det, tensors = load_arrays(cls, out_dir, PARAM_KEYS)
+        det, tensors = load_arrays(cls, out_dir, PARAM_SHAPES)
         det.params = {k: tensors[k] for k in PARAM_KEYS}
         return det

@@ -21,6 +21,7 @@ from truthtrace.detectors.base import Batch, Detector, load_arrays, register, sa
 from truthtrace.naming import SEQ_LAST_ANSWER
 
 PARAM_KEYS = ("coef", "intercept", "scaler_mean", "scaler_scale")
+PARAM_SHAPES = {"coef": ("d",), "intercept": (1,), "scaler_mean": ("d",), "scaler_scale": ("d",)}  # what load checks
 
 
 def _collect(batches: Iterable[Batch], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -155,8 +156,16 @@ class ProbeDetector(Detector):
         """Return probe logits ``(n,)`` float64 for the chosen layer."""
         if self.params is None or self.layer_index is None:
             raise ValueError("probe is not fitted; call fit() or load()")
-        out = [logits(np.asarray(b[self.feature])[:, self.layer_index], self.params) for b in batches]
+        out = [logits(self._layer(np.asarray(b[self.feature])), self.params) for b in batches]
         return np.concatenate(out) if out else np.zeros(0, dtype=np.float64)
+
+    def _layer(self, x: np.ndarray) -> np.ndarray:
+        """The chosen layer ``(B, d)`` of a ``(B, L+1, d)`` batch; ValueError when the weights do not fit it."""
+        if x.ndim != 3 or x.shape[2] != len(self.params["coef"]) or not 0 <= self.layer_index < x.shape[1]:
+            raise ValueError(f"probe: the weights are for layer position {self.layer_index} of d="
+                             f"{len(self.params['coef'])} features, {self.feature} has shape (B, L+1, d) = "
+                             f"{x.shape}; was it trained on another feature store?")
+        return x[:, self.layer_index]
 
     def save(self, out_dir: str | Path) -> None:
         """Write ``model.safetensors`` (probe arrays), then ``config.json``."""
@@ -168,7 +177,7 @@ class ProbeDetector(Detector):
     @classmethod
     def load(cls, out_dir: str | Path) -> "ProbeDetector":
         """Rebuild a fitted probe saved by :meth:`save`."""
-        det, tensors = load_arrays(cls, out_dir, (*PARAM_KEYS, "layer_index"))
+        det, tensors = load_arrays(cls, out_dir, {**PARAM_SHAPES, "layer_index": (1,)})
         det.params = {k: tensors[k] for k in PARAM_KEYS}
         det.layer_index = int(tensors["layer_index"][0])
         return det

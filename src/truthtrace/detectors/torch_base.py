@@ -18,11 +18,13 @@ import torch
 
 from truthtrace.detectors.base import (
     CONFIG_FILE,
+    RETRAIN,
     WEIGHTS_FILE,
     Batch,
     Detector,
     concat_batches,
-    read_config,
+    detector_from_config,
+    read_weights,
     write_config,
 )
 from truthtrace.fileio import atomic_write
@@ -161,19 +163,23 @@ class TorchDetector(Detector):
 
     @classmethod
     def load(cls, out_dir: str | Path) -> "TorchDetector":
-        """Rebuild a detector saved by :meth:`save`; ValueError naming the file if weights do not fit."""
+        """Rebuild a detector saved by :meth:`save`; ValueError naming the file and field if it is malformed."""
         from safetensors.torch import load_file
 
-        cfg = read_config(out_dir, expect=cls)
-        det = cls(**cfg["args"])
+        det, cfg = detector_from_config(cls, out_dir)
         state = dict(cfg.get("state", {}))
         det.dims = state.pop("dims", {})
         det.state = state
-        det.module = det.build()
+        try:
+            det.module = det.build()
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise ValueError(f"{Path(out_dir) / CONFIG_FILE}: field 'state.dims' {det.dims!r} cannot rebuild "
+                             f"detector {cls.name!r} ({type(e).__name__}: {e})") from None
         path = Path(out_dir) / WEIGHTS_FILE
         try:
-            det.module.load_state_dict(load_file(str(path)))
+            det.module.load_state_dict(read_weights(out_dir, load_file))
         except RuntimeError as e:
-            raise ValueError(f"{path}: weights do not fit the saved config: {e}") from e
+            raise ValueError(f"{path}: weights do not fit the saved config: {' '.join(str(e).split())}; "
+                             f"{RETRAIN}") from None
         det.module.eval()
         return det
