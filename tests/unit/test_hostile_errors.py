@@ -341,3 +341,32 @@ def test_malformed_detector_is_one_line_naming_file_and_field(trained, tmp_path,
     line = one_error_line(capsys, "evaluate")
     assert rc == 2 and f"{run}/{message}" in line, line
     assert "train --overwrite" in line
+
+
+# ---------------------------------------------------------------- 8: labels files that are not UTF-8 or not files
+
+@pytest.mark.parametrize("content, where", [(b"trace_id,hallucinated\nt0,1\nt\xe91,0\n", "line 3: not UTF-8 text"),
+                                            (None, "is a directory, not a labels CSV")])
+def test_bad_labels_file_is_one_line_naming_it(trained, tmp_path, capsys, content, where):
+    root, _ = trained
+    labels = tmp_path / "labels.csv"
+    labels.mkdir() if content is None else labels.write_bytes(content)
+    rc = main(["train", "--features", str(root / "feats"), "--labels", str(labels), "--out", str(tmp_path / "det"),
+               "--detectors", "probe"])
+    err = capsys.readouterr().err
+    line = err.strip().splitlines()[-1]  # after the progress bar
+    assert rc == 2 and "Traceback" not in err and line == f"truthtrace train: error: {labels}: {where}" + \
+        ("" if content is None else " (byte 0xe9 at column 2); save the file as UTF-8") + \
+        ("; pass the path of a labels CSV" if content is None else ""), line
+
+
+def test_broken_pipe_stops_quietly(tmp_path):
+    """``truthtrace ... | head -1`` closes the pipe early: no error line, no traceback, exit 141."""
+    cli = ("import sys; import truthtrace.cli.look as look; from truthtrace.cli import main; "
+           "look.cmd_inspect = lambda args: [print('x' * 99) for _ in range(100_000)]; sys.exit(main(sys.argv[1:]))")
+    proc = subprocess.Popen([sys.executable, "-c", cli, "inspect", str(tmp_path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.read(1)
+    proc.stdout.close()  # the reader goes away before the command has printed everything
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 141 and "Traceback" not in err and "error" not in err, err

@@ -30,7 +30,7 @@ from truthtrace.store import StoreError  # noqa: E402
 
 COMMAND_GROUPS = (traces, detect, look, viz, features, compress, compare)
 DEBUG_HELP = "on an error, print the full traceback instead of one line"
-EXIT_ERROR, EXIT_INTERRUPTED = 2, 130
+EXIT_ERROR, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 2, 130, 141  # 141 = 128 + SIGPIPE, as a shell reports it
 # what to do about an OSError, by errno (after the system's own words, e.g. "No space left on device")
 OS_HINTS = {
     errno.ENOSPC: "free some disk space or write somewhere else",
@@ -95,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         rc = args.func(args)  # a command may return an exit code (validate: 1 when the store is damaged)
+    except BrokenPipeError:  # the reader went away (``truthtrace ... | head``): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
         if args.debug:
             traceback.print_exc()

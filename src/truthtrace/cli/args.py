@@ -23,7 +23,6 @@ def int_list(text: str | None) -> list[int] | None:
     return out
 
 
-
 def add_model_args(p: argparse.ArgumentParser) -> None:
     """The model, generation, capture and storage options of ``extract`` and ``run``."""
     g = p.add_argument_group("model and generation")
@@ -34,6 +33,9 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     g.add_argument("--batch-size", type=int, default=16)
     g.add_argument("--max-new-tokens", type=int, default=24)
+    g.add_argument("--max-prompt-tokens", type=int, default=None,
+                   help="skip questions whose prompt is longer (always: longer than the model's context "
+                        "minus --max-new-tokens); skipped ids are listed in the summary")
     g.add_argument("--template", default=None, help="prompt template containing {question}")
     g.add_argument("--system-prompt", default=None)
     g.add_argument("--no-chat-template", action="store_true")
@@ -52,19 +54,17 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     s.add_argument("--overwrite", action="store_true", help="delete an existing store instead of resuming")
 
 
-
 def extract_config(args):
     """The :class:`ExtractConfig` of parsed ``args`` (options from :func:`add_model_args`)."""
     return ExtractConfig(
         model=args.model, model_dtype=args.model_dtype, device=args.device, threads=args.threads,
-        batch_size=args.batch_size,
-        max_new_tokens=args.max_new_tokens, prompt_template=args.template or DEFAULT_TEMPLATE,
+        batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, max_prompt_tokens=args.max_prompt_tokens,
+        prompt_template=args.template or DEFAULT_TEMPLATE,
         system_prompt=args.system_prompt, use_chat_template=not args.no_chat_template, do_sample=args.sample,
         temperature=args.temperature, top_p=args.top_p, seed=args.seed, hidden_layers=int_list(args.layers),
         attn_layers=int_list(args.attn_layers), attentions=not args.no_attentions, keep=args.keep,
         capture=args.capture,
         storage_dtype=args.storage_dtype, overwrite=args.overwrite)
-
 
 
 def add_question_args(p: argparse.ArgumentParser) -> None:
@@ -80,7 +80,6 @@ def questions_from(args):
     if args.questions in (None, "bundled"):
         return load_bundled(n=args.n, seed=args.seed)
     return load_questions(args.questions, fmt=args.format, limit=args.n)
-
 
 
 def detector_args(text: str | None) -> dict:

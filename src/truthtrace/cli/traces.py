@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 from truthtrace.cli.args import add_model_args, add_question_args, extract_config, questions_from
@@ -27,8 +26,7 @@ def cmd_extract(args) -> None:
 
     Questions with too long a prompt are skipped (warned about, listed under "refused" in the printed summary).
     """
-    config = dataclasses.replace(extract_config(args), max_prompt_tokens=args.max_prompt_tokens)
-    summary = extract(questions_from(args), args.out, config)
+    summary = extract(questions_from(args), args.out, extract_config(args))
     summary.pop("config")
     print(json.dumps(summary, indent=2))
 
@@ -46,7 +44,6 @@ def cmd_model(args) -> None:
     print(json.dumps(resolved.__dict__, indent=2))
 
 
-
 def register(sub) -> None:
     """Add this module's subcommands to ``sub`` (the ``add_subparsers`` object of the main parser)."""
     p = sub.add_parser("questions", help="write a questions.jsonl from the bundled set or a user file")
@@ -59,9 +56,6 @@ def register(sub) -> None:
     add_question_args(p)
     p.add_argument("--out", required=True, help="trace store directory")
     add_model_args(p)
-    p.add_argument("--max-prompt-tokens", type=int, default=None,
-                   help="skip questions whose prompt is longer (always: longer than the model's context "
-                        "minus --max-new-tokens); skipped ids are listed in the summary")
     p.set_defaults(func=cmd_extract)
 
     p = sub.add_parser("label", help="score answers against accepted aliases and write labels.csv")

@@ -22,7 +22,7 @@ from typing import Any, Iterator
 from truthtrace.data.fields import answer_list, get_field, require_text, text_field
 from truthtrace.data.formats import Raw, nq_open_records, squad_records, triviaqa_records, truthfulqa_records
 from truthtrace.data.questions import Question
-from truthtrace.data.textio import Record, check_question_file, csv_header, csv_rows, read_text, text_lines
+from truthtrace.data.textio import Record, check_input_file, csv_header, csv_rows, read_text, text_lines
 
 FORMATS = ("auto", "jsonl", "csv", "json", "triviaqa", "nq_open", "squad", "truthfulqa")
 TRUTHFULQA_COLUMNS = ("Type", "Category", "Question", "Best Answer", "Correct Answers",
@@ -112,7 +112,7 @@ def _generic(records: Iterator[Record], fields: dict, split_csv: bool) -> Iterat
 def detect_format(path: str | Path) -> str:
     """Guess the format of ``path`` from its extension and its first record's fields;
     ValueError for an extension other than .jsonl/.ndjson/.json/.csv."""
-    check_question_file(Path(path))
+    check_input_file(Path(path))
     return _detect(Path(path))[0]
 
 
@@ -187,7 +187,7 @@ def load_questions(path: str | Path, fmt: str = "auto", *, question_field: str |
         ValueError: naming the file, line or record and field for malformed input.
     """
     path = Path(path)
-    check_question_file(path)
+    check_input_file(path)
     if fmt not in FORMATS:
         raise ValueError(f"fmt must be one of {FORMATS}, got {fmt!r}")
     if duplicates not in ("error", "rename"):

@@ -17,13 +17,13 @@ Record = tuple[str, dict]  # (where, record) where "where" is e.g. "path: line 3
 _BAD_BYTE = re.compile("[\udc80-\udcff]")  # what surrogateescape turns an undecodable byte into
 
 
-def check_question_file(path: Path) -> None:
+def check_input_file(path: Path, what: str = "question file") -> None:
     """ValueError naming ``path`` when it is a directory or another non-file (a missing file is left to open())."""
+    wanted = "a .jsonl, .csv or .json file" if what == "question file" else f"a {what}"
     if path.is_dir():
-        raise ValueError(f"{path}: is a directory, not a question file; pass the path of a .jsonl, .csv or "
-                         ".json file")
+        raise ValueError(f"{path}: is a directory, not a {what}; pass the path of {wanted}")
     if path.exists() and not path.is_file():
-        raise ValueError(f"{path}: is not a regular file; pass the path of a .jsonl, .csv or .json file")
+        raise ValueError(f"{path}: is not a regular file; pass the path of {wanted}")
 
 
 def _not_utf8(path: Path, lineno: int, line: str, pos: int) -> ValueError:

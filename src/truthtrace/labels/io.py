@@ -14,6 +14,7 @@ import io
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from truthtrace.data.textio import check_input_file, text_lines
 from truthtrace.fileio import write_text_atomic
 
 LABELS_FILE = "labels.csv"
@@ -54,20 +55,38 @@ def read_labels(path: str | Path) -> dict[str, dict]:
         ValueError: naming the file and line for a missing column, a short row, a bad
             number or a duplicate trace id.
     """
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{path}: line 1: missing columns {missing}")
-        out: dict[str, dict] = {}
-        for row in reader:
-            where = f"{path}: line {reader.line_num}"
-            if None in row or any(v is None for v in row.values()):
-                raise ValueError(f"{where}: row has {'too many' if None in row else 'too few'} fields")
-            if row["trace_id"] in out:
-                raise ValueError(f"{where}: duplicate trace_id {row['trace_id']!r}")
-            out[row["trace_id"]] = _parse_row(row, where)
+    reader = _csv_reader(path)
+    missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise ValueError(f"{path}: line 1: missing columns {missing}")
+    out: dict[str, dict] = {}
+    for row in _rows(reader, path):
+        where = f"{path}: line {reader.line_num}"
+        if None in row or any(v is None for v in row.values()):
+            raise ValueError(f"{where}: row has {'too many' if None in row else 'too few'} fields")
+        if row["trace_id"] in out:
+            raise ValueError(f"{where}: duplicate trace_id {row['trace_id']!r}")
+        out[row["trace_id"]] = _parse_row(row, where)
     return out
+
+
+def _csv_reader(path: str | Path) -> csv.DictReader:
+    """A DictReader over the UTF-8 file ``path`` (ValueError naming file, line and column of a non-UTF-8 byte)."""
+    check_input_file(Path(path), "labels CSV")
+    reader = csv.DictReader(text_lines(Path(path), newline=""))
+    try:
+        reader.fieldnames
+    except csv.Error as err:
+        raise ValueError(f"{path}: line 1: not a readable CSV row ({err})") from None
+    return reader
+
+
+def _rows(reader: csv.DictReader, path: str | Path) -> Iterator[dict]:
+    """The reader's rows; a CSV syntax error names the file and line."""
+    try:
+        yield from reader
+    except csv.Error as err:
+        raise ValueError(f"{path}: line {reader.line_num}: not a readable CSV row ({err})") from None
 
 
 def default_labels_path(store_path: str | Path) -> Path:
@@ -88,15 +107,15 @@ def label_lines(path: str | Path) -> Iterator[tuple[int, str, str]]:
 
     Raises:
         ValueError: naming the file and field when the header lacks a column of :data:`LABEL_COLUMNS`.
-        OSError, UnicodeDecodeError, csv.Error: the file cannot be read.
+        ValueError: also for a directory, a byte that is not UTF-8 or a CSV syntax error (file and line).
+        OSError: the file cannot be read.
     """
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        for col in LABEL_COLUMNS:
-            if col not in (reader.fieldnames or []):
-                raise ValueError(f"{path}: field {col!r} missing from the header")
-        for line, row in enumerate(reader, start=2):
-            yield line, row["trace_id"], (row["hallucinated"] or "").strip()
+    reader = _csv_reader(path)
+    for col in LABEL_COLUMNS:
+        if col not in (reader.fieldnames or []):
+            raise ValueError(f"{path}: field {col!r} missing from the header")
+    for line, row in enumerate(_rows(reader, path), start=2):
+        yield line, row["trace_id"], (row["hallucinated"] or "").strip()
 
 
 def read_label_csv(path: str | Path) -> dict[str, int]:

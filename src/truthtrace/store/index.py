@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from pathlib import Path
 from typing import BinaryIO
@@ -225,13 +224,6 @@ def schema_diff(stored: dict, given: dict, prefix: str = "") -> list[str]:
     return lines
 
 
-def shard_path_names(root: Path) -> list[str]:
-    """Names in ``root`` matching the store's shard and temp file patterns (not ``index.json``)."""
-    if not root.is_dir():
-        return []
-    return sorted(n for n in os.listdir(root) if SHARD_RE.match(n) or TMP_RE.match(n))
-
-
 def lock_store(root: Path) -> BinaryIO:
     """Hold an exclusive lock on ``root/.writer.lock`` (released by the OS even on kill -9)."""
     handle = open(root / LOCK_NAME, "a+b")
@@ -243,11 +235,3 @@ def lock_store(root: Path) -> BinaryIO:
             raise StoreError(f"{root}: another TraceWriter is writing to this store") from None
     return handle
 
-
-def remove_store(root: Path) -> None:
-    """Delete the store files in ``root`` (index, shards, temp files); other files are left alone."""
-    index = root / INDEX_NAME
-    if index.exists() and parse_json(index.read_bytes(), index).get("format") != FORMAT:
-        raise StoreError(f"{index}: not a truthtrace store; refusing to overwrite it")
-    for name in [INDEX_NAME, *shard_path_names(root)]:
-        (root / name).unlink(missing_ok=True)
