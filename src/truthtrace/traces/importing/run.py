@@ -21,13 +21,12 @@ from truthtrace.traces.importing.readers import (
     SUFFIXES,
     ImportConfig,
     find_sources,
-    infer_schema,
     load_records,
     record_id,
     record_meta,
     record_tensors,
-    schema_mismatch,
 )
+from truthtrace.traces.importing.schema import infer_schema, schema_mismatch
 
 
 def import_traces(sources, out, config: ImportConfig | None = None) -> dict:
