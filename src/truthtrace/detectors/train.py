@@ -24,10 +24,12 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from safetensors import SafetensorError
 from tqdm.auto import tqdm
 
 from truthtrace.detectors.base import CONFIG_FILE, DETECTORS, WEIGHTS_FILE, get_detector, load_detector, read_config
+from truthtrace.detectors.calibration import fit_calibration, read_calibration, write_calibration
 from truthtrace.features.dataset import FeatureDataset, make_loader
 from truthtrace.features.splits import SPLIT_FILE, SPLITS, read_split, write_split
 from truthtrace.fileio import check_output_apart, clear_own_output, refuse_foreign, write_json_atomic
@@ -37,7 +39,8 @@ DEFAULT_DETECTORS = ("probe", "mlp", "lstm", "gnn", "lookback", "perplexity", "m
                      "hidden_svd")
 # what train writes in ``<out>/<detector>/`` (paths relative to it; a folder ends in "/"): per seed the
 # saved detector, its checkpoints and everything the tracker logs in ``tb/``, plus atomic-write temps
-_SAVED, _CHECKPOINT, _TEMP = r"(config\.json|model\.safetensors)", r"(best|last)\.(json|safetensors)", r"\.\w+\.tmp"
+_SAVED = r"(config\.json|model\.safetensors|calibration\.json)"
+_CHECKPOINT, _TEMP = r"(best|last)\.(json|safetensors)", r"\.\w+\.tmp"
 RUN_FILES = (r"seed-\d+/", rf"seed-\d+/({_SAVED}|\.{_SAVED}{_TEMP})", r"seed-\d+/checkpoints/",
              rf"seed-\d+/checkpoints/({_CHECKPOINT}|\.{_CHECKPOINT}{_TEMP})", r"seed-\d+/tb/.*")
 # a saved detector that fails to load (truncated or garbage weights, config not matching them)
@@ -157,13 +160,26 @@ def fit_one(name: str, seed: int, features_dir, labels, out: Path, config: Train
     run_dir = out / name / f"seed-{seed}"
     det = _build(name, seed, config, run_dir)
     if not config.overwrite and _done(run_dir, det):
+        if read_calibration(run_dir) is None:  # trained before calibration was saved
+            calibrate_saved(load_detector(run_dir), features_dir, labels, run_dir, config)
         return {"skipped": "already trained"}
     train_dl, val_dl = loaders(features_dir, labels, tuple(det.inputs), seed, config.batch_size,
                                config.num_workers)
     t0 = time.perf_counter()
     info = det.fit(train_dl, val_dl)
     det.save(run_dir)
+    calibrate_saved(det, features_dir, labels, run_dir, config)
     return dict(info, seconds=round(time.perf_counter() - t0, 2), detail=det.describe())
+
+
+def calibrate_saved(det, features_dir, labels, run_dir: Path, config: TrainConfig) -> dict:
+    """Fit Platt and isotonic maps on ``det``'s validation scores; write ``calibration.json`` into ``run_dir``."""
+    (val_dl,) = loaders(features_dir, labels, tuple(det.inputs), 0, config.batch_size, 0, splits=("val",))
+    batches = list(val_dl)
+    y = np.concatenate([np.asarray(b["label"]) for b in batches]) if batches else np.zeros(0, np.int64)
+    doc = fit_calibration(det.score(iter(batches)) if batches else np.zeros(0), y)
+    write_calibration(run_dir, doc)
+    return doc
 
 
 def train(features_dir: str | Path, labels_csv: str | Path, out_dir: str | Path,
