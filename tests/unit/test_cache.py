@@ -113,3 +113,9 @@ def test_memory_only_cache():
         cache.put(str(i), *value_and_tensors(i))
     assert cache.get("0") is None and cache.get("2")[0]["answer"] == "answer 2"
     assert cache.stats()["path"] is None
+
+
+def test_a_value_without_tensors_round_trips(tmp_path):
+    cache = ResultCache(tmp_path / "c.sqlite", memory_items=0)
+    cache.put("k", {"answer": "only JSON"})
+    assert cache.get("k") == ({"answer": "only JSON"}, {}) and cache.stats()["corrupt"] == 0

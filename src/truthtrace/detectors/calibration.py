@@ -27,7 +27,7 @@ def fit_calibration(val_scores: np.ndarray, val_labels: np.ndarray) -> dict:
     """Both calibration maps for scores ``(n,)`` with labels ``(n,)`` (1 = hallucinated).
 
     Returns:
-        ``{"platt": {"a", "b"}, "isotonic": {"x", "y"}, "n_val", "positive_rate"}``; a map is None when
+        ``{"platt": {"a", "b"}, "isotonic": {"x", "y"}, "n_val", "positive_rate", "val_auroc"}``; a map is None when
         validation holds one class only (nothing to calibrate on).
     """
     from sklearn.isotonic import IsotonicRegression
@@ -36,9 +36,10 @@ def fit_calibration(val_scores: np.ndarray, val_labels: np.ndarray) -> dict:
     ok = np.isfinite(s)
     s, y = s[ok], y[ok]
     doc = {"n_val": int(len(y)), "positive_rate": float(y.mean()) if len(y) else math.nan, "platt": None,
-           "isotonic": None}
+           "isotonic": None, "val_auroc": None}
     if len(np.unique(y)) < 2:
         return doc
+    doc["val_auroc"] = float(metrics.auroc(s, y))
     a, b = metrics.platt_calibrator(s, y)
     doc["platt"] = {"a": a, "b": b}
     iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(s, y)

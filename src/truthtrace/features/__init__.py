@@ -7,7 +7,7 @@ Layout of the feature store: ``docs/FORMAT.md`` (constants in ``truthtrace.featu
 Read it with ``truthtrace.features.dataset.FeatureDataset``.
 """
 
-from truthtrace.features.build import feature_schema, key_bytes, preprocess, trace_record
+from truthtrace.features.build import feature_schema, key_bytes, preprocess
 from truthtrace.features.config import (
     FEATURES_KIND,
     FEATURES_VERSION,
@@ -21,6 +21,7 @@ from truthtrace.features.config import (
     graph_key,
 )
 from truthtrace.features.graphs import PcaMoments, apply_pca, build_edges, fit_pca, load_pca, save_pca
+from truthtrace.features.record import trace_record
 from truthtrace.features.scalars import attn_logdet, hidden_svd, logprob_stats, lookback_ratio
 from truthtrace.features.sequences import TokenLayout, layout_of, sequence_features
 from truthtrace.features.splits import SPLIT_FILE, make_split, read_split, split_by_question, write_split

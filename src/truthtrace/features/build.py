@@ -24,20 +24,14 @@ from truthtrace.features.config import (
     PCA_FILE,
     POSITIONS,
     PreprocessConfig,
-    graph_key,
 )
 from truthtrace.features.graphs import (
     PcaMoments,
-    apply_pca,
-    build_edges,
     fit_pca,
-    graph_window,
     load_pca,
     save_pca,
-    window_attention,
 )
-from truthtrace.features.scalars import attn_logdet, hidden_svd, logprob_stats, lookback_ratio
-from truthtrace.features.sequences import layout_of, sequence_features
+from truthtrace.features.record import feature_cast, stack_layers, trace_record
 from truthtrace.features.splits import (
     SPLIT_FILE,
     SPLIT_METHOD,
@@ -50,19 +44,11 @@ from truthtrace.features.splits import (
 from truthtrace.fileio import check_output_apart
 from truthtrace.labels.io import read_label_csv
 from truthtrace.naming import (
-    ANSWER_ENTROPY,
-    ANSWER_LOGPROBS,
-    SCALAR_ATTN_LOGDET,
-    SCALAR_HIDDEN_SVD,
-    SCALAR_LOGPROB_STATS,
-    SCALAR_LOOKBACK,
-    layer_key,
     parse_feature_key,
 )
 from truthtrace.store import TraceStore, TraceWriter
 from truthtrace.store.index import INDEX_NAME, load_index, schema_diff
 
-FP16_MAX = 65504.0
 FEATURE_FILES = (SPLIT_FILE, PCA_FILE)  # written beside the shards: --overwrite deletes them with the store
 
 
@@ -108,61 +94,6 @@ def compute_split(source: TraceStore, config: PreprocessConfig) -> dict:
     return make_split(ids, qids, config.fractions, config.split_seed)
 
 
-def _storage_cast(t: torch.Tensor) -> torch.Tensor:
-    """float16 for floats (float32 if a finite value would overflow it); other dtypes unchanged."""
-    if not t.is_floating_point() or t.numel() == 0:
-        return t
-    low, high = (float(v) for v in torch.aminmax(t))  # one pass; NaN makes both tests fail
-    if -FP16_MAX <= low and high <= FP16_MAX:
-        return t.half()
-    finite = t[torch.isfinite(t)]
-    return t.float() if finite.numel() and float(finite.abs().max()) > FP16_MAX else t.half()
-
-
-def _stack(trace, layers: list[int], kind: str) -> torch.Tensor:
-    """``(len(layers), ...)`` float32 stack of one trace's layer tensors."""
-    return torch.stack([trace[layer_key(i, kind)] for i in layers]).float()
-
-
-def trace_record(trace, schema: dict, pca: tuple[torch.Tensor, torch.Tensor] | None) -> tuple[dict, dict]:
-    """One feature-store record from one source trace (every layer vectorised).
-
-    Args:
-        trace: a source ``Trace``; hidden states ``(K, d)``, attention maps ``(H, K, T)``.
-        schema: the feature schema (which layers, graph settings).
-        pca: ``(mean (G, d), components (G, k, d))`` or None to keep raw node features.
-    Returns:
-        ``(tensors, meta)`` as the contract lists them, tensors still float32.
-    Raises:
-        ValueError: naming the trace when its meta and tensors disagree.
-    """
-    hidden = _stack(trace, schema["hidden_layers"], "hidden")  # (Lh, K, d)
-    layout = layout_of(trace.meta, hidden.shape[1], f"trace {trace.id!r}")
-    attn_layers = schema["attn_layers"]
-    attn = _stack(trace, attn_layers, "attn") if attn_layers else torch.zeros(0, schema["n_heads"], 1, 1)
-    out = sequence_features(hidden, layout)
-    out[SCALAR_LOGPROB_STATS] = logprob_stats(trace[ANSWER_LOGPROBS], trace[ANSWER_ENTROPY])
-    out[SCALAR_LOOKBACK] = lookback_ratio(attn, layout) if attn_layers else torch.zeros(0, schema["n_heads"])
-    out[SCALAR_ATTN_LOGDET] = attn_logdet(attn, layout) if attn_layers else torch.zeros(0)
-    out[SCALAR_HIDDEN_SVD] = hidden_svd(hidden, layout)
-    graph = schema["graph"]
-    if graph:
-        n = graph_window(layout, graph["max_nodes"])
-        h_rows = [schema["hidden_layers"].index(i) for i in graph["layers"]]
-        x = hidden[h_rows, -n:]  # (G, n, d)
-        x = apply_pca(x, *pca) if pca is not None else x
-        a_win = window_attention(attn[[attn_layers.index(i) for i in graph["layers"]]], n)  # (G, H, n, n)
-        edges = build_edges(a_win, graph["top_k"], graph["threshold"])
-        for g, layer in enumerate(graph["layers"]):
-            edge_index, edge_attr = edges[g]
-            out[graph_key(layer, "x")] = x[g].contiguous()
-            out[graph_key(layer, "edge_index")] = edge_index
-            out[graph_key(layer, "edge_attr")] = edge_attr
-    meta = {"question_id": str(trace.meta["question_id"]), "category": trace.meta.get("category"),
-            "n_prompt_tokens": layout.n_prompt, "n_answer_tokens": layout.n_tokens - layout.n_prompt}
-    return out, meta
-
-
 def _pca_pass(source: TraceStore, train_ids: list[str], schema: dict, config: PreprocessConfig,
               progress: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Pass 1: moments of up to ``pca_max_tokens`` graph-window tokens of train traces, then PCA."""
@@ -172,7 +103,7 @@ def _pca_pass(source: TraceStore, train_ids: list[str], schema: dict, config: Pr
     bar = tqdm(total=config.pca_max_tokens, desc="pca sample", unit="tok", disable=not progress)
     for i in order:
         trace = source.get(train_ids[i])
-        x = _stack(trace, graph["layers"], "hidden")[:, -graph["max_nodes"]:]  # (G, n, d)
+        x = stack_layers(trace, graph["layers"], "hidden")[:, -graph["max_nodes"]:]  # (G, n, d)
         x = x[:, : config.pca_max_tokens - moments.count]
         moments.add(x)
         bar.update(x.shape[1])
@@ -304,7 +235,7 @@ def preprocess(store: str | Path, out: str | Path, config: PreprocessConfig | No
                     skipped += 1
                 else:
                     tensors, meta = trace_record(trace, schema, pca)
-                    writer.add(trace.id, {k: _storage_cast(v) for k, v in tensors.items()}, meta)
+                    writer.add(trace.id, {k: feature_cast(v) for k, v in tensors.items()}, meta)
                     written += 1
                 bar.update(1)
         bar.close()

@@ -185,15 +185,9 @@ class FeatureDataset(IterableDataset):
 
     def _sample(self, trace) -> dict:
         """One sample dict from one feature-store record."""
-        sample = {"trace_id": trace.id, "question_id": str(trace.meta.get("question_id")),
-                  "label": self.labels.get(trace.id, UNKNOWN)}
-        if GRAPHS in self.keys:
-            tensors = trace.tensors()  # one read of the record's span: graphs are most of it
-            sample[GRAPHS] = [_graph(tensors, layer) for layer in self.schema["graph"]["layers"]]
-        for key in self.keys:
-            if key != GRAPHS:
-                sample[key] = trace[key].float()
-        return sample
+        tensors = trace.tensors() if GRAPHS in self.keys else trace  # one read of the span: graphs are most of it
+        return record_sample(trace.id, str(trace.meta.get("question_id")), tensors, self.keys, self.schema,
+                             self.labels.get(trace.id, UNKNOWN))
 
     def __iter__(self) -> Iterator[dict]:
         if GRAPHS in self.keys:
@@ -205,6 +199,27 @@ class FeatureDataset(IterableDataset):
             yield from samples
             return
         yield from _buffer_shuffle(samples, self.buffer_size, np.random.default_rng([self.seed, self.epoch, consumer]))
+
+
+def record_sample(trace_id: str, question_id: str, tensors, keys: tuple[str, ...], schema: dict,
+                  label: int = UNKNOWN) -> dict:
+    """One sample as detectors see it, from a feature record's tensors (stored, or computed live).
+
+    Args:
+        tensors: ``key -> tensor`` of one record (``seq.*`` ``(Lh, d)``, ``scalar.*``, ``graph.*``).
+        keys: the keys to yield, ``"graphs"`` for every graph layer of ``schema``.
+        schema: the feature store's schema.
+
+    Returns:
+        ``{"trace_id", "question_id", "label", key: float32 tensor, "graphs": [Data per layer]}``.
+    """
+    sample = {"trace_id": trace_id, "question_id": question_id, "label": label}
+    if GRAPHS in keys:
+        sample[GRAPHS] = [_graph(tensors, layer) for layer in schema["graph"]["layers"]]
+    for key in keys:
+        if key != GRAPHS:
+            sample[key] = tensors[key].float()
+    return sample
 
 
 def _buffer_shuffle(items: Iterator, size: int, rng: np.random.Generator) -> Iterator:

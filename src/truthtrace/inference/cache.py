@@ -105,7 +105,7 @@ class ResultCache:
         try:
             if fmt != CACHE_FORMAT or checksum != _checksum(key, value, blob):
                 raise ValueError("checksum or format mismatch")
-            found = parse_json_object(value, f"{self.path} row {key[:12]}"), load_safetensors(blob)
+            found = parse_json_object(value, f"{self.path} row {key[:12]}"), load_safetensors(blob) if blob else {}
         except Exception:  # a corrupted or foreign row is never returned: drop it, the caller recomputes
             self.db.execute("DELETE FROM results WHERE key = ?", (key,))
             self._count("corrupt")

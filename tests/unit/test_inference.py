@@ -1,0 +1,151 @@
+"""The live engine: its scores equal extract -> preprocess -> detector on the same questions."""
+
+import csv
+
+import numpy as np
+import pytest
+
+from truthtrace.data import Question
+from truthtrace.detectors import load_detector
+from truthtrace.detectors.train import TrainConfig, train
+from truthtrace.features import PreprocessConfig, preprocess
+from truthtrace.features.dataset import FeatureDataset, make_loader
+from truthtrace.inference import Engine, EngineConfig
+from truthtrace.store import TraceStore
+from truthtrace.traces.extract import ExtractConfig, extract
+
+WORDS = ["France", "Mars", "Hamlet", "gold", "spider", "planet", "capital", "red", "legs", "symbol"]
+QUESTIONS = [Question(id=f"q{i:02d}", question=f"What is the {WORDS[i % 10]} of {WORDS[(i * 3) % 10]} {i}?",
+                      answers=("x",), category="test") for i in range(40)]
+DETECTORS = ("probe", "perplexity", "max_entropy", "attn_logdet", "hidden_svd", "lookback", "mlp")
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory, tiny_model, tiny_tokenizer):
+    """extract (generate capture) -> labels -> preprocess -> train on a tiny random model."""
+    root = tmp_path_factory.mktemp("live")
+    cfg = ExtractConfig(model="tiny", batch_size=4, max_new_tokens=5, capture="generate")
+    extract(QUESTIONS, root / "traces", cfg, tiny_model, tiny_tokenizer, progress=False)
+    with open(root / "labels.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["trace_id", "hallucinated"])
+        w.writerows([q.id, i % 2] for i, q in enumerate(QUESTIONS))
+    preprocess(root / "traces", root / "feats", PreprocessConfig(node_dim=8, max_nodes=16), labels=root / "labels.csv",
+               progress=False)
+    args = {"mlp": {"max_epochs": 2, "sweep_epochs": 1, "hidden": [8], "log_dir": None}}
+    train(root / "feats", root / "labels.csv", root / "det", TrainConfig(detectors=DETECTORS, seeds=(0,),
+                                                                          detector_args=args), progress=False)
+    return root
+
+
+def offline_scores(root, name):
+    det = load_detector(root / "det" / name / "seed-0")
+    ds = FeatureDataset(root / "feats", split=None, keys=det.inputs)
+    ids = [i for s in ds.shards for i in s]
+    return dict(zip(ids, det.score(iter(make_loader(ds, batch_size=64, num_workers=0)))))
+
+
+@pytest.fixture(scope="module")
+def engine(pipeline, tiny_model, tiny_tokenizer):
+    return Engine(EngineConfig(detectors=[pipeline / "det"], dtype="float32", cache=None, max_batch=4),
+                  tiny_model, tiny_tokenizer)
+
+
+def test_live_scores_equal_stored_pipeline(pipeline, engine):
+    results = engine.answer([q.question for q in QUESTIONS], ids=[q.id for q in QUESTIONS])
+    store = TraceStore(pipeline / "traces")
+    assert [r["answer"] for r in results] == [store.meta(q.id)["generation"] for q in QUESTIONS]
+    worst = {}
+    for name in DETECTORS:
+        offline = offline_scores(pipeline, name)
+        live = np.array([r["scores"][name]["score"] for r in results])
+        want = np.array([offline[q.id] for q in QUESTIONS])
+        worst[name] = float(np.max(np.abs(live - want) / (1 + np.abs(want))))
+    print("\nworst relative difference, live vs stored:", worst)
+    assert max(worst.values()) < 2e-3, worst
+
+
+def test_running_risk_ends_at_the_final_score(engine):
+    [res] = engine.answer([QUESTIONS[3].question])
+    for name in ("probe", "perplexity", "mlp"):
+        entry = res["scores"][name]
+        assert len(entry["running"]) == len(res["tokens"]) and entry["pre_answer"] is not None
+        final = entry["probability"] if entry["calibrated"] else entry["score"]
+        assert entry["running"][-1] == pytest.approx(final, rel=1e-5, abs=1e-6)
+    assert res["scores"]["attn_logdet"]["running"] is None  # reads attention: scored on the whole answer only
+    assert all(set(t) == {"id", "text", "logprob", "entropy", "risk"} for t in res["tokens"])
+    best = max(engine.detectors.detectors, key=lambda d: d.calibration["val_auroc"]).name
+    assert 0 <= res["risk"] <= 1 and res["risk_detector"] == best
+
+
+def test_one_bad_request_never_breaks_the_batch(engine):
+    long = "word " * 400  # over the tiny model's context of 256
+    results = engine.answer(["", 42, long, QUESTIONS[0].question, "   "])
+    errors = [r["error"] for r in results]
+    assert "empty" in errors[0] and "must be text" in errors[1] and "over the limit" in errors[2]
+    assert errors[3] is None and results[3]["answer"] is not None and "empty" in errors[4]
+
+
+def test_a_failing_batch_is_retried_request_by_request(engine, monkeypatch):
+    real = engine._run_batch
+
+    def flaky(batch):
+        if any(r.question == "boom" for r in batch):
+            raise RuntimeError("kernel exploded")
+        return real(batch)
+
+    monkeypatch.setattr(engine, "_run_batch", flaky)
+    results = engine.answer([QUESTIONS[1].question, "boom", QUESTIONS[2].question])
+    assert results[1]["error"] == "could not answer: RuntimeError: kernel exploded"
+    assert results[0]["error"] is None and results[2]["error"] is None
+
+
+def test_batches_follow_length_and_budget(engine):
+    reqs = [engine._request(i, "word " * n, None) for i, n in enumerate([30, 1, 20, 2, 10, 3])]
+    batches = engine.buckets(reqs)
+    assert all(len(b) <= engine.config.max_batch for b in batches)
+    lengths = [len(r.prompt) for b in batches for r in b]
+    assert lengths == sorted(lengths)
+
+
+def test_cache_hit_returns_the_same_result(pipeline, tiny_model, tiny_tokenizer, tmp_path):
+    cfg = EngineConfig(detectors=[pipeline / "det"], dtype="float32", cache=tmp_path / "c.sqlite")
+    eng = Engine(cfg, tiny_model, tiny_tokenizer)
+    first = eng.answer([QUESTIONS[5].question])[0]
+    again = Engine(cfg, tiny_model, tiny_tokenizer).answer([QUESTIONS[5].question])[0]  # a new process: the file
+    assert not first["cached"] and again["cached"]
+    assert again["scores"] == first["scores"] and again["answer"] == first["answer"]
+    assert eng.cache.stats()["rows"] == 1
+
+
+def test_guard_flags_or_abstains_with_a_reason(pipeline, tiny_model, tiny_tokenizer):
+    base = dict(detectors=[pipeline / "det"], dtype="float32", cache=None)
+    flag = Engine(EngineConfig(**base, guard=1e-9), tiny_model, tiny_tokenizer).answer([QUESTIONS[0].question])[0]
+    assert flag["flagged"] and not flag["abstained"] and flag["answer"] is not None
+    assert flag["risk_detector"] in flag["reason"]
+    cfg = EngineConfig(**base, guard=1e-9, guard_action="abstain")
+    held = Engine(cfg, tiny_model, tiny_tokenizer).answer([QUESTIONS[0].question])[0]
+    assert held["abstained"] and held["answer"] is None and held["withheld_answer"] == flag["answer"]
+
+
+def test_score_existing_answers_equals_forward_capture(pipeline, engine):
+    """Teacher-forced scoring of the stored answers: the same features as a forward-capture extract."""
+    store = TraceStore(pipeline / "traces")
+    pairs = [(q.question, store.meta(q.id)["generation"]) for q in QUESTIONS[:6]]
+    scored = engine.score(pairs)
+    assert [r["answer"] for r in scored] == [a for _, a in pairs]
+    assert all(r["error"] is None and set(r["scores"]) == set(DETECTORS) for r in scored)
+
+
+def test_every_result_records_timing_dtype_and_device(engine):
+    [res] = engine.answer([QUESTIONS[7].question])
+    t = res["timing"]
+    assert t["prefill_s"] > 0 and t["decode_s"] >= 0 and t["tokens_per_s"] > 0 and t["detectors_s"] > 0
+    assert res["dtype"] == "float32" and res["device"] == "cpu"
+
+
+def test_config_is_validated():
+    for bad in ({"detectors": ()}, {"detectors": ("x",), "dtype": "int8"}, {"detectors": ("x",), "guard": 1.5},
+                {"detectors": ("x",), "max_batch": 0}, {"detectors": ("x",), "calibration": "beta"}):
+        with pytest.raises(ValueError):
+            EngineConfig(**bad)
