@@ -1,0 +1,7 @@
+"""``truthtrace demo``: the web demo (extra ``ui``)."""
+
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    """Add this module's subcommands to ``sub`` (the ``add_subparsers`` object of the main parser)."""
