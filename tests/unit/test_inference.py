@@ -101,7 +101,7 @@ def test_a_failing_batch_is_retried_request_by_request(engine, monkeypatch):
 
 
 def test_batches_follow_length_and_budget(engine):
-    reqs = [engine._request(i, "word " * n, None) for i, n in enumerate([30, 1, 20, 2, 10, 3])]
+    reqs = [engine.request(i, "word " * n, None) for i, n in enumerate([30, 1, 20, 2, 10, 3])]
     batches = engine.buckets(reqs)
     assert all(len(b) <= engine.config.max_batch for b in batches)
     lengths = [len(r.prompt) for b in batches for r in b]
@@ -149,3 +149,23 @@ def test_config_is_validated():
                 {"detectors": ("x",), "max_batch": 0}, {"detectors": ("x",), "calibration": "beta"}):
         with pytest.raises(ValueError):
             EngineConfig(**bad)
+
+
+def test_stream_yields_each_token_with_the_risk_of_the_final_result(engine):
+    events = list(engine.stream(QUESTIONS[9].question, "q09"))
+    tokens, final = events[:-1], events[-1]
+    assert final["type"] == "result" and all(e["type"] == "token" for e in tokens)
+    result = final["result"]
+    batch = engine.answer([QUESTIONS[9].question], ids=["q09"])[0]
+    assert (result["answer"], result["scores"], result["risk"]) == (batch["answer"], batch["scores"], batch["risk"])
+    assert [e["id"] for e in tokens] == [t["id"] for t in result["tokens"]]
+    for e, t in zip(tokens, result["tokens"]):
+        assert e["logprob"] == pytest.approx(t["logprob"], abs=1e-5)
+        assert e["entropy"] == pytest.approx(t["entropy"], abs=1e-5)
+        assert set(e["risk"]) == set(t["risk"])
+        for name, p in e["risk"].items():
+            assert p == pytest.approx(t["risk"][name], abs=1e-5)
+
+
+def test_stream_of_a_bad_request_is_one_error_event(engine):
+    assert [e["type"] for e in engine.stream("   ")] == ["error"]

@@ -16,6 +16,7 @@ teacher-forced forward pass. Results are cached (:mod:`truthtrace.inference.cach
 
 from __future__ import annotations
 
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from truthtrace.inference.live import (
     running_scores,
 )
 from truthtrace.inference.results import apply_guard, detector_scores, error_result, pick_primary, token_rows
+from truthtrace.inference.stream import stream as stream_answer
 from truthtrace.inference.timing import StepTimer
 from truthtrace.models.fingerprint import model_fingerprint
 from truthtrace.models.load import load_model
@@ -108,6 +110,7 @@ class Engine:
         self.primary = pick_primary(self.detectors.detectors, config.primary)
         path = config.cache_path()
         self.cache = ResultCache(path) if path else None
+        self.lock = threading.Lock()
 
     def _feature_schema(self, attention: bool) -> dict:
         """The feature schema, without attention features when no detector reads them (they are not captured)."""
@@ -125,8 +128,9 @@ class Engine:
 
     # ---------------------------------------------------------------- requests
 
-    def _request(self, index: int, question, qid, answer=None) -> Request | dict:
-        """A queued :class:`Request`, or the error result of one that cannot run."""
+    def request(self, index: int, question, qid=None, answer=None) -> Request | dict:
+        """A queued :class:`Request` for ``question`` (``answer``: score it instead), or the error result of one
+        that cannot run (empty, not text, too long)."""
         rid = str(qid if qid is not None else index)
         req = Request(index, rid, question if isinstance(question, str) else repr(question)[:200], [],
                       submitted=time.perf_counter())
@@ -158,11 +162,15 @@ class Engine:
 
     def answer(self, questions, ids=None) -> list[dict]:
         """Answer ``questions`` (list of text) and score every answer; one result per question, in order."""
-        return self._serve([self._request(i, q, None if ids is None else ids[i]) for i, q in enumerate(questions)])
+        return self._serve([self.request(i, q, None if ids is None else ids[i]) for i, q in enumerate(questions)])
+
+    def stream(self, question, qid=None):
+        """Answer one question token by token: token events, then the result (see :mod:`.stream`)."""
+        return stream_answer(self, question, qid)
 
     def score(self, pairs, ids=None) -> list[dict]:
         """Score existing answers: ``pairs`` of ``(question, answer)``, one teacher-forced pass per batch."""
-        return self._serve([self._request(i, q, None if ids is None else ids[i], a)
+        return self._serve([self.request(i, q, None if ids is None else ids[i], a)
                             for i, (q, a) in enumerate(pairs)])
 
     def _serve(self, items: list) -> list[dict]:
@@ -170,15 +178,17 @@ class Engine:
         for n, item in enumerate(items):
             if isinstance(item, dict):
                 results[n] = item
-            elif (hit := self._cached(item)) is not None:
+            elif (hit := self.cached(item)) is not None:
                 results[n] = hit
             else:
                 todo.append(item)
-        for batch in self.buckets(todo):
-            results.update(self._run(batch))
+        with self.lock:  # one generation at a time: the stream's hooks see only their own steps
+            for batch in self.buckets(todo):
+                results.update(self.run(batch))
         return [self.guard(results[n]) for n in range(len(items))]
 
-    def _cached(self, req: Request) -> dict | None:
+    def cached(self, req: Request) -> dict | None:
+        """The cached result of ``req`` (marked ``cached``), or None."""
         key = self._key(req)
         found = self.cache.get(key) if key else None
         if found is None:
@@ -208,7 +218,7 @@ class Engine:
 
     # ---------------------------------------------------------------- running a batch
 
-    def _run(self, batch: list[Request]) -> dict[int, dict]:
+    def run(self, batch: list[Request]) -> dict[int, dict]:
         """Results of one batch by request index; a failing batch is retried one request at a time."""
         try:
             return self._run_batch(batch)
@@ -217,7 +227,7 @@ class Engine:
                 return {batch[0].index: error_result(batch[0], f"could not answer: {type(err).__name__}: {err}")}
             out = {}
             for req in batch:
-                out.update(self._run([req]))
+                out.update(self.run([req]))
             return out
 
     @torch.no_grad()

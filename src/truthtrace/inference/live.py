@@ -63,17 +63,17 @@ def runs_live(inputs) -> bool:
     return GRAPHS not in inputs and set(inputs) <= RUNNING_KEYS
 
 
-def prefix_features(trace: MemoryTrace, feature_schema: dict) -> list[dict[str, torch.Tensor] | None]:
-    """Features of every answer prefix, the empty one first: ``A + 1`` records of ``seq.*`` and log-prob stats.
+def prefix_features(trace: MemoryTrace, feature_schema: dict, first: int = 0) -> list[dict[str, torch.Tensor] | None]:
+    """Features of the answer prefixes ``first..A``, the empty one (0) first: records of ``seq.*`` and log-prob stats.
 
-    The empty prefix stands for the last prompt token (what a trace without answer tokens uses); it is None
-    when the prompt was not kept (``keep="answer"``). Prefix ``A`` is the whole answer.
+    The empty prefix stands for the last prompt token (what a trace without answer tokens uses); a prefix is
+    None when none of it was kept (``keep="answer"`` for the empty one). Prefix ``A`` is the whole answer.
     """
     hidden = stack_layers(trace, feature_schema["hidden_layers"], "hidden")  # (Lh, K, d)
     lp, ent = trace[ANSWER_LOGPROBS].float(), trace[ANSWER_ENTROPY].float()
     n_answer = int(trace.meta["n_answer_tokens"])
     out = []
-    for a in range(n_answer + 1):
+    for a in range(first, n_answer + 1):
         cut = hidden[:, : hidden.shape[1] - (n_answer - a)]
         try:
             layout = layout_of(dict(trace.meta, n_answer_tokens=a), cut.shape[1], f"trace {trace.id!r}")
