@@ -48,6 +48,16 @@ def cmd_run(args) -> None:
     for name, path in report["paths"].items():
         print(f"  {name:<10} {path}")
     print(f"  timings (s): {report['timings']}")
+    print()
+    print("Ask the trained detectors about new answers, live:")
+    for line in live_commands(report["paths"]["detectors"]):
+        print(f"  {line}")
+
+
+def live_commands(detectors_dir: str) -> list[str]:
+    """The ``truthtrace ask`` and ``truthtrace demo`` commands for the detectors a run trained."""
+    return [f'truthtrace ask --detector {detectors_dir} "Who wrote the novel Moby-Dick?"',
+            f"truthtrace demo --detector {detectors_dir}"]
 
 
 

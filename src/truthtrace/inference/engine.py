@@ -95,6 +95,8 @@ class Engine:
         if model is None:
             model, tokenizer = load_model(config.model or trace_schema["model"], self.dtype, str(self.device),
                                           attn_implementation="eager" if attention else "sdpa")
+        else:  # a model given as is: record what it really runs in
+            self.device, self.dtype = model.device, str(model.dtype).removeprefix("torch.")
         self.model, self.tokenizer = model, tokenizer
         self.model_id = getattr(model, "truthtrace_id", config.model or trace_schema.get("model"))
         self.fingerprint = model_fingerprint(model)
