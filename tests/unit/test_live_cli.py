@@ -12,6 +12,7 @@ from truthtrace.detectors.train import TrainConfig, train
 from truthtrace.features import PreprocessConfig, preprocess
 from truthtrace.inference import Engine, EngineConfig
 from truthtrace.inference.answers_io import read_answers, read_done
+from truthtrace.inference.render import answer_text, risk_color
 from truthtrace.traces.extract import ExtractConfig, extract
 
 WORDS = ["France", "Mars", "Hamlet", "gold", "spider", "planet", "capital", "red", "legs", "symbol"]
@@ -203,3 +204,23 @@ def test_cache_stats_never_creates_the_default_cache(tmp_path, capsys):
     stats = json.loads(capsys.readouterr().out)
     assert stats["path"] == str(tmp_path / "user-cache" / "results.sqlite") and stats["rows"] == 0
     assert not (tmp_path / "user-cache").exists()
+
+
+def test_tokens_are_coloured_by_the_primary_running_risk():
+    tokens = [{"id": 1, "text": "Par", "risk": {"probe": 0.0}}, {"id": 2, "text": "is", "risk": {"probe": 1.0}},
+              {"id": 3, "text": "!", "risk": {}}]
+    result = {"answer": "Paris!", "tokens": tokens, "risk_detector": "probe", "error": None}
+    text = answer_text(result)
+    assert text.plain == "Paris!"
+    assert [(s.start, s.end, str(s.style)) for s in text.spans] == [(0, 3, "bold rgb(0,200,0)"),
+                                                                    (3, 5, "bold rgb(255,0,0)")]
+    assert risk_color(0.5) == "rgb(255,200,0)" and risk_color(7) == risk_color(1)
+    split = dict(result, answer="Paris?")  # tokens that do not spell the answer: the answer, one colour
+    assert answer_text(split).plain == "Paris?"
+
+
+def test_streamed_answer_is_coloured_in_a_terminal(pipeline, capsys, monkeypatch):
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    assert ask(pipeline, "--no-cache", "--primary", "probe", QUESTIONS[4].question) == 0
+    out = capsys.readouterr().out
+    assert out.split("\n")[0].count("\x1b[1;3") >= 2 and "probe *" in out  # bold, a colour per token

@@ -25,7 +25,7 @@ from truthtrace.inference import Engine, EngineConfig
 from truthtrace.inference.answers_io import append_results, read_answers, read_done
 from truthtrace.inference.cache import ResultCache
 from truthtrace.inference.config import CACHE_FILE
-from truthtrace.inference.render import print_result, results_table
+from truthtrace.inference.render import TokenPrinter, print_details, print_result, results_table
 from truthtrace.inference.results import error_result
 from truthtrace.models.resolve import cache_dir
 
@@ -104,15 +104,37 @@ def summary_line(s: dict, out: Path | None) -> str:
 
 
 def ask_one(engine: Engine, question: str, as_json: bool) -> int:
-    """Answer one question and print it (rich, or the result as JSON)."""
-    [result] = engine.answer([question])
-    if as_json:
-        print_json(result)
-    elif result.get("error"):
-        raise ValueError(result["error"])
+    """Answer one question and print it: streamed token by token (rich), or the result as JSON.
+
+    An answer the guard may withhold is not streamed: it is printed once the guard has seen all of it.
+    """
+    if as_json or engine.config.guard_action == "abstain":
+        [result] = engine.answer([question])
+        if as_json:
+            print_json(result)
+        elif not result.get("error"):
+            print_result(Console(), result)
     else:
-        print_result(Console(), result)
+        result = stream_one(engine, question, Console())
+    if result.get("error") and not as_json:
+        raise ValueError(result["error"])
     return 0
+
+
+def stream_one(engine: Engine, question: str, console: Console) -> dict:
+    """Print the answer's tokens as they are generated, then the scores; the result."""
+    printer = TokenPrinter(console, lambda ids: engine.tokenizer.decode(ids, skip_special_tokens=True),
+                           engine.primary)
+    for event in engine.stream(question):
+        if event["type"] == "token":
+            printer.token(event)
+            continue
+        result = event["result"]
+        if not result.get("error"):
+            console.print()
+            print_details(console, result)
+        return result
+    raise RuntimeError("the engine's stream ended without a result")
 
 
 def cmd_ask(args) -> int:

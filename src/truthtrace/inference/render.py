@@ -78,17 +78,47 @@ def timing_text(result: dict) -> Text:
     return Text(" | ".join(parts), style="dim")
 
 
+def print_details(console: Console, result: dict) -> None:
+    """Print what follows the answer: the scores table, the verdict and the timing."""
+    console.print()
+    console.print(scores_table(result))
+    console.print(verdict_text(result), soft_wrap=True)
+    console.print(timing_text(result), soft_wrap=True)
+
+
 def print_result(console: Console, result: dict) -> None:
-    """Print one result: the coloured answer, the scores table, the verdict and the timing.
+    """Print one result: the coloured answer, then :func:`print_details`.
 
     Lines of text are not wrapped by rich (the terminal wraps them), so a copied answer stays whole.
     """
     console.print(answer_text(result), soft_wrap=True)
     if not result.get("error"):
-        console.print()
-        console.print(scores_table(result))
-        console.print(verdict_text(result), soft_wrap=True)
-        console.print(timing_text(result), soft_wrap=True)
+        print_details(console, result)
+
+
+class TokenPrinter:
+    """Prints streamed answer tokens as they come, each coloured by the primary detector's risk after it.
+
+    The text is decoded from all the ids so far (``decode(ids) -> str``) and only what is new is printed,
+    so a character split over several tokens appears whole once its last token arrives.
+    """
+
+    def __init__(self, console: Console, decode, primary: str | None):
+        self.console, self.decode, self.primary = console, decode, primary
+        self.ids: list[int] = []
+        self.shown = ""
+
+    def token(self, event: dict) -> None:
+        """Print the new text of one token event (``{"id", "risk": {detector: p}, ...}``)."""
+        self.ids.append(int(event["id"]))
+        text = self.decode(self.ids).lstrip()
+        if text.endswith("\ufffd"):  # the rest of a character is still to come
+            return
+        new = text[len(self.shown):] if text.startswith(self.shown) else text
+        self.shown = text
+        risk = (event.get("risk") or {}).get(self.primary) if self.primary else None
+        self.console.print(Text(new, style="" if risk is None else f"bold {risk_color(risk)}"), end="",
+                           soft_wrap=True)
 
 
 def _short(text: str | None, width: int = ANSWER_WIDTH) -> str:
