@@ -225,16 +225,27 @@ def clear_own_output(folder: str | Path, ours: Ours, field: str = "--out", owner
         folder.rmdir()
 
 
+def parse_json(data: bytes | str, where: str | Path, error: type[Exception] = ValueError):
+    """Parse a JSON document (any top-level value).
+
+    Raises:
+        ``error`` (ValueError by default): naming ``where`` when it is not valid JSON.
+    """
+    try:
+        return json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise error(f"{where}: not valid JSON ({err})") from None
+    except RecursionError:
+        raise error(f"{where}: JSON nested too deeply") from None
+
+
 def parse_json_object(data: bytes | str, where: str | Path, error: type[Exception] = ValueError) -> dict:
     """Parse a JSON document that must be an object.
 
     Raises:
         ``error`` (ValueError by default): naming ``where`` when it is not valid JSON or not an object.
     """
-    try:
-        doc = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise error(f"{where}: not valid JSON ({err})") from None
+    doc = parse_json(data, where, error)
     if not isinstance(doc, dict):
         raise error(f"{where}: expected a JSON object")
     return doc

@@ -75,11 +75,12 @@ def add_question_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n", type=int, default=None, help="number of questions (stratified by category)")
 
 
-def questions_from(args):
-    """The questions ``--questions``/``--format``/``--n`` name: the bundled set or a user file."""
+def questions_from(args, require_answers: bool = True):
+    """The questions ``--questions``/``--format``/``--n`` name: the bundled set or a user file
+    (``require_answers=False``: records without gold answers are accepted)."""
     if args.questions in (None, "bundled"):
         return load_bundled(n=args.n, seed=args.seed)
-    return load_questions(args.questions, fmt=args.format, limit=args.n)
+    return load_questions(args.questions, fmt=args.format, limit=args.n, require_answers=require_answers)
 
 
 def detector_args(text: str | None) -> dict:

@@ -147,7 +147,7 @@ def cmd_ask(args) -> int:
         raise ValueError("--questions needs --out FILE.jsonl (the answers are appended there; a rerun resumes)")
     if args.out:
         check_output_apart(args.out, {"--questions": args.questions if args.questions != "bundled" else None})
-    questions = questions_from(args) if args.questions is not None else None
+    questions = questions_from(args, require_answers=False) if args.questions is not None else None
     engine = engine_from(args)
     try:
         if questions is None:

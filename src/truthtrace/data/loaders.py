@@ -92,15 +92,15 @@ def _iter_json(path: Path, data: Any = None) -> Iterator[Record]:
         yield f"{path}: record {i}", record
 
 
-def _generic(records: Iterator[Record], fields: dict, split_csv: bool) -> Iterator[Raw]:
+def _generic(records: Iterator[Record], fields: dict, split_csv: bool, require_answers: bool = True) -> Iterator[Raw]:
     """Records with column mapping ``fields`` (role -> field name or None for defaults)."""
     for where, rec in records:
         question = require_text(_pick(rec, fields["question"], "question"), where, fields["question"] or "question")
         raw = _pick(rec, fields["answers"], "answers")
-        if raw is None:
-            raise ValueError(f"{where}: missing field {fields['answers'] or 'answers'!r}")
         name = fields["answers"] or "answers"
-        answers = answer_list(_csv_answers(raw, where, name) if split_csv else raw, where, name)
+        if raw is None and require_answers:
+            raise ValueError(f"{where}: missing field {name!r}")
+        answers = [] if raw is None else answer_list(_csv_answers(raw, where, name) if split_csv else raw, where, name)
         qid, category, context = (text_field(_pick(rec, fields[role], role), where, fields[role] or role)
                                   for role in ("id", "category", "context"))
         for role, value in (("id", qid), ("category", category), ("context", context)):
@@ -140,7 +140,7 @@ def _detect(path: Path) -> tuple[str, Any]:
                      f"one of {FORMATS[1:]}")
 
 
-def _raw_records(path: Path, fmt: str, fields: dict) -> tuple[str, Iterator[Raw]]:
+def _raw_records(path: Path, fmt: str, fields: dict, require_answers: bool = True) -> tuple[str, Iterator[Raw]]:
     """Resolve ``fmt`` ("auto" included) and return it with its reader's output."""
     data = None
     if fmt == "auto" and any(fields.values()):  # a column mapping means a generic file
@@ -160,13 +160,13 @@ def _raw_records(path: Path, fmt: str, fields: dict) -> tuple[str, Iterator[Raw]
     readers = {"triviaqa": triviaqa_records, "nq_open": nq_open_records, "truthfulqa": truthfulqa_records}
     if fmt in readers:
         return fmt, readers[fmt](rows)
-    return fmt, _generic(rows, fields, split_csv=fmt == "csv")
+    return fmt, _generic(rows, fields, split_csv=fmt == "csv", require_answers=require_answers)
 
 
 def load_questions(path: str | Path, fmt: str = "auto", *, question_field: str | None = None,
                    answers_field: str | None = None, id_field: str | None = None,
                    category_field: str | None = None, context_field: str | None = None,
-                   limit: int | None = None, duplicates: str = "error") -> list[Question]:
+                   limit: int | None = None, duplicates: str = "error", require_answers: bool = True) -> list[Question]:
     """Load questions from a user file.
 
     Args:
@@ -182,6 +182,7 @@ def load_questions(path: str | Path, fmt: str = "auto", *, question_field: str |
             order); a missing category becomes "default".
         limit: stop after this many questions.
         duplicates: "error" rejects a repeated id; "rename" makes it unique with ``~2``...
+        require_answers: False accepts records without gold answers (jsonl/csv/json), e.g. to answer them live.
 
     Raises:
         ValueError: naming the file, line or record and field for malformed input.
@@ -196,7 +197,7 @@ def load_questions(path: str | Path, fmt: str = "auto", *, question_field: str |
         raise ValueError(f"limit must be >= 1 or None, got {limit}")
     fields = {"question": question_field, "answers": answers_field, "id": id_field,
               "category": category_field, "context": context_field}
-    fmt, raw = _raw_records(path, fmt, fields)
+    fmt, raw = _raw_records(path, fmt, fields, require_answers)
     out: list[Question] = []
     first_seen: dict[str, str] = {}  # id -> where it was first seen
     for n, (where, qid, question, answers, category, context) in enumerate(raw, 1):

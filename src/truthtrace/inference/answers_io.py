@@ -21,7 +21,7 @@ from typing import Iterator
 
 from truthtrace.data.fields import describe, get_field, text_field
 from truthtrace.data.textio import Record, check_input_file, csv_rows, read_text, text_lines
-from truthtrace.fileio import json_safe, parse_json_object, write_bytes_atomic
+from truthtrace.fileio import json_safe, parse_json, parse_json_object, write_bytes_atomic
 
 ANSWER_FIELDS = ("answer", "generation", "response", "output")
 ANSWERS_FILE = "JSONL, CSV or JSON answers file"
@@ -46,8 +46,7 @@ def _jsonl_records(path: Path) -> Iterator[Record]:
 
 def _json_records(path: Path) -> Iterator[Record]:
     """Objects of a JSON list (or of the list under ``data``), each with ``file: record N``."""
-    # parse_json_object is the package's one JSON parser; the wrapper lets it take a top-level list
-    doc = parse_json_object('{"records":' + read_text(path) + "\n}", path)["records"]
+    doc = parse_json(read_text(path), path)
     if isinstance(doc, dict) and isinstance(get_field(doc, "data"), list):
         doc = get_field(doc, "data")
     if not isinstance(doc, list):
