@@ -7,9 +7,10 @@ steps, detectors without attention graphs), then on the same 32 questions, batch
   plain        ``model.generate`` (greedy, same batch size and max_new_tokens, no capture)
   engine-seq   the engine with the sequence detectors (probe, mlp, perplexity, max_entropy, hidden_svd)
   engine-all   the engine with those plus the attention ones (lookback, attn_logdet: eager attention maps)
-Every variant is warmed up once; rounds are interleaved and the median of ``--rounds`` is kept. Also measured: the detectors' share of
-the engine's time, cache hit latency (median over the questions, from the SQLite file with a cold
-memory LRU, and from memory), and the equality of live and stored scores. Run on a quiet machine.
+Every variant is warmed up once; rounds are interleaved and the median of ``--rounds`` is kept.
+Also measured: the detectors' share of the engine's time, cache hit latency (median over the
+questions, from the SQLite file with a cold memory LRU, and from memory), and the equality of
+live and stored scores. Run on a quiet machine.
 """
 
 from __future__ import annotations
