@@ -120,7 +120,7 @@ def test_session_streams_tokens_then_every_score_and_the_graph(engine, tmp_path)
 
 def test_a_refused_question_is_a_message_not_a_traceback(engine, tmp_path):
     [update] = DemoSession(engine, tmp_path).respond("")
-    assert "empty" in update["error"] and update["answer"] == []
+    assert "empty" in update["error"] and update["answer"] == [] and update["meter"][0] is None
     updates = list(DemoSession(engine, tmp_path).respond("word " * 400))  # over the tiny model's context
     assert "over the limit" in updates[-1]["error"]
 

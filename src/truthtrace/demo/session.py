@@ -16,14 +16,7 @@ from pathlib import Path
 
 from truthtrace.data import load_bundled
 from truthtrace.demo.attention import attention_map, draw_attention
-from truthtrace.demo.view import (
-    cache_summary,
-    check_question,
-    meter,
-    score_rows,
-    status_markdown,
-    token_highlights,
-)
+from truthtrace.demo.view import cache_summary, check_question, meter, score_rows, status_markdown, token_highlights
 
 OUTPUTS = ("error", "answer", "meter", "scores", "status", "graph", "cache")
 FIGURES_KEPT = 16  # attention figures on disk at once (names are reused)
@@ -36,7 +29,7 @@ def example_questions(n: int = 6, seed: int = 0) -> list[str]:
 
 def cleared(error: str | None = None, status: str = "") -> dict:
     """An update that empties every output (and shows ``error``, if any)."""
-    return {"error": error, "answer": [], "meter": meter(None, None, False), "scores": [], "status": status,
+    return {"error": error, "answer": [], "meter": (None, "P(made up)"), "scores": [], "status": status,
             "graph": None}
 
 
@@ -64,8 +57,9 @@ class DemoSession:
             for event in self.engine.stream(question):
                 if event["type"] == "token":
                     tokens.append(event)
+                    running = (event.get("risk") or {}).get(primary)  # None: the primary scores whole answers only
                     yield {"answer": token_highlights(tokens, primary),
-                           "meter": meter((event.get("risk") or {}).get(primary), primary, False)}
+                           **({"meter": meter(running, primary, False)} if running is not None else {})}
                 else:
                     yield from self.finish(event["result"])
         except Exception as err:  # the page shows what went wrong; the server log keeps the rest
