@@ -155,6 +155,7 @@ def test_token_view_caps_long_sequences():
 
 def test_token_labels_are_readable():
     assert token_label("\n") == "↵" and token_label(" the") == "the" and token_label("  ") == "␣"
+    assert token_label("\x04") == "\\x04"  # control characters shown, not a missing glyph
     assert token_label("<|im_start|>") == "<im_start>" and len(token_label("x" * 40)) == 12
 
 

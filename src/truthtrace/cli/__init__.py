@@ -85,6 +85,8 @@ def error_line(exc: BaseException) -> str:
         return f"error: {one_line(str(exc))}"
     if isinstance(exc, OSError):
         return f"error: {os_error_line(exc)}"
+    if isinstance(exc, ImportError):  # an optional dependency: its message names the extra to install
+        return f"error: {one_line(str(exc))}"
     if isinstance(exc, MemoryError):
         return "error: out of memory; try a smaller --batch-size or fewer questions, layers or detectors"
     return (f"internal error: {type(exc).__name__}: {one_line(str(exc))} "

@@ -83,6 +83,7 @@ def token_label(text: str) -> str:
     if m:
         text = f"<{m.group(1)}>"
     text = text.replace("\n", "↵").replace("\t", "⇥").strip(" ")
+    text = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)  # no missing-glyph boxes
     if not text:
         return "␣"
     return text if len(text) <= 12 else text[:11] + "…"
