@@ -17,7 +17,7 @@ from truthtrace.traces.extract import ExtractConfig, extract
 WORDS = ["France", "Mars", "Hamlet", "gold", "spider", "planet", "capital", "red", "legs", "symbol"]
 QUESTIONS = [Question(id=f"q{i:02d}", question=f"What is the {WORDS[i % 10]} of {WORDS[(i * 3) % 10]} {i}?",
                       answers=("x",), category="test") for i in range(40)]
-DETECTORS = ("probe", "perplexity", "max_entropy", "attn_logdet", "hidden_svd", "lookback", "mlp")
+DETECTORS = ("probe", "perplexity", "max_entropy", "attn_logdet", "hidden_svd", "lookback", "mlp", "lstm", "gnn")
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,8 @@ def pipeline(tmp_path_factory, tiny_model, tiny_tokenizer):
         w.writerows([q.id, i % 2] for i, q in enumerate(QUESTIONS))
     preprocess(root / "traces", root / "feats", PreprocessConfig(node_dim=8, max_nodes=16), labels=root / "labels.csv",
                progress=False)
-    args = {"mlp": {"max_epochs": 2, "sweep_epochs": 1, "hidden": [8], "log_dir": None}}
+    args = {"mlp": {"max_epochs": 2, "sweep_epochs": 1, "hidden": [8], "log_dir": None},
+            "lstm": {"max_epochs": 2, "log_dir": None}, "gnn": {"max_epochs": 2, "log_dir": None}}
     train(root / "feats", root / "labels.csv", root / "det", TrainConfig(detectors=DETECTORS, seeds=(0,),
                                                                           detector_args=args), progress=False)
     return root
