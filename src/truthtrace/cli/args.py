@@ -8,6 +8,7 @@ import json
 from truthtrace.data import load_bundled, load_questions
 from truthtrace.dtypes import COMPUTE_DTYPES, STORAGE_DTYPES
 from truthtrace.models import DEFAULT_MODEL
+from truthtrace.models.attention import ATTN_BACKENDS
 from truthtrace.traces.capture import CAPTURE_MODES, DEFAULT_TEMPLATE
 from truthtrace.traces.extract import ExtractConfig
 
@@ -47,6 +48,10 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     s.add_argument("--layers", default=None, help="hidden-state layers to keep, e.g. '0-30' or '8,16,24'")
     s.add_argument("--attn-layers", default=None, help="attention layers to keep")
     s.add_argument("--no-attentions", action="store_true")
+    s.add_argument("--attn-backend", default="auto", choices=ATTN_BACKENDS,
+                   help="attention kernels: eager (every layer returns maps), sdpa (none; needs --no-attentions), "
+                        "hybrid (eager for --attn-layers, SDPA for the rest); auto: hybrid when maps are kept for "
+                        "some layers, eager for all, sdpa for none. Recorded in the store; a resume must match")
     s.add_argument("--keep", default="all", help="token positions to keep: all, answer, last:K")
     s.add_argument("--capture", default="forward", choices=CAPTURE_MODES,
                    help="forward: generate, then one exact forward pass; generate: from the generation steps (faster)")
@@ -63,7 +68,7 @@ def extract_config(args):
         system_prompt=args.system_prompt, use_chat_template=not args.no_chat_template, do_sample=args.sample,
         temperature=args.temperature, top_p=args.top_p, seed=args.seed, hidden_layers=int_list(args.layers),
         attn_layers=int_list(args.attn_layers), attentions=not args.no_attentions, keep=args.keep,
-        capture=args.capture,
+        capture=args.capture, attn_backend=args.attn_backend,
         storage_dtype=args.storage_dtype, overwrite=args.overwrite)
 
 

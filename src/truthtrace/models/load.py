@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from truthtrace.dtypes import COMPUTE_DTYPES, canonical_dtype, torch_dtype
+from truthtrace.models.attention import hybrid_implementation
 from truthtrace.models.compressed import is_kept_quantized, load_compressed, read_compression
 from truthtrace.models.resolve import (
     DEFAULT_MODEL,
@@ -118,14 +119,17 @@ def load_any(spec: str, dtype: str | None = None, device: str = "auto",
 
 
 def load_model(spec: str = DEFAULT_MODEL, dtype: str = "float32", device: str = "auto",
-               attn_implementation: str = "eager"):
+               attn_implementation: str = "eager", attn_layers: Sequence[int] | None = None):
     """Load a causal LM and its tokenizer, ready for trace capture (any format :func:`load_any` reads).
 
     Args:
         spec: model spec (see :mod:`truthtrace.models.resolve`).
         dtype: "float32", "bfloat16" or "float16" compute dtype.
         device: "auto", "cpu", "cuda", ...
-        attn_implementation: "eager" is needed to return attention maps.
+        attn_implementation: "eager" returns every layer's attention maps, "sdpa" none (faster); "hybrid"
+            runs ``attn_layers`` eager (they return maps) and the rest SDPA
+            (:func:`truthtrace.models.attention.hybrid_implementation`); any other name goes to transformers.
+        attn_layers: the eager layers of "hybrid" (required there; may be empty); ignored otherwise.
 
     Returns:
         ``(model, tokenizer)``; the model is in eval mode, ``model.truthtrace_id`` names it,
@@ -133,10 +137,15 @@ def load_model(spec: str = DEFAULT_MODEL, dtype: str = "float32", device: str = 
         pads on the left and has a pad token.
 
     Raises:
-        ValueError: an unknown dtype, a spec that is not a causal LM, or weights missing tensors of the config.
+        ValueError: an unknown dtype, a spec that is not a causal LM, weights missing tensors of the config, or
+            "hybrid" without ``attn_layers``.
         ModelNotFoundError: the spec resolves to nothing or its files do not load.
     """
     canonical_dtype(dtype, "dtype", COMPUTE_DTYPES)
+    if attn_implementation == "hybrid":
+        if attn_layers is None:
+            raise ValueError("attn_implementation 'hybrid' needs attn_layers (the layers that return maps)")
+        attn_implementation = hybrid_implementation(attn_layers)
     loaded = load_any(spec, dtype=dtype, device=device, attn_implementation=attn_implementation)
     if loaded.kind != "causal":
         raise ValueError(f"{spec!r} is {'a compressed ' if loaded.compression else 'an '}{loaded.kind} model; "

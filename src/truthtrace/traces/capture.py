@@ -6,14 +6,18 @@ tests and the "stored equals live" check can call the very same capture code.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 
+from truthtrace.models.attention import attention_by_layer
 from truthtrace.naming import ANSWER_ENTROPY, ANSWER_LOGPROBS, TOKEN_IDS, layer_key
 
 CAPTURE_MODES = ("forward", "generate")  # one exact forward pass after generation, or the generation steps
 DEFAULT_TEMPLATE = "Answer with a few words only.\nQuestion: {question}"
+SHOWN_REFUSALS = 10  # refused questions warned about one by one; the summary lists all
 
 
 def build_prompt_ids(tokenizer, question: str, template: str, use_chat_template: bool = True,
@@ -53,6 +57,36 @@ def prompt_limit(model_config, max_new_tokens: int, max_prompt_tokens: int | Non
     if max_prompt_tokens is not None:
         limits.append((max_prompt_tokens, "set by --max-prompt-tokens / max_prompt_tokens"))
     return min(limits) if limits else (None, "")
+
+
+def fitting_prompts(questions: Sequence, tokenizer, config, model_config):
+    """Build every question's prompt; keep those within :func:`prompt_limit`.
+
+    ``config`` is the extract stage's :class:`~truthtrace.traces.extract.ExtractConfig` (its prompt and
+    length options).
+
+    Returns:
+        ``(kept, prompts, refused)``: the kept questions, their prompt ids (lists of ints, ``(P,)`` each) and
+        ``[{"id", "reason"}]`` for every refused question. The first :data:`SHOWN_REFUSALS` refusals are
+        warned about by id, the rest in one warning.
+    """
+    limit, why = prompt_limit(model_config, config.max_new_tokens, config.max_prompt_tokens)
+    kept, prompts, refused = [], [], []
+    for q in questions:
+        ids = build_prompt_ids(tokenizer, q.question, config.prompt_template, config.use_chat_template,
+                               config.system_prompt)
+        if limit is not None and len(ids) > limit:
+            refused.append({"id": q.id, "reason": f"prompt of {len(ids)} tokens is over the limit of {limit} "
+                                                  f"({why})"})
+            if len(refused) <= SHOWN_REFUSALS:
+                warnings.warn(f"question {q.id!r} skipped: {refused[-1]['reason']}", stacklevel=3)
+        else:
+            kept.append(q)
+            prompts.append(ids)
+    if len(refused) > SHOWN_REFUSALS:
+        warnings.warn(f"{len(refused) - SHOWN_REFUSALS} more questions skipped for too long a prompt "
+                      "(all are listed in the summary's 'refused')", stacklevel=3)
+    return kept, prompts, refused
 
 
 def _left_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -168,7 +202,8 @@ def forward_traces(model, seqs: list[list[int]], n_prompt: list[int], opts: Capt
                 logits_to_keep=torch.arange(lo, hi, device=model.device))
     logp = torch.log_softmax(out.logits.float(), dim=-1)  # (B, hi - lo, V)
     hidden_layers = opts.hidden_indices(len(out.hidden_states))
-    attn_layers = opts.attn_indices(len(out.attentions) if opts.attentions else 0)
+    attn_layers = opts.attn_indices(model.config.num_hidden_layers)
+    maps = kept_maps(model, out.attentions if opts.attentions else None, attn_layers)
     traces = []
     for b, seq in enumerate(seqs):
         t, p = len(seq), n_prompt[b]
@@ -177,16 +212,32 @@ def forward_traces(model, seqs: list[list[int]], n_prompt: list[int], opts: Capt
         for i in hidden_layers:
             rec[layer_key(i, "hidden")] = out.hidden_states[i][b, k0:t].float().cpu().contiguous()
         for i in attn_layers:
-            rec[layer_key(i, "attn")] = out.attentions[i][b, :, k0:t, :t].float().cpu().contiguous()
+            rec[layer_key(i, "attn")] = maps[i][b, :, k0:t, :t].float().cpu().contiguous()
         traces.append(rec)
     return traces
 
 
-def _stitch_attention(steps: tuple, layer: int, width: int, b: int) -> torch.Tensor:
+def kept_maps(model, attentions, layers: tuple[int, ...]) -> dict[int, torch.Tensor]:
+    """The ``(B, H, Q, K)`` attention maps of ``layers`` from one pass's ``out.attentions``, by layer index
+    (in the order of ``layers``; under a hybrid backend ``out.attentions`` holds the eager layers' maps only).
+
+    Raises:
+        ValueError: a kept layer returned no map (e.g. it ran SDPA); the message names the layers and backend.
+    """
+    maps = attention_by_layer(model, attentions)
+    missing = [i for i in layers if i not in maps]
+    if missing:
+        raise ValueError(f"no attention maps returned for layers {missing} (the model runs attention "
+                         f"{getattr(model.config, '_attn_implementation', None)!r}); use --attn-backend auto or "
+                         "eager, or keep no attention maps (--no-attentions)")
+    return {i: maps[i] for i in layers}
+
+
+def _stitch_attention(steps: list[dict], layer: int, width: int, b: int) -> torch.Tensor:
     """Rebuild sample ``b``'s ``(H, W, W)`` attention map of one layer from generation steps.
 
-    Step 0 holds the prompt's ``(B, H, P, P)`` maps, step k >= 1 the row of the token fed at
-    position ``P + k - 1``: ``(B, H, 1, P + k)``.
+    ``steps[k]`` maps layer indices to step k's maps (:func:`kept_maps`). Step 0 holds the prompt's
+    ``(B, H, P, P)`` maps, step k >= 1 the row of the token fed at position ``P + k - 1``: ``(B, H, 1, P + k)``.
     """
     first = steps[0][layer][b]
     h, p, _ = first.shape
@@ -217,21 +268,24 @@ def generate_with_traces(model, tokenizer, prompts: list[list[int]], opts: Captu
     if any(pmax + len(a) > width for a in answers):  # e.g. every answer stopped at once: not all fed
         seqs = [p + a for p, a in zip(prompts, answers)]
         return answers, forward_traces(model, seqs, [len(p) for p in prompts], opts, tokenizer.pad_token_id)
-    return answers, [_sample_from_steps(out, b, pmax - len(p), p, a, opts, width)
+    layers = opts.attn_indices(model.config.num_hidden_layers)
+    steps = [kept_maps(model, step, layers) for step in out.attentions] if layers else []
+    return answers, [_sample_from_steps(out, steps, b, pmax - len(p), p, a, opts, width)
                      for b, (p, a) in enumerate(zip(prompts, answers))]
 
 
-def _sample_from_steps(out, b: int, offset: int, prompt: list[int], answer: list[int], opts: CaptureOptions,
-                       width: int) -> dict[str, torch.Tensor]:
-    """One sample's tensors from generation outputs; its tokens sit at ``offset..offset+T-1``."""
+def _sample_from_steps(out, steps: list[dict], b: int, offset: int, prompt: list[int], answer: list[int],
+                       opts: CaptureOptions, width: int) -> dict[str, torch.Tensor]:
+    """One sample's tensors from generation outputs (``steps``: each step's maps by layer); its tokens sit at
+    ``offset..offset+T-1``."""
     p, t = len(prompt), len(prompt) + len(answer)
     o, k0 = offset, kept_start(opts.keep, t, p)
     logits = torch.stack([out.logits[j][b] for j in range(len(answer))])  # (A, V): step j produced token j
     rec = _answer_record(prompt + answer, p, torch.log_softmax(logits.float(), -1).cpu())
     for i in opts.hidden_indices(len(out.hidden_states[0])):
-        steps = torch.cat([step[i][b] for step in out.hidden_states], dim=0)  # (width, d)
-        rec[layer_key(i, "hidden")] = steps[o + k0:o + t].float().cpu().contiguous()
-    for i in opts.attn_indices(len(out.attentions[0]) if opts.attentions else 0):
-        full = _stitch_attention(out.attentions, i, width, b)  # (H, width, width)
+        hidden = torch.cat([step[i][b] for step in out.hidden_states], dim=0)  # (width, d)
+        rec[layer_key(i, "hidden")] = hidden[o + k0:o + t].float().cpu().contiguous()
+    for i in steps[0] if steps else ():  # the kept layers, in order
+        full = _stitch_attention(steps, i, width, b)  # (H, width, width)
         rec[layer_key(i, "attn")] = full[:, o + k0:o + t, o:o + t].float().cpu().contiguous()
     return rec

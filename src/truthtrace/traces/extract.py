@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from truthtrace import __version__
 from truthtrace.dtypes import COMPUTE_DTYPES, STORAGE_DTYPES
 from truthtrace.models import DEFAULT_MODEL, load_model
+from truthtrace.models.attention import attention_implementation, check_backend, implementation_name, resolve_backend
 from truthtrace.models.fingerprint import model_fingerprint
 from truthtrace.store import StoreError, TraceWriter
 from truthtrace.store.index import INDEX_NAME, load_index
@@ -31,16 +32,16 @@ from truthtrace.traces.capture import (
     DEFAULT_TEMPLATE,
     CaptureOptions,
     build_prompt_ids,
+    fitting_prompts,
     forward_traces,
     generate_answers,
     generate_with_traces,
     kept_start,
-    prompt_limit,
 )
 
 _KEEP_RE = re.compile(r"^(all|answer|last:[1-9]\d*)$")
 FINGERPRINT = "model_fingerprint"  # schema key: the weights the store was written from
-SHOWN_REFUSALS = 10  # refused questions warned about one by one; the summary lists all
+BACKEND = "attn_backend"  # schema key: the attention kernels the traces were computed with
 
 
 @dataclass
@@ -66,6 +67,7 @@ class ExtractConfig:
     attentions: bool = True
     keep: str = "all"
     capture: str = "forward"  # "forward": generate, then one exact pass; "generate": from the generation steps
+    attn_backend: str = "auto"  # "eager", "sdpa", "hybrid" (eager only where maps are kept) or "auto"
     storage_dtype: str = "float16"
     shard_max_bytes: int = 64 * 2**20
     shard_max_traces: int = 64
@@ -87,6 +89,7 @@ class ExtractConfig:
             raise ValueError(f"keep must be 'all', 'answer' or 'last:K', got {self.keep!r}")
         if self.capture not in CAPTURE_MODES:
             raise ValueError(f"capture must be 'forward' or 'generate', got {self.capture!r}")
+        check_backend(self.attn_backend, self.attentions)
         if self.storage_dtype not in STORAGE_DTYPES:
             raise ValueError(f"storage_dtype must be one of {STORAGE_DTYPES}, got {self.storage_dtype!r}")
         if self.model_dtype not in COMPUTE_DTYPES:
@@ -107,12 +110,20 @@ class ExtractConfig:
         as_tuple = lambda xs: tuple(sorted(set(xs))) if xs is not None else None  # noqa: E731
         return CaptureOptions(as_tuple(self.hidden_layers), as_tuple(self.attn_layers), self.attentions, self.keep)
 
+    def attention_backend(self, n_layers: int) -> tuple[str, str]:
+        """``(backend, attn_implementation)`` on a model of ``n_layers`` blocks: "auto" resolved (hybrid when
+        maps are kept for some layers only, eager for all, sdpa for none) and transformers' name for it."""
+        kept = self.capture_options(n_layers).attn_indices(n_layers)
+        backend = resolve_backend(self.attn_backend, kept, n_layers)
+        return backend, implementation_name(backend, kept)
+
 
 def store_schema(config: ExtractConfig, model, model_id: str) -> dict:
     """The schema recorded in the store index; a resumed run must match it exactly.
 
     ``model_fingerprint`` identifies the weights (:func:`truthtrace.models.fingerprint.model_fingerprint`);
     ``model_source`` (where they were loaded from) is volatile: a moved model directory still resumes.
+    ``attn_backend`` is the resolved backend: its kernels round differently, so another one is not resumed.
     """
     cfg = model.config
     n_layers = cfg.num_hidden_layers
@@ -132,6 +143,7 @@ def store_schema(config: ExtractConfig, model, model_id: str) -> dict:
         "attn_layers": list(opts.attn_indices(n_layers)),
         "keep": config.keep,
         "capture": config.capture,
+        BACKEND: config.attention_backend(n_layers)[0],
         "storage_dtype": config.storage_dtype,
         "generation": {k: getattr(config, k) for k in (
             "prompt_template", "system_prompt", "use_chat_template", "max_new_tokens",
@@ -143,10 +155,12 @@ def resume_schema(out_dir: str | Path, schema: dict, overwrite: bool = False) ->
     """The schema to open the store at ``out_dir`` with, after checking it was written from the same weights.
 
     A store written before fingerprints were recorded (no ``model_fingerprint``) is resumed with a warning:
-    the field is left out of the returned schema so the writer's exact comparison accepts it.
+    the field is left out of the returned schema so the writer's exact comparison accepts it. One written
+    before the attention backend was recorded resumes with the eager backend only (the field left out too).
 
     Raises:
-        StoreError: the store's fingerprint differs from ``schema``'s; the message names both models.
+        StoreError: the store's fingerprint differs from ``schema``'s (the message names both models), or it
+            records no backend and this run's is not eager.
     """
     root = Path(out_dir)
     if overwrite or not (root / INDEX_NAME).is_file():
@@ -160,41 +174,26 @@ def resume_schema(out_dir: str | Path, schema: dict, overwrite: bool = False) ->
     if stored.get(FINGERPRINT) is None:
         warnings.warn(f"{root}: the store records no model fingerprint (written before truthtrace kept one); "
                       f"resuming on the model name {schema['model']!r} alone", stacklevel=3)
-        return {k: v for k, v in schema.items() if k != FINGERPRINT}
-    if stored[FINGERPRINT] != schema[FINGERPRINT]:
+        schema = {k: v for k, v in schema.items() if k != FINGERPRINT}
+    elif stored[FINGERPRINT] != schema[FINGERPRINT]:
         raise StoreError(
             f"{root}: cannot resume: the store holds traces of model {stored.get('model')!r} "
             f"(from {stored.get('model_source', '?')}, fingerprint {stored[FINGERPRINT]}) but this run loads "
             f"{schema['model']!r} (from {schema['model_source']}, fingerprint {schema[FINGERPRINT]}): "
             "other weights. Write to another --out, or pass --overwrite (overwrite=True) to replace the store")
-    return schema
+    return _legacy_backend(root, stored, schema)
 
 
-def fitting_prompts(questions: Sequence, tokenizer, config: ExtractConfig, model_config):
-    """Build every question's prompt; keep those within :func:`~truthtrace.traces.capture.prompt_limit`.
-
-    Returns:
-        ``(kept, prompts, refused)``: the kept questions, their prompt ids (lists of ints, ``(P,)`` each) and
-        ``[{"id", "reason"}]`` for every refused question. The first :data:`SHOWN_REFUSALS` refusals are
-        warned about by id, the rest in one warning.
-    """
-    limit, why = prompt_limit(model_config, config.max_new_tokens, config.max_prompt_tokens)
-    kept, prompts, refused = [], [], []
-    for q in questions:
-        ids = build_prompt_ids(tokenizer, q.question, config.prompt_template, config.use_chat_template,
-                               config.system_prompt)
-        if limit is not None and len(ids) > limit:
-            refused.append({"id": q.id, "reason": f"prompt of {len(ids)} tokens is over the limit of {limit} "
-                                                  f"({why})"})
-            if len(refused) <= SHOWN_REFUSALS:
-                warnings.warn(f"question {q.id!r} skipped: {refused[-1]['reason']}", stacklevel=3)
-        else:
-            kept.append(q)
-            prompts.append(ids)
-    if len(refused) > SHOWN_REFUSALS:
-        warnings.warn(f"{len(refused) - SHOWN_REFUSALS} more questions skipped for too long a prompt "
-                      "(all are listed in the summary's 'refused')", stacklevel=3)
-    return kept, prompts, refused
+def _legacy_backend(root: Path, stored: dict, schema: dict) -> dict:
+    """A store that records no backend was written before truthtrace kept one, every layer eager: it resumes
+    (keeping its schema without the field) with eager attention only."""
+    if BACKEND in stored:
+        return schema
+    if schema[BACKEND] != "eager":
+        raise StoreError(f"{root}: cannot resume: the store records no attention backend (written before truthtrace "
+                         f"kept one, with every layer eager) but this run uses {schema[BACKEND]!r}. Pass "
+                         "--attn-backend eager (attn_backend='eager'), write to another --out, or pass --overwrite")
+    return {k: v for k, v in schema.items() if k != BACKEND}
 
 
 def _meta(q, prompt_ids: list[int], answer_ids: list[int], tokenizer, keep_start: int) -> dict:
@@ -234,7 +233,8 @@ def extract(questions: Sequence, out_dir: str | Path, config: ExtractConfig | No
     Questions whose id is already in the store are skipped (resume); the store must have been written
     from the same weights. Questions whose prompt is too long (see :func:`fitting_prompts`) are refused one
     by one, with a warning, and the rest are extracted. Pass ``model`` and ``tokenizer`` to reuse a
-    loaded model (e.g. a tiny test model); otherwise ``config.model`` is loaded.
+    loaded model (e.g. a tiny test model); otherwise ``config.model`` is loaded. The model runs the attention
+    backend of :meth:`ExtractConfig.attention_backend` during the run and is switched back afterwards.
 
     Returns:
         summary dict: n_questions, n_new, n_skipped (already stored), n_refused and refused
@@ -254,10 +254,12 @@ def extract(questions: Sequence, out_dir: str | Path, config: ExtractConfig | No
     model_id = getattr(model, "truthtrace_id", config.model)
     schema = resume_schema(out_dir, store_schema(config, model, model_id), config.overwrite)
     opts = config.capture_options(model.config.num_hidden_layers)
+    implementation = config.attention_backend(model.config.num_hidden_layers)[1]
     torch.manual_seed(config.seed)
     start = time.perf_counter()
-    with TraceWriter(out_dir, schema, storage_dtype=config.storage_dtype, shard_max_bytes=config.shard_max_bytes,
-                     shard_max_traces=config.shard_max_traces, resume=True, overwrite=config.overwrite) as writer:
+    with attention_implementation(model, implementation), \
+            TraceWriter(out_dir, schema, storage_dtype=config.storage_dtype, shard_max_bytes=config.shard_max_bytes,
+                        shard_max_traces=config.shard_max_traces, resume=True, overwrite=config.overwrite) as writer:
         todo = [q for q in questions if not writer.has(q.id)]
         kept, prompts, refused = fitting_prompts(todo, tokenizer, config, model.config)
         n_new = write_batches(writer, model, tokenizer, kept, prompts, config, opts, progress)
