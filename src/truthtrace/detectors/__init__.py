@@ -8,7 +8,7 @@ registry and save/load helpers are in :mod:`truthtrace.detectors.base`.
 """
 
 # Importing the modules registers their detectors.
-from truthtrace.detectors import baselines, gnn, llm_check, lookback, lstm, mlp, probe  # noqa: F401
+from truthtrace.detectors import baselines, gnn, llm_check, lookback, lstm, mlp, probe, transformer  # noqa: F401
 from truthtrace.detectors.base import (
                                        CONFIG_FILE,
                                        DETECTORS,

@@ -35,8 +35,8 @@ from truthtrace.features.splits import SPLIT_FILE, SPLITS, read_split, write_spl
 from truthtrace.fileio import check_output_apart, clear_own_output, refuse_foreign, write_json_atomic
 
 SUMMARY_FILE = "train_summary.json"
-DEFAULT_DETECTORS = ("probe", "mlp", "lstm", "gnn", "lookback", "perplexity", "max_entropy", "attn_logdet",
-                     "hidden_svd")
+DEFAULT_DETECTORS = ("probe", "mlp", "lstm", "transformer", "gnn", "lookback", "perplexity", "max_entropy",
+                     "attn_logdet", "hidden_svd")
 # what train writes in ``<out>/<detector>/`` (paths relative to it; a folder ends in "/"): per seed the
 # saved detector, its checkpoints and everything the tracker logs in ``tb/``, plus atomic-write temps
 _SAVED = r"(config\.json|model\.safetensors|calibration\.json)"
