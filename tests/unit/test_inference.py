@@ -77,6 +77,9 @@ def test_running_risk_ends_at_the_final_score(engine):
     assert all(set(t) == {"id", "text", "logprob", "entropy", "risk"} for t in res["tokens"])
     best = max(engine.detectors.detectors, key=lambda d: d.calibration["val_auroc"]).name
     assert 0 <= res["risk"] <= 1 and res["risk_detector"] == best
+    colour = res["token_risk_detector"]  # the primary when it scores every prefix, else the best one that does
+    assert res["scores"][colour]["running"] is not None
+    assert colour == best or res["scores"][best]["running"] is None
 
 
 def test_one_bad_request_never_breaks_the_batch(engine):

@@ -28,6 +28,7 @@ from truthtrace.inference.config import CACHE_FILE
 from truthtrace.inference.render import TokenPrinter, print_details, print_result, results_table
 from truthtrace.inference.results import error_result
 from truthtrace.models.resolve import cache_dir
+from truthtrace.training.compile import COMPILE_MODES
 
 
 def engine_from(args) -> Engine:
@@ -38,7 +39,8 @@ def engine_from(args) -> Engine:
     return Engine(EngineConfig(detectors=tuple(args.detector), model=args.model, dtype=args.dtype,
                                device=args.device, max_batch=args.batch_size, max_new_tokens=args.max_new_tokens,
                                calibration=args.calibration, primary=args.primary, guard=args.guard,
-                               guard_action="abstain" if args.abstain else "flag", cache=cache, threads=args.threads))
+                               guard_action="abstain" if args.abstain else "flag", cache=cache, threads=args.threads,
+                               compile=args.compile))
 
 
 def print_json(obj) -> None:
@@ -124,7 +126,7 @@ def ask_one(engine: Engine, question: str, as_json: bool) -> int:
 def stream_one(engine: Engine, question: str, console: Console) -> dict:
     """Print the answer's tokens as they are generated, then the scores; the result."""
     printer = TokenPrinter(console, lambda ids: engine.tokenizer.decode(ids, skip_special_tokens=True),
-                           engine.primary)
+                           engine.token_detector)
     for event in engine.stream(question):
         if event["type"] == "token":
             printer.token(event)
@@ -216,6 +218,9 @@ def add_engine_args(p) -> None:
                    help="compute dtype; auto: bfloat16 where it is fast, else float32")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--compile", nargs="?", const="default", default=None, choices=COMPILE_MODES,
+                   help="torch.compile the model's forward (default, reduce-overhead, max-autotune; eager with a "
+                        "warning where it fails); give the question first or write --compile=MODE")
     p.add_argument("--batch-size", type=int, default=8, help="requests per batch")
     p.add_argument("--max-new-tokens", type=int, default=None, help="default: as the detectors' traces were made")
     p.add_argument("--calibration", default="platt", choices=METHODS)

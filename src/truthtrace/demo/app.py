@@ -75,7 +75,8 @@ def header_markdown(engine) -> str:
     names = ", ".join(d["name"] for d in info["detectors"])
     return (f"# truthtrace live\nAsk a question: **{info['model']}** answers ({info['dtype']}, {info['device']}) and "
             f"the detectors ({names}) estimate the chance that the answer is made up. The meter follows "
-            f"**{info['primary'] or 'no calibrated detector'}**. [Cache statistics](#cache-stats)")
+            f"**{info['primary'] or 'no calibrated detector'}**; the answer's tokens are coloured by "
+            f"**{info['token_detector'] or 'no detector'}**'s running risk. [Cache statistics](#cache-stats)")
 
 
 def build_app(engine, examples: list[str] = ()):
@@ -112,7 +113,7 @@ def page_outputs(gr) -> tuple[list, object]:
     error = gr.HTML(visible=False, elem_id="tt-error")
     with gr.Row():
         with gr.Column(scale=3):
-            answer = gr.HighlightedText(label="Answer — each token coloured by the meter detector's running risk",
+            answer = gr.HighlightedText(label="Answer — each token coloured by a detector's running risk (see below)",
                                         elem_id="tt-answer", show_legend=False, combine_adjacent=False)
             status = gr.Markdown(elem_id="tt-status")
         with gr.Column(scale=2):

@@ -52,13 +52,13 @@ class DemoSession:
             yield cleared(problem)
             return
         yield cleared(status="generating…")
-        primary, tokens = self.engine.primary, []
+        primary, colour, tokens = self.engine.primary, self.engine.token_detector, []
         try:
             for event in self.engine.stream(question):
                 if event["type"] == "token":
                     tokens.append(event)
                     running = (event.get("risk") or {}).get(primary)  # None: the primary scores whole answers only
-                    yield {"answer": token_highlights(tokens, primary),
+                    yield {"answer": token_highlights(tokens, colour),
                            **({"meter": meter(running, primary, False)} if running is not None else {})}
                 else:
                     yield from self.finish(event["result"])
@@ -70,7 +70,7 @@ class DemoSession:
         if result.get("error"):
             yield {**cleared(result["error"]), "cache": self.cache_stats()}
             return
-        answer = token_highlights(result["tokens"], result.get("risk_detector"))
+        answer = token_highlights(result["tokens"], result.get("token_risk_detector"))
         if result.get("abstained"):
             answer = [("(answer withheld)", None)]
         yield {"error": None, "answer": answer, "meter": meter(result.get("risk"), result.get("risk_detector"), True),

@@ -12,6 +12,7 @@ from truthtrace.detectors.calibration import METHODS
 from truthtrace.dtypes import COMPUTE_DTYPES
 from truthtrace.machine import cpu_has_bf16
 from truthtrace.models.resolve import cache_dir
+from truthtrace.training.compile import check_compile_mode
 
 GUARD_ACTIONS = ("flag", "abstain")
 CACHE_FILE = "results.sqlite"
@@ -37,6 +38,8 @@ class EngineConfig:
         cache: SQLite file of the result cache, "default" (``$TRUTHTRACE_CACHE/results.sqlite``) or None.
         cache_sampled: also cache sampled answers (only with a fixed seed, which sampling always has here).
         threads: torch CPU threads (None: torch's choice).
+        compile: ``torch.compile`` mode of the model's forward ("default", "reduce-overhead", "max-autotune";
+            eager with a warning where it fails; :meth:`Engine.close` restores a given model); None: eager.
     """
 
     detectors: tuple = ()
@@ -54,6 +57,7 @@ class EngineConfig:
     cache: str | Path | None = "default"
     cache_sampled: bool = False
     threads: int | None = None
+    compile: str | None = None
 
     def __post_init__(self) -> None:
         self.detectors = tuple(str(d) for d in ([self.detectors] if isinstance(self.detectors, (str, Path))
@@ -76,6 +80,7 @@ class EngineConfig:
             raise ValueError(f"guard must be a probability in (0, 1), got {self.guard!r}")
         if self.guard_action not in GUARD_ACTIONS:
             raise ValueError(f"guard_action must be one of {GUARD_ACTIONS}, got {self.guard_action!r}")
+        check_compile_mode(self.compile)
 
     def cache_path(self) -> Path | None:
         """The cache file, or None for no cache."""

@@ -35,7 +35,14 @@ from truthtrace.inference.live import (
     prefix_features,
     running_scores,
 )
-from truthtrace.inference.results import apply_guard, detector_scores, error_result, pick_primary, token_rows
+from truthtrace.inference.results import (
+    apply_guard,
+    detector_scores,
+    error_result,
+    pick_primary,
+    pick_token_detector,
+    token_rows,
+)
 from truthtrace.inference.stream import stream as stream_answer
 from truthtrace.inference.timing import StepTimer
 from truthtrace.models.fingerprint import model_fingerprint
@@ -51,6 +58,7 @@ from truthtrace.traces.capture import (
     kept_start,
     prompt_limit,
 )
+from truthtrace.training.compile import compile_forward, restore_forward
 
 ATTENTION_KEYS = frozenset({"graphs", SCALAR_LOOKBACK, SCALAR_ATTN_LOGDET})
 
@@ -100,6 +108,7 @@ class Engine:
         self.model, self.tokenizer = model, tokenizer
         self.model_id = getattr(model, "truthtrace_id", config.model or trace_schema.get("model"))
         self.fingerprint = model_fingerprint(model)
+        compile_forward(model, config.compile, f"{self.model_id}.forward")  # undone by close()
         if trace_schema.get("model_fingerprint") not in (None, self.fingerprint):
             warnings.warn(f"{self.model_id}: other weights than the detectors' traces came from "
                           f"({trace_schema.get('model')}); their scores may not mean much", stacklevel=2)
@@ -110,6 +119,7 @@ class Engine:
         self.limit, self.limit_reason = prompt_limit(model.config, self.generation["max_new_tokens"],
                                                      config.max_prompt_tokens)
         self.primary = pick_primary(self.detectors.detectors, config.primary)
+        self.token_detector = pick_token_detector(self.detectors.detectors, self.primary)
         path = config.cache_path()
         self.cache = ResultCache(path) if path else None
         self.lock = threading.Lock()
@@ -124,7 +134,8 @@ class Engine:
     def describe(self) -> dict:
         """What the engine runs: model, dtype, device, detectors (name, seed, calibrated) and generation."""
         return {"model": self.model_id, "fingerprint": self.fingerprint, "dtype": self.dtype,
-                "device": str(self.device), "primary": self.primary, "generation": self.generation,
+                "device": str(self.device), "primary": self.primary, "token_detector": self.token_detector,
+                "generation": self.generation,
                 "detectors": [{"name": d.name, "seed": d.seed, "path": str(d.path), "family": d.detector.family,
                                "calibrated": d.calibration is not None} for d in self.detectors.detectors]}
 
@@ -203,6 +214,7 @@ class Engine:
         """Apply the primary detector's risk and the guard of the config to one result."""
         if result.get("error"):
             return result
+        result["token_risk_detector"] = self.token_detector
         return apply_guard(result, self.primary, self.config.guard, self.config.guard_action)
 
     def buckets(self, requests: list[Request]) -> list[list[Request]]:
@@ -288,6 +300,7 @@ class Engine:
         return out
 
     def close(self) -> None:
-        """Close the cache file."""
+        """Close the cache file; give the model back its eager forward if ``compile`` replaced it."""
+        restore_forward(self.model)
         if self.cache is not None:
             self.cache.close()

@@ -32,7 +32,8 @@ def answer_text(result: dict) -> Text:
         return Text(f"error: {result['error']}", style="bold red")
     if result.get("abstained"):
         return Text("(answer withheld by the guard)", style="bold red")
-    primary, tokens, answer = result.get("risk_detector"), result.get("tokens") or [], result.get("answer") or ""
+    primary = result.get("token_risk_detector", result.get("risk_detector"))
+    tokens, answer = result.get("tokens") or [], result.get("answer") or ""
     risks = [(t.get("risk") or {}).get(primary) if primary else None for t in tokens]
     if "".join(t["text"] for t in tokens).strip() != answer:  # e.g. a character split over tokens
         return Text(answer, style=f"bold {risk_color(risks[-1])}" if risks and risks[-1] is not None else "")

@@ -4,6 +4,7 @@ A result is a JSON-able dict (the cache stores it as is)::
 
     {"id", "question", "answer", "error", "tokens": [{"id", "text", "logprob", "entropy", "risk": {det: p}}],
      "scores": {det: {"score", "probability", "pre_answer", "family"}}, "risk", "risk_detector",
+     "token_risk_detector" (whose running risk colours the tokens),
      "flagged", "abstained", "reason", "model", "dtype", "device", "cached", "timing": {...}}
 
 ``risk`` is the primary detector's calibrated probability that the answer is made up.
@@ -15,6 +16,7 @@ import math
 
 import numpy as np
 
+from truthtrace.inference.live import runs_live
 from truthtrace.naming import ANSWER_ENTROPY, ANSWER_LOGPROBS
 
 
@@ -87,3 +89,12 @@ def pick_primary(detectors, wanted: str | None) -> str | None:
     if not calibrated:
         return None
     return max(calibrated, key=lambda d: _finite(d.calibration.get("val_auroc")) or 0.0).name
+
+
+def pick_token_detector(detectors, primary: str | None) -> str | None:
+    """The detector whose running risk colours the tokens: ``primary`` when it scores every prefix, else the
+    calibrated one that does with the best validation AUROC (None when no calibrated detector runs live)."""
+    live = [d for d in detectors if runs_live(d.detector.inputs) and d.calibration and d.calibration.get("platt")]
+    if any(d.name == primary for d in live):
+        return primary
+    return max(live, key=lambda d: _finite(d.calibration.get("val_auroc")) or 0.0).name if live else None
