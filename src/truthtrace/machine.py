@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 from importlib import metadata
 from pathlib import Path
 
 import torch
+
+try:
+    import resource  # POSIX only
+except ImportError:  # pragma: no cover - Windows
+    resource = None
 
 BF16_UNITS = frozenset({"avx512_bf16", "amx_bf16"})  # cpuinfo flags of CPUs with bf16 matrix units
 DISTRIBUTIONS = ("truthtrace", "torch", "transformers", "tokenizers", "safetensors", "numpy", "scikit-learn",
@@ -72,3 +78,35 @@ def load_average() -> list[float] | None:
         return [round(x, 2) for x in os.getloadavg()]
     except OSError:
         return None
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory (RSS) of this process so far, in MB (0.0 where the OS cannot tell).
+
+    ``getrusage``'s ``ru_maxrss`` (KB on Linux, bytes on macOS); without it (Windows) psutil's peak working
+    set or current RSS when psutil is installed.
+    """
+    if resource is not None:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+    try:
+        import psutil
+    except ImportError:
+        return 0.0
+    info = psutil.Process().memory_info()
+    return getattr(info, "peak_wset", info.rss) / 2**20
+
+
+def peak_memory() -> dict[str, float]:
+    """``{"peak_memory_mb": RSS}``, plus ``"peak_cuda_memory_mb"`` (``torch.cuda.max_memory_allocated``) on a GPU."""
+    out = {"peak_memory_mb": round(peak_memory_mb(), 1)}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        out["peak_cuda_memory_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return out
+
+
+def peak_memory_line() -> str:
+    """The end-of-run summary line: ``peak memory 812 MB`` (and the CUDA peak on a GPU)."""
+    mem = peak_memory()
+    cuda = f", CUDA {mem['peak_cuda_memory_mb']:.0f} MB allocated" if "peak_cuda_memory_mb" in mem else ""
+    return f"peak memory {mem['peak_memory_mb']:.0f} MB RSS{cuda}"

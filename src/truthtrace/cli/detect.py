@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from rich.console import Console
 
 from truthtrace.cli.args import add_model_args, detector_args, extract_config, int_list
+from truthtrace.detectors.base import DETECTORS
+from truthtrace.detectors.torch_base import TorchDetector
 from truthtrace.detectors.train import TrainConfig, train
 from truthtrace.evaluation.evaluate import EvalConfig, evaluate
 from truthtrace.evaluation.report import format_table, rich_table
 from truthtrace.labels.score import DEFAULT_RULE, LABEL_RULE_HELP
+from truthtrace.machine import peak_memory_line
 from truthtrace.pipeline import RunConfig, run
+from truthtrace.training.compile import COMPILE_MODES
+
+COMPILE_HELP = ("torch.compile the torch detectors' forward while training (mode: default, reduce-overhead, "
+                "max-autotune; eager with a warning where it fails); pays off on long runs only, see BENCHMARKS.md")
+
+
+def with_compile(config: TrainConfig, mode: str | None) -> TrainConfig:
+    """``config`` with ``compile=mode`` in the arguments of each torch detector it fits (unless given there)."""
+    if mode is None:
+        return config
+    args = {name: dict(config.detector_args.get(name, {})) for name in config.detectors}
+    for name in config.detectors:
+        if issubclass(DETECTORS[name], TorchDetector):
+            args[name].setdefault("compile", mode)
+    return dataclasses.replace(config, detector_args={k: v for k, v in args.items() if v})
 
 
 def cmd_train(args) -> None:
@@ -18,13 +38,13 @@ def cmd_train(args) -> None:
     cfg = TrainConfig(**names, seeds=tuple(int_list(args.seeds)),
                       batch_size=args.batch_size, num_workers=args.num_workers,
                       detector_args=detector_args(args.detector_args), overwrite=args.overwrite)
-    summary = train(args.features, args.labels, args.out, cfg)
+    summary = train(args.features, args.labels, args.out, with_compile(cfg, args.compile))
     for name, runs in summary["detectors"].items():
         for seed, info in runs.items():
             print(f"  {name:<12} {seed:<8} {info.get('detail', '')} {info.get('skipped', '')}"
                   f" val AUROC {info.get('val_auroc', float('nan')):.3f}" if "val_auroc" in info else
                   f"  {name:<12} {seed:<8} {info.get('skipped', '')}")
-    print(f"detectors -> {args.out}")
+    print(f"detectors -> {args.out}; {peak_memory_line()}")
 
 
 def cmd_evaluate(args) -> None:
@@ -33,7 +53,8 @@ def cmd_evaluate(args) -> None:
                      test_features=args.test_features, test_labels=args.test_labels, figures=not args.no_figures)
     report = evaluate(args.features, args.labels, args.detectors_dir, args.out, cfg)
     Console(width=200).print(rich_table(report))
-    print(f"report -> {args.out}/report.md, {args.out}/report.json" + (", roc.png" if report.get("figures") else ""))
+    print(f"report -> {args.out}/report.md, {args.out}/report.json" + (", roc.png" if report.get("figures") else "")
+          + f"; {peak_memory_line()}")
 
 
 def cmd_run(args) -> None:
@@ -75,6 +96,7 @@ def register(sub) -> None:
     p.add_argument("--detector-args", default=None, help='JSON, e.g. \'{"probe": {"C": 0.1}}\'')
     p.add_argument("--overwrite", action="store_true", help="refit detectors that are already saved "
                    "(refused, deleting nothing, if their folders hold files train did not write)")
+    p.add_argument("--compile", nargs="?", const="default", default=None, choices=COMPILE_MODES, help=COMPILE_HELP)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="grade every trained detector (all seeds) on the held-out split")

@@ -10,6 +10,7 @@ import json
 
 from truthtrace.cli.args import int_list
 from truthtrace.features import PreprocessConfig, preprocess
+from truthtrace.machine import peak_memory, peak_memory_line
 
 
 def _fractions(text: str) -> tuple[float, ...]:
@@ -37,7 +38,7 @@ def cmd_preprocess(args) -> None:
         overwrite=args.overwrite, threads=args.threads, pca_from=args.pca_from)
     summary = preprocess(args.store, args.out, config, labels=args.labels, progress=not args.quiet)
     if args.json:
-        print(json.dumps(summary, indent=2))
+        print(json.dumps({**summary, **peak_memory()}, indent=2))
         return
     n = max(summary["n_traces"], 1)
     print(f"{summary['written']} traces written, {summary['skipped']} skipped, in {summary['seconds']:.1f} s "
@@ -46,6 +47,7 @@ def cmd_preprocess(args) -> None:
     print("split: " + ", ".join(f"{k} {v}" for k, v in summary["split"].items()))
     for key, size in summary["bytes_per_key"].items():
         print(f"  {key:<22} {_format_bytes(size):>10}  {_format_bytes(size / n):>9}/trace")
+    print(peak_memory_line())
 
 
 def register(sub) -> None:

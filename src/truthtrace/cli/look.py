@@ -11,6 +11,7 @@ import sys
 
 from truthtrace.dtypes import STORAGE_DTYPES
 from truthtrace.fileio import json_safe
+from truthtrace.machine import peak_memory, peak_memory_line
 from truthtrace.traces.importing.run import ImportConfig, import_traces
 from truthtrace.traces.inspect import inspect_store, inspect_trace, render_overview, render_trace
 from truthtrace.traces.validate.stage import ValidateConfig, validate_store
@@ -58,11 +59,12 @@ def cmd_validate(args) -> int:
                             check_values=not args.quick, progress=not args.json)
     report = validate_store(args.store, labels=args.labels, config=config)
     if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
+        print(json.dumps({**report.to_dict(), **peak_memory()}, indent=2))
     else:
         console = _console()
         for item in render_validation(report):
             console.print(item)
+        print(peak_memory_line())
     return 0 if report.ok else 1  # cli.main() passes an int return on as the exit code
 
 
@@ -92,11 +94,11 @@ def cmd_import(args) -> int:
     summary = import_traces(args.sources, args.out, config)
     failed = summary["failed_files"]
     if args.json:
-        print(json.dumps(summary, indent=2))
+        print(json.dumps({**summary, **peak_memory()}, indent=2))
         return 1 if failed else 0
     print(f"read {summary['files_read']}/{summary['files']} files, {summary['records']} records: "
           f"{summary['imported']} imported, {summary['already_stored']} already stored, "
-          f"{len(summary['skipped'])} skipped -> {summary['store']}")
+          f"{len(summary['skipped'])} skipped -> {summary['store']}; {peak_memory_line()}")
     for f in summary["failed_files"]:
         print(f"  unreadable {f['file']}: {f['reason']}")
     for s in summary["skipped"][:20]:

@@ -7,6 +7,7 @@ import json
 from truthtrace.cli.args import add_model_args, add_question_args, extract_config, questions_from
 from truthtrace.data import save_questions
 from truthtrace.labels.score import DEFAULT_RULE, LABEL_RULE_HELP, LabelConfig, label_store
+from truthtrace.machine import peak_memory
 from truthtrace.models import DEFAULT_MODEL, resolve_model
 from truthtrace.traces.extract import extract
 
@@ -28,7 +29,7 @@ def cmd_extract(args) -> None:
     """
     summary = extract(questions_from(args), args.out, extract_config(args))
     summary.pop("config")
-    print(json.dumps(summary, indent=2))
+    print(json.dumps({**summary, **peak_memory()}, indent=2))
 
 
 def cmd_label(args) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 
+from truthtrace.training.compile import check_compile_mode
+
 TRACKERS = ("tensorboard", "mlflow", "wandb", "none")
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
@@ -32,6 +34,9 @@ class LoopConfig:
         checkpoint_dir: where ``best``/``last`` checkpoints go; ``None`` writes none.
         resume: continue from ``checkpoint_dir/last`` when it exists (needs ``checkpoint_dir``).
         quiet: no progress bar.
+        compile: ``torch.compile`` mode of the module's forward (``"default"``, ``"reduce-overhead"``,
+            ``"max-autotune"``), eager where compiling fails; None: eager. It changes how fast a run is, not
+            what it trains, so :meth:`to_dict` leaves it out (saved detectors and checkpoints do not depend on it).
     Raises:
         ValueError: naming the field of the first bad value.
     """
@@ -52,6 +57,7 @@ class LoopConfig:
     checkpoint_dir: str | None = None
     resume: bool = False
     quiet: bool = False
+    compile: str | None = None
 
     def __post_init__(self) -> None:
         if not (isinstance(self.lr, (int, float)) and self.lr > 0):
@@ -79,10 +85,13 @@ class LoopConfig:
         for name in ("amp", "resume", "quiet"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        check_compile_mode(self.compile)
 
     def to_dict(self) -> dict:
-        """The fields as a JSON-safe dict (for configs and trackers)."""
-        return asdict(self)
+        """The fields that define a run as a JSON-safe dict (for configs and checkpoints; not ``compile``)."""
+        out = asdict(self)
+        out.pop("compile")
+        return out
 
     def resolve_device(self) -> str:
         """The torch device string to train on: ``auto`` becomes ``cuda`` when available, else ``cpu``."""

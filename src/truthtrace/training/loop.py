@@ -2,7 +2,10 @@
 
 AdamW with linear warmup + cosine decay, class-weighted BCE on logits, gradient clipping,
 an optional EMA of the weights, mixed precision on CUDA only, early stopping on validation
-AUROC, atomic best/last checkpoints that resume exactly, and tracker logging. The caller
+AUROC, atomic best/last checkpoints that resume exactly, an optional ``torch.compile`` of the
+module's forward (eager where it fails), and tracker logging: per epoch the scalars, the per-step
+learning rate, histograms of every weight and gradient, and at the end the trained module as an
+artifact. The caller
 gives the module and a ``forward(module, batch, device) -> (B,)`` logits function, so the
 loop never knows which features a detector reads.
 """
@@ -22,9 +25,10 @@ from tqdm.auto import tqdm
 
 from truthtrace import metrics
 from truthtrace.training.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from truthtrace.training.compile import compile_forward, restore_forward
 from truthtrace.training.config import LoopConfig
 from truthtrace.training.ema import ema_module, make_ema
-from truthtrace.training.tracking import start_tracker
+from truthtrace.training.tracking import Tracker, log_epoch, log_module, start_tracker
 
 Batch = dict[str, Any]
 Forward = Callable[[torch.nn.Module, Batch, str], torch.Tensor]
@@ -136,6 +140,9 @@ class _Run:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.autocast = (lambda: torch.autocast(dev_type, dtype=self.amp_dtype)) if self.amp_dtype else nullcontext
         self.loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight, device=self.device))
+        self.step_lrs: list[tuple[int, float]] = []  # (optimizer step, lr) of the current epoch
+        # after the EMA copy (a deep copy) is made; fit_module restores the eager forward at the end
+        compile_forward(self.model, config.compile, f"{type(model).__name__}.forward")
 
     def eval_module(self) -> torch.nn.Module:
         return ema_module(self.ema, self.model)
@@ -156,6 +163,7 @@ class _Run:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        self.step_lrs.append((self.scheduler.last_epoch, self.optimizer.param_groups[0]["lr"]))
         self.scheduler.step()
         if self.ema is not None:
             self.ema.update_parameters(self.model)
@@ -165,6 +173,7 @@ class _Run:
         """Train one epoch (0-based ``epoch``) and validate; returns the epoch's record."""
         _set_epoch(train, epoch)
         self.model.train()
+        self.step_lrs = []
         losses = [loss for batch in train if (loss := self.step(forward, batch)) is not None]
         auroc = _val_auroc(self.eval_module(), forward, val, self.device)
         if math.isnan(auroc):
@@ -223,6 +232,26 @@ def _start_state(run: _Run, desc: str) -> tuple[dict, dict | None]:
     return meta, best
 
 
+def _train_epochs(run: _Run, state: dict, best_state: dict | None, data: tuple, tracker: Tracker,
+                  callback: Callable[[int, dict], None] | None, desc: str) -> dict | None:
+    """The epochs still to run (``data`` = forward, train, val); returns the best weights so far."""
+    cfg = run.config
+    # a resumed run that had already early-stopped trains no further
+    start = state["epoch"] if state["bad_epochs"] < cfg.patience else cfg.max_epochs
+    with tqdm(range(start, cfg.max_epochs), desc=desc, disable=cfg.quiet, leave=False) as bar:
+        for epoch in bar:
+            record = run.epoch(*data, epoch)
+            log_epoch(tracker, record, run.step_lrs, run.model)
+            best_state = _advance(run, state, best_state, record)
+            bar.set_postfix(loss=f"{record['train_loss']:.4f}", val_auroc=f"{record['val_auroc']:.4f}",
+                            best=state["best_epoch"])
+            if callback is not None:
+                callback(epoch + 1, record)
+            if state["bad_epochs"] >= cfg.patience:
+                break
+    return best_state
+
+
 def fit_module(model: torch.nn.Module, forward: Forward, train: Iterable[Batch], val: Iterable[Batch],
                config: LoopConfig, callback: Callable[[int, dict], None] | None = None,
                desc: str = "train") -> FitResult:
@@ -248,27 +277,18 @@ def fit_module(model: torch.nn.Module, forward: Forward, train: Iterable[Batch],
     pos_weight = pos_weight_from_counts(n_neg, n_pos)
     run = _Run(model, config, n_batches, pos_weight)
     state, best_state = _start_state(run, desc)
-    tracker = start_tracker(config.tracking, config.log_dir, config.to_dict(), run_name=desc)
-    # a resumed run that had already early-stopped trains no further
-    start = state["epoch"] if state["bad_epochs"] < config.patience else config.max_epochs
-    bar = tqdm(range(start, config.max_epochs), desc=desc, disable=config.quiet, leave=False)
+    tracker = start_tracker(config.tracking, config.log_dir, {**config.to_dict(), "compile": config.compile},
+                            run_name=desc)
     try:
-        for epoch in bar:
-            record = run.epoch(forward, train, val, epoch)
-            tracker.log({"train/loss": record["train_loss"], "val/auroc": record["val_auroc"], "lr": record["lr"]},
-                        epoch + 1)
-            best_state = _advance(run, state, best_state, record)
-            bar.set_postfix(loss=f"{record['train_loss']:.4f}", val_auroc=f"{record['val_auroc']:.4f}",
-                            best=state["best_epoch"])
-            if callback is not None:
-                callback(epoch + 1, record)
-            if state["bad_epochs"] >= config.patience:
-                break
+        best_state = _train_epochs(run, state, best_state, (forward, train, val), tracker, callback, desc)
+        if best_state is not None:
+            run.model.load_state_dict(best_state)
+        if tracker.active:
+            log_module(tracker, run.model, "detector", {"desc": desc, "pos_weight": pos_weight, **{
+                k: state[k] for k in ("best_epoch", "best_auroc", "epoch", "history")}, "config": config.to_dict()})
     finally:
+        restore_forward(run.model)
         tracker.close()
-        bar.close()
-    if best_state is not None:
-        run.model.load_state_dict(best_state)
     run.model.eval()
     if not config.quiet:
         stop = " (early stop)" if state["epoch"] < config.max_epochs else ""
