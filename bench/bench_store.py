@@ -1,6 +1,6 @@
 """Trace store vs pickle+gzip on real traces of the default model, side by side in one run.
 
-    .venv/bin/python bench/bench_store.py [--n 32] [--repeat 3] [--cache /tmp/traces.safetensors]
+    .venv/bin/python bench/bench_store.py [--n 32] [--repeat 3] [--store-threads 2] [--cache /tmp/traces.safetensors]
 
 Traces: SmolLM2-135M-Instruct (30 layers, 9 heads, d=576) answers ``--n`` short factual
 questions (chat template, greedy, up to 24 new tokens); one forward pass over prompt +
@@ -10,8 +10,11 @@ per trace hidden states ``(31, T, 576)`` and attentions ``(30, 9, T, T)``.
 Variants:
   pickle+gzip-6   list of dicts of fp16 numpy arrays (hidden_states / attentions lists),
                   ``pickle.dump`` into ``gzip.open(level=6)``: the common practice
-  store zstd-N    ``TraceWriter`` (fp16, byte planes + zstd level N, causal maps as lower
-                  triangles, fsync'ed shards) and ``TraceStore`` iteration
+  store v1        ``TraceWriter`` (fp16, causal maps as lower triangles, fsync'ed shards) and
+                  ``TraceStore`` iteration, chunk codec ``zstd-planes`` (every byte plane one zstd
+                  frame, level N): the store before ``zstd-planes-2``, one thread
+  store v2        the same with ``zstd-planes-2`` (each plane zstd or raw, whichever pays; raw planes
+                  under a CRC-32), on one thread and on ``--store-threads`` (the default store)
 
 MB/s are of raw dense fp16 bytes (the same numerator for every variant). The store is
 given the float32 tensors the model returns, so its write time includes the fp16 cast and
@@ -36,7 +39,8 @@ import numpy as np
 import torch
 
 from truthtrace.naming import layer_key
-from truthtrace.store import TraceStore, TraceWriter
+from truthtrace.store import CHUNK_CODEC, TraceStore, TraceWriter
+from truthtrace.store.planes import V1, V2
 
 QUESTIONS = [
     "What is the capital of France?", "Who wrote Hamlet?", "What is the chemical symbol for gold?",
@@ -63,7 +67,7 @@ def machine() -> str:
 
     cpu = platform.processor() or "?"
     try:
-        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+        cpu = next(ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name"))
     except (OSError, StopIteration):
         pass
     return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, torch {torch.__version__}, "
@@ -165,16 +169,18 @@ def bench_pickle(records: list[dict], work: Path, repeat: int) -> dict:
     return {"write_s": timed(write, repeat, clear), "read_s": timed(read, repeat), "bytes": path.stat().st_size}
 
 
-def bench_store(traces: list[dict], work: Path, level: int, repeat: int) -> dict:
-    path = work / f"store-{level}"
+def bench_store(traces: list[dict], work: Path, level: int, repeat: int, codec: str = CHUNK_CODEC,
+                threads: int = 1) -> dict:
+    path = work / f"store-{codec}-{level}-{threads}"
 
     def write():
-        with TraceWriter(path, {"model": "smollm2-135m-instruct"}, compression_level=level) as w:
+        with TraceWriter(path, {"model": "smollm2-135m-instruct"}, compression_level=level, chunk_codec=codec,
+                         threads=threads) as w:
             for i, t in enumerate(traces):
                 w.add(f"q{i}", t, {"question": QUESTIONS[i % len(QUESTIONS)]})
 
     def read():
-        for trace in TraceStore(path):
+        for trace in TraceStore(path, threads=threads):
             trace.tensors()
 
     def clear():
@@ -231,11 +237,11 @@ def bench_blosc2(traces: list[dict], work: Path, repeat: int) -> dict | None:
 def latency(store: TraceStore, n: int, repeat: int) -> dict[str, float]:
     """Median milliseconds to read one hidden layer, one attention layer, and a whole trace."""
     ids = store.ids()[:n]
-    cases = {"store zstd-1: one hidden layer `read(id, 'layers.15.hidden')`":
+    cases = {"store (default): one hidden layer `read(id, 'layers.15.hidden')`":
              lambda i: store.read(i, layer_key(15, "hidden")),
-             "store zstd-1: one attention layer `read(id, 'layers.15.attn')`":
+             "store (default): one attention layer `read(id, 'layers.15.attn')`":
              lambda i: store.read(i, layer_key(15, "attn")),
-             "store zstd-1: whole trace `get(id).tensors()`": lambda i: store.get(i).tensors()}
+             "store (default): whole trace `get(id).tensors()`": lambda i: store.get(i).tensors()}
     out = {}
     for name, fn in cases.items():
         out[name] = 1000 * statistics.median(timed(lambda: fn(i), repeat) for i in ids)
@@ -264,26 +270,30 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2, help="torch threads for the model run")
     parser.add_argument("--cache", help="safetensors file to keep captured traces between runs")
+    parser.add_argument("--store-threads", type=int, default=2, help="encode/decode threads of the default row")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(machine())
     traces, source = get_traces(args.n, args.cache)
-    torch.set_num_threads(1)  # storage runs on one core in every variant
+    torch.set_num_threads(1)  # storage runs on one core in every variant but the threaded default row
     lengths = [t["token_ids"].numel() for t in traces]
     raw = fp16_bytes(traces)
     print(f"model: {source}; {args.n} traces, T = {min(lengths)}..{max(lengths)} (mean {np.mean(lengths):.1f}); "
-          f"raw fp16 {raw / args.n / 1e6:.2f} MB/trace; storage threads: torch 1, numpy/zstd 1")
+          f"raw fp16 {raw / args.n / 1e6:.2f} MB/trace; storage threads: torch 1, numpy/zstd 1 except the default row")
     work = Path(tempfile.mkdtemp(prefix="bench_store_"))
     try:
         rows = {"pickle+gzip-6": bench_pickle(pickle_records(traces), work, args.repeat)}
-        for level in (1, 3):
-            rows[f"store zstd-{level}"] = bench_store(traces, work, level, args.repeat)
+        rows["store v1 zstd-planes, zstd-1, 1 thread (before)"] = bench_store(traces, work, 1, args.repeat, V1)
+        rows["store v1 zstd-planes, zstd-3, 1 thread"] = bench_store(traces, work, 3, args.repeat, V1)
+        rows["store v2 zstd-planes-2, 1 thread"] = bench_store(traces, work, 1, args.repeat, V2)
+        rows[f"store v2 zstd-planes-2, {args.store_threads} threads (default)"] = default = bench_store(
+            traces, work, 1, args.repeat, V2, args.store_threads)
         blosc = bench_blosc2(traces, work, args.repeat)
         if blosc is not None:
             rows["blosc2 shuffle+zstd-1 (codec only)"] = blosc
         report(rows, raw, args.n)
         print("\n| read one trace (ms, median over traces) | latency |\n|---|---:|")
-        times = latency(rows["store zstd-1"]["store"], args.n, args.repeat)
+        times = latency(default["store"], args.n, args.repeat)
         times.update(pickle_latency(pickle_records(traces), work, args.repeat))
         for name, ms in times.items():
             print(f"| {name} | {ms:.2f} |")

@@ -10,9 +10,10 @@ Layout and guarantees: ``docs/FORMAT.md``.
 """
 
 from truthtrace.dtypes import STORAGE_DTYPES
-from truthtrace.store.codec import CODEC
+from truthtrace.store.codec import CHUNK_CODEC, CHUNK_CODECS, CODEC
 from truthtrace.store.index import FORMAT_VERSION, StoreError
 from truthtrace.store.reader import Trace, TraceStore
 from truthtrace.store.writer import TraceWriter
 
-__all__ = ["CODEC", "FORMAT_VERSION", "STORAGE_DTYPES", "StoreError", "Trace", "TraceStore", "TraceWriter"]
+__all__ = ["CHUNK_CODEC", "CHUNK_CODECS", "CODEC", "FORMAT_VERSION", "STORAGE_DTYPES", "StoreError", "Trace",
+           "TraceStore", "TraceWriter"]

@@ -1,4 +1,4 @@
-"""One tensor <-> one chunk of bytes: dtype policy, triangle packing, byte planes, zstd.
+"""One tensor <-> one chunk of bytes: dtype policy, triangle packing, byte planes.
 
 A chunk is what one ``(trace, key)`` pair becomes on disk. Encoding runs:
 
@@ -7,13 +7,10 @@ A chunk is what one ``(trace, key)`` pair becomes on disk. Encoding runs:
    float16) the tensor is stored in ``overflow_dtype`` instead and the entry records why.
 2. triangle packing: a ``*.attn`` tensor ``(..., T, T)`` whose strict upper triangle is
    all zero bits is stored as its lower triangle ``(..., T*(T+1)/2)`` (layout ``tril``).
-3. byte planes: the ``n`` elements of ``itemsize`` bytes are split into ``itemsize``
-   planes of ``n`` bytes (plane ``j`` holds byte ``j`` of every element, little-endian).
-   Exponent bytes compress well, mantissa noise does not; keeping them apart lets zstd
-   build a good entropy table for each.
-4. each plane becomes its own zstd frame, with zstd's content checksum (XXH64), so
-   every decompress checks the bytes it returns. The chunk is the frames back to back;
-   the entry lists their lengths in ``planes``.
+3. byte planes (``truthtrace.store.planes``): the ``n`` elements of ``itemsize`` bytes are
+   split into ``itemsize`` planes of ``n`` bytes, and each plane is stored as what pays:
+   a zstd frame for exponent bytes, the bytes as they are for mantissa noise (chunk codec
+   ``zstd-planes-2``); version 1 chunks (``zstd-planes``: every plane zstd) still decode.
 
 Decoding is the reverse and is bit-exact for the stored dtype.
 """
@@ -22,38 +19,26 @@ from __future__ import annotations
 
 import math
 import sys
-import threading
 from functools import lru_cache
 
 import numpy as np
 import torch
-import zstandard
 
 from truthtrace.dtypes import TENSOR_DTYPES, dtype_name
+from truthtrace.store.planes import V1, V2, join_planes, read_planes, split_planes, write_planes
 
-CODEC = "zstd-planes"
+CODEC = "zstd-planes"  # the store's storage.codec: byte-plane chunks; each entry's codec names their version
+CHUNK_CODEC = V2  # what encode writes unless told otherwise
+CHUNK_CODECS = (V1, V2)  # every chunk version decode reads
 LAYER_PREFIX = "layers."
 ATTN_SUFFIX = ".attn"
 # same-width integer views, used to look at bit patterns (so -0.0 counts as non-zero)
 _BITS = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+_NP_BITS = {1: np.uint8, 2: np.int16, 4: np.int32, 8: np.int64}
+_MAX_BITS = {torch.float16: 0x7BFF, torch.bfloat16: 0x7F7F}  # bits of the largest finite value
 
 if sys.byteorder != "little":  # planes are defined on little-endian element bytes
     raise ImportError("truthtrace.store needs a little-endian machine")
-
-
-def compressor(level: int) -> zstandard.ZstdCompressor:
-    """A zstd compressor at ``level`` writing content checksums (reuse it: not thread-safe)."""
-    return zstandard.ZstdCompressor(level=level, write_checksum=True)
-
-
-_local = threading.local()
-
-
-def _decompressor() -> zstandard.ZstdDecompressor:
-    """This thread's zstd decompressor; reused because a fresh context costs ~75 us per chunk."""
-    if not hasattr(_local, "dctx"):
-        _local.dctx = zstandard.ZstdDecompressor()
-    return _local.dctx
 
 
 def _overflow(t: torch.Tensor, target: torch.dtype) -> float | None:
@@ -69,6 +54,19 @@ def _overflow(t: torch.Tensor, target: torch.dtype) -> float | None:
     return float(finite.max()) if finite.numel() else None
 
 
+def _at_limit(cast: torch.Tensor) -> bool:
+    """False when no value of a cast float16/bfloat16 tensor is at the type's largest finite magnitude,
+    inf or NaN, so no source value can have been out of range (two integer reductions, ~2x
+    cheaper than an ``aminmax`` over the float32 source). True for other dtypes and devices."""
+    top = _MAX_BITS.get(cast.dtype)
+    if top is None or cast.device.type != "cpu":
+        return True
+    if cast.numel() == 0:
+        return False
+    bits = cast.detach().view(torch.int16).numpy()  # sign bit clear: int16 order is magnitude order
+    return bool(bits.max() >= top or bits.view(np.uint16).max() >= 0x8000 + top)
+
+
 def storage_cast(key: str, t: torch.Tensor, storage_dtype: str,
                  overflow_dtype: str) -> tuple[torch.Tensor, dict | None]:
     """Apply the dtype policy to tensor ``t`` stored under ``key``.
@@ -80,9 +78,10 @@ def storage_cast(key: str, t: torch.Tensor, storage_dtype: str,
     """
     if not key.startswith(LAYER_PREFIX) or not t.is_floating_point():
         return t, None
-    peak = _overflow(t, TENSOR_DTYPES[storage_dtype])
+    cast = t.to(TENSOR_DTYPES[storage_dtype])
+    peak = _overflow(t, cast.dtype) if _at_limit(cast) else None
     if peak is None:
-        return t.to(TENSOR_DTYPES[storage_dtype]), None
+        return cast, None
     reason = (f"overflow: max |x| = {peak:.6g} > {storage_dtype} max "
               f"{torch.finfo(TENSOR_DTYPES[storage_dtype]).max:.6g}")
     for name in (overflow_dtype, "float32"):
@@ -122,59 +121,55 @@ def try_pack_tril(key: str, t: torch.Tensor) -> torch.Tensor | None:
     return packed
 
 
-def unpack_tril(p: torch.Tensor, n: int) -> torch.Tensor:
-    """Lower triangle ``(..., n*(n+1)/2)`` -> square ``(..., n, n)`` with zeros above the diagonal."""
-    bits = p.contiguous().view(_BITS[p.element_size()]).reshape(-1, p.shape[-1]).numpy()
-    out = np.zeros((bits.shape[0], n * n), dtype=bits.dtype)
-    out[:, _tril_index(n)] = bits  # numpy's scatter is 1-2x faster than torch's index_copy_ here
-    return torch.from_numpy(out).view(p.dtype).reshape(*p.shape[:-1], n, n)
+@lru_cache(maxsize=32)
+def _tril_mask(n: int, copies: int) -> np.ndarray:
+    """Where the lower triangle (diagonal included) lies in ``copies`` flat ``n x n`` maps, back to back."""
+    mask = np.zeros(n * n, dtype=bool)
+    mask[_tril_index(n)] = True
+    return np.tile(mask, copies)
 
 
-def split_planes(body: torch.Tensor) -> list[np.ndarray]:
-    """Byte planes of a tensor: ``itemsize`` arrays of ``numel`` bytes, plane ``j`` = byte ``j``."""
-    width = body.element_size()
-    flat = body.contiguous().reshape(-1).view(torch.uint8).numpy()
-    if width == 2:  # fp16/bf16, the bulk of a store: shifts beat a strided copy ~1.5x
-        words = flat.view(np.uint16)
-        return [(words & 0xFF).astype(np.uint8), (words >> 8).astype(np.uint8)]
-    rows = flat.reshape(-1, width)
-    return [np.ascontiguousarray(rows[:, j]) for j in range(width)]
-
-
-def join_planes(planes: list[np.ndarray]) -> np.ndarray:
-    """Inverse of ``split_planes``: ``(numel, itemsize)`` uint8, each row one element's bytes."""
-    if len(planes) == 2:
-        words = planes[1].astype(np.uint16)
-        words <<= 8
-        words |= planes[0]
-        return words.view(np.uint8).reshape(-1, 2)
-    out = np.empty((planes[0].size, len(planes)), dtype=np.uint8)
-    for j, plane in enumerate(planes):
-        out[:, j] = plane
+def _unpack_bits(bits: np.ndarray, n: int) -> np.ndarray:
+    """Packed lower triangles ``(maps, n*(n+1)/2)`` (an integer view) -> ``(maps, n*n)``, zeros above."""
+    maps = bits.shape[0]
+    out = np.zeros((maps, n * n), dtype=bits.dtype)
+    step = max(1, min(maps, 2**20 // max(1, n * n)))  # maps per boolean-mask assignment (mask <= 1 MiB)
+    for i in range(0, maps, step):  # a tiled mask is ~2x a fancy-index scatter here
+        part = min(step, maps - i)
+        out[i:i + part].reshape(-1)[_tril_mask(n, part)] = bits[i:i + part].reshape(-1)
     return out
 
 
-def encode(key: str, t: torch.Tensor, *, storage_dtype: str, overflow_dtype: str,
-           cctx: zstandard.ZstdCompressor) -> tuple[bytes, dict]:
+def unpack_tril(p: torch.Tensor, n: int) -> torch.Tensor:
+    """Lower triangle ``(..., n*(n+1)/2)`` -> square ``(..., n, n)`` with zeros above the diagonal."""
+    bits = p.contiguous().view(_BITS[p.element_size()]).reshape(-1, p.shape[-1]).numpy()
+    return torch.from_numpy(_unpack_bits(bits, n)).view(p.dtype).reshape(*p.shape[:-1], n, n)
+
+
+def encode(key: str, t: torch.Tensor, *, storage_dtype: str, overflow_dtype: str, level: int = 1,
+           codec: str = CHUNK_CODEC, hints: list[str] | None = None) -> tuple[bytes, dict]:
     """Encode tensor ``t`` stored under ``key`` into ``(chunk_bytes, entry)``.
 
     ``entry`` holds ``shape`` (logical, unpacked), ``dtype`` (stored), ``source_dtype``,
-    ``layout`` ("dense" or "tril"), ``codec``, ``planes`` (frame lengths), ``nbytes``
-    and, when the overflow fallback fired, ``fallback``. Raises ValueError for
-    unsupported dtypes.
+    ``layout`` ("dense" or "tril"), ``codec``, ``planes`` (stored plane lengths; for
+    ``zstd-planes-2`` also ``plane_codecs`` and ``crc32``), ``nbytes`` and, when the overflow
+    fallback fired, ``fallback``. ``level`` is the zstd level, ``codec`` one of ``CHUNK_CODECS``;
+    ``hints`` the ``plane_codecs`` of the same key in an earlier trace (planes that were raw
+    there are stored raw untried). Raises ValueError for unsupported dtypes or an unknown codec.
     """
+    if codec not in CHUNK_CODECS:
+        raise ValueError(f"unknown chunk codec {codec!r}; known: {list(CHUNK_CODECS)}")
     source = dtype_name(t.dtype)
     t = t.detach().cpu()
     stored, fallback = storage_cast(key, t, storage_dtype, overflow_dtype)
     packed = try_pack_tril(key, stored)
     layout, body = ("dense", stored) if packed is None else ("tril", packed)
-    frames = [cctx.compress(plane) for plane in split_planes(body)]
+    chunk, fields = write_planes(split_planes(body), level, codec, hints)
     entry = {"shape": list(t.shape), "dtype": dtype_name(stored.dtype), "source_dtype": source,
-             "layout": layout, "codec": CODEC, "planes": [len(f) for f in frames],
-             "nbytes": sum(len(f) for f in frames)}
+             "layout": layout, "codec": codec, **fields, "nbytes": len(chunk)}
     if fallback is not None:
         entry["fallback"] = fallback
-    return b"".join(frames), entry
+    return chunk, entry
 
 
 def decode(chunk: bytes | memoryview, entry: dict, *, unpack: bool = True) -> torch.Tensor:
@@ -182,27 +177,20 @@ def decode(chunk: bytes | memoryview, entry: dict, *, unpack: bool = True) -> to
 
     Returns the logical shape (square attention maps rebuilt, zeros above the diagonal)
     unless ``unpack`` is False, in which case a ``tril`` chunk comes back as
-    ``(..., T*(T+1)/2)``. Raises ``zstandard.ZstdError`` or ValueError on corrupt bytes;
-    callers wrap these with file and key context.
+    ``(..., T*(T+1)/2)``. Raises ``zstandard.ZstdError``, ``planes.ChecksumError`` or
+    ValueError on corrupt bytes; callers wrap these with file and key context.
     """
-    if entry["codec"] != CODEC:
+    if entry["codec"] not in CHUNK_CODECS:
         raise ValueError(f"unknown codec {entry['codec']!r}")
     dtype = TENSOR_DTYPES[entry["dtype"]]
     shape = list(entry["shape"])
     tril = entry["layout"] == "tril"
     body_shape = shape[:-2] + [shape[-1] * (shape[-1] + 1) // 2] if tril else shape
-    n = math.prod(body_shape)
-    dctx, view, pos, planes = _decompressor(), memoryview(chunk), 0, []
-    for j, size in enumerate(entry["planes"]):
-        frame = view[pos:pos + size]
-        pos += size
-        if zstandard.frame_content_size(frame) != n:
-            raise ValueError(f"plane {j} holds the wrong number of bytes")
-        planes.append(np.frombuffer(dctx.decompress(frame), dtype=np.uint8))
-    if pos != len(view) or not planes:
-        raise ValueError(f"chunk is {len(view)} bytes, its planes add up to {pos}")
-    body = torch.from_numpy(join_planes(planes)).view(dtype).reshape(body_shape)
-    return unpack_tril(body, shape[-1]) if tril and unpack else body
+    words = join_planes(read_planes(chunk, entry, math.prod(body_shape), dtype.itemsize))
+    if tril and unpack:  # rebuilt in numpy, one tensor made at the end
+        words = _unpack_bits(words.view(_NP_BITS[dtype.itemsize]).reshape(-1, body_shape[-1]), shape[-1])
+        body_shape = shape
+    return torch.from_numpy(words).view(dtype).reshape(body_shape)
 
 
 def entry_sizes(entry: dict) -> tuple[int, int]:

@@ -1,7 +1,8 @@
 """TraceStore: read a trace store by id, by key, or shard by shard; verify its checksums.
 
-Reading one tensor costs one seek, one read of its chunk and one decompress per byte
-plane; each zstd frame carries a content checksum, so every read is checked. Whole-file
+Reading one tensor costs one seek, one read of its chunk and one decompress per zstd-coded
+byte plane; each zstd frame carries a content checksum and the raw planes a CRC-32, so every
+read is checked. ``Trace.tensors()`` decodes a trace's chunks on several threads. Whole-file
 sha256 checksums of the shards are checked by ``verify()`` (and by
 ``iter_shards(verify=True)``).
 """
@@ -29,8 +30,17 @@ from truthtrace.store.index import (
     sha256_bytes,
     shard_file_status,
 )
+from truthtrace.store.planes import ChecksumError
+from truthtrace.store.stats import store_info
+from truthtrace.store.threads import check_threads, map_chunks
 
 _DOC_CACHE = 16  # shard documents kept parsed; each lists every chunk of up to shard_max_traces traces
+
+
+def _weight(entry: dict) -> int:
+    """Bytes of a chunk, to balance the decoding threads (0 when the entry does not say)."""
+    size = entry.get("nbytes")
+    return size if type(size) is int else 0
 
 
 class Trace:
@@ -60,10 +70,15 @@ class Trace:
         return self._cache[key]
 
     def tensors(self) -> dict[str, torch.Tensor]:
-        """All tensors of the trace; reads the trace's byte span in one go if not held yet."""
-        if self._buf is None and len(self._cache) < len(self._record["tensors"]):
+        """All tensors of the trace, decoded on the store's threads; reads the trace's byte span in one go."""
+        todo = [key for key in self._record["tensors"] if key not in self._cache]
+        if self._buf is None and todo:
             start, end = self._record["span"]
             self._buf = (self._store._read_bytes(self._shard, start, end - start), start)
+        sizes = [_weight(self._record["tensors"][key]) for key in todo]
+        decoded = map_chunks(lambda key: self._store._decode(self._shard, self._record, key, self._buf),
+                             todo, sizes, self._store.threads)
+        self._cache.update(zip(todo, decoded))
         return {key: self[key] for key in self.keys()}
 
     def dtype_of(self, key: str) -> str:
@@ -81,12 +96,14 @@ class Trace:
 class TraceStore:
     """Read-only view of the store at ``path`` as listed by its ``index.json`` when opened.
 
-    Raises StoreError naming the file when the index is missing, corrupt or of an
-    unsupported version. Shards completed by a writer after opening are not seen.
+    ``threads`` decode the chunks of a trace side by side in ``Trace.tensors()`` (default:
+    the usable CPUs, at most 4). Raises StoreError naming the file when the index is missing,
+    corrupt or of an unsupported version. Shards completed by a writer after opening are not seen.
     """
 
-    def __init__(self, path):
+    def __init__(self, path, threads: int | None = None):
         self.root = Path(path)
+        self.threads = check_threads(threads)
         self._index = load_index(self.root)
         self._where: dict[str, tuple[int, int]] = {}
         for n, shard in enumerate(self._index["shards"]):
@@ -209,7 +226,7 @@ class TraceStore:
             chunk = memoryview(data)[entry["offset"] - base:entry["offset"] - base + entry["nbytes"]]
         try:
             return decode(chunk, entry, unpack=unpack)
-        except (zstandard.ZstdError, ValueError, RuntimeError, TypeError, KeyError) as err:  # bytes or entry
+        except (zstandard.ZstdError, ChecksumError, ValueError, RuntimeError, TypeError, KeyError) as err:
             path = self.root / self._index["shards"][n]["bin"]
             raise StoreError(f"{path}: trace {record['id']!r} key {key!r}: corrupt chunk ({err})") from None
 
@@ -279,30 +296,5 @@ class TraceStore:
         return problems
 
     def info(self) -> dict:
-        """Sizes and counts from the index alone (no shard is read).
-
-        Returns n_traces, n_shards, bytes_on_disk, raw_bytes (dense, stored dtype),
-        packed_bytes (after triangle packing), compression_ratio (bytes_on_disk / raw_bytes),
-        n_tensors, dtypes and layouts (tensor counts) and overflow_fallbacks (list of
-        ``{id, key, dtype, requested, reason}``).
-        """
-        shards = self._index["shards"]
-        total = {"raw_bytes": 0, "packed_bytes": 0, "n_tensors": 0}
-        dtypes: dict[str, int] = {}
-        layouts: dict[str, int] = {}
-        fallbacks = []
-        for shard in shards:
-            stats = shard["stats"]
-            for field in total:
-                total[field] += stats[field]
-            for name, count in stats["dtypes"].items():
-                dtypes[name] = dtypes.get(name, 0) + count
-            for name, count in stats["layouts"].items():
-                layouts[name] = layouts.get(name, 0) + count
-            fallbacks += stats["fallbacks"]
-        index_bytes = (self.root / "index.json").stat().st_size
-        on_disk = index_bytes + sum(s["bin_bytes"] + s["json_bytes"] for s in shards)
-        return {"path": str(self.root), "format_version": self.format_version,
-                "n_traces": len(self), "n_shards": len(shards), "bytes_on_disk": on_disk, **total,
-                "compression_ratio": on_disk / total["raw_bytes"] if total["raw_bytes"] else None,
-                "dtypes": dtypes, "layouts": layouts, "overflow_fallbacks": fallbacks}
+        """Sizes and counts from the index alone (no shard is read): see :func:`truthtrace.store.stats.store_info`."""
+        return store_info(self.root, self._index)

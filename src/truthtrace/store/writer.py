@@ -17,7 +17,7 @@ from pathlib import Path
 
 from truthtrace.fileio import write_bytes_atomic
 from truthtrace.store.arguments import check_trace, check_writer_args
-from truthtrace.store.codec import CODEC, compressor, encode, entry_sizes
+from truthtrace.store.codec import CHUNK_CODEC, CHUNK_CODECS, CODEC, encode, entry_sizes
 from truthtrace.store.index import (
     FORMAT_VERSION,
     INDEX_NAME,
@@ -34,6 +34,8 @@ from truthtrace.store.index import (
     shard_files,
 )
 from truthtrace.store.ownership import clear_store, drop_unlisted, start_store
+from truthtrace.store.planes import REMEASURE
+from truthtrace.store.threads import check_threads, map_chunks
 
 
 def _jsonable(obj: object, field: str) -> object:
@@ -58,12 +60,15 @@ class TraceWriter:
         storage_dtype: "float16", "bfloat16" or "float32" for floating ``layers.*`` tensors.
         shard_max_bytes: cut a shard before it would exceed this many compressed bytes.
         shard_max_traces: cut a shard once it holds this many traces.
-        compression_level: zstd level (1 is fast; negative levels are faster still).
+        compression_level: zstd level of the planes that are compressed (1: as small as 3 here, and faster).
         resume: continue an existing store at ``path``; if False an existing store raises.
         overwrite: delete an existing store at ``path`` first (only its own files).
         overflow_dtype: dtype for layer tensors that overflow float16 ("float32" or "bfloat16").
         own_files: names of other files the caller writes into ``path`` (e.g. ``split.json``): they do
             not count as foreign, and ``overwrite`` deletes them too.
+        threads: encode the tensors of a trace on this many threads (default: the usable CPUs, at most 4).
+        chunk_codec: "zstd-planes-2" (default: each byte plane zstd or raw, whichever pays) or
+            "zstd-planes" (version 1, every plane zstd: readable by truthtrace before zstd-planes-2).
 
     A new store starts only in an empty folder or one holding nothing but the writer's (and
     ``own_files``') files; ``overwrite`` likewise refuses a folder holding anything else.
@@ -77,15 +82,20 @@ class TraceWriter:
     def __init__(self, path, schema: dict, storage_dtype: str = "float16",
                  shard_max_bytes: int = 64 * 2**20, shard_max_traces: int = 256,
                  compression_level: int = 1, resume: bool = True, overwrite: bool = False,
-                 overflow_dtype: str = "float32", own_files: tuple[str, ...] = ()):
+                 overflow_dtype: str = "float32", own_files: tuple[str, ...] = (), threads: int | None = None,
+                 chunk_codec: str = CHUNK_CODEC):
         check_writer_args(schema, storage_dtype, overflow_dtype, shard_max_bytes, shard_max_traces,
                     compression_level)
+        if chunk_codec not in CHUNK_CODECS:
+            raise ValueError(f"chunk_codec must be one of {list(CHUNK_CODECS)}, got {chunk_codec!r}")
+        self.threads, self.chunk_codec = check_threads(threads), chunk_codec
+        self._hints: dict[str, list[str]] = {}  # plane_codecs of each key in the last trace (see planes.py)
+        self._encoded = 0
         self.root = Path(path)
         self.shard_max_bytes, self.shard_max_traces = shard_max_bytes, shard_max_traces
         self.compression_level = compression_level
         self._schema = _jsonable(schema, "schema")
         self._storage = {"dtype": storage_dtype, "overflow_dtype": overflow_dtype, "codec": CODEC}
-        self._cctx = compressor(compression_level)
         self._own = tuple(own_files)
         self.root.mkdir(parents=True, exist_ok=True)
         new_lock = not (self.root / LOCK_NAME).exists()
@@ -161,20 +171,27 @@ class TraceWriter:
         if self.has(trace_id):
             raise StoreError(f"{self.root}: trace id {trace_id!r} is already stored")
         meta = _jsonable(meta, f"meta of trace {trace_id!r}")
-        chunks = []
-        for key, tensor in tensors.items():
-            try:
-                chunks.append((key, *encode(key, tensor, storage_dtype=self._storage["dtype"],
-                                            overflow_dtype=self._storage["overflow_dtype"],
-                                            cctx=self._cctx)))
-            except ValueError as err:
-                raise ValueError(f"tensors[{key!r}] of trace {trace_id!r}: {err}") from None
+        fresh = self._encoded % REMEASURE == 0  # then every plane is measured again, hints unused
+        chunks = map_chunks(lambda item: self._encode(trace_id, *item, fresh), list(tensors.items()),
+                            [t.numel() * t.element_size() for t in tensors.values()], self.threads)
+        self._encoded += 1
+        self._hints.update((key, entry.get("plane_codecs")) for key, _, entry in chunks)
         size = sum(len(payload) for _, payload, _ in chunks)
         if self._records and self._pos + size > self.shard_max_bytes:
             self.flush()
         self._append(trace_id, meta, chunks)
         if len(self._records) >= self.shard_max_traces or self._pos >= self.shard_max_bytes:
             self.flush()
+
+    def _encode(self, trace_id: str, key: str, tensor, fresh: bool) -> tuple[str, bytes, dict]:
+        """``(key, chunk bytes, entry)`` of one tensor; ValueError naming the key and trace."""
+        hints = None if fresh else self._hints.get(key)
+        try:
+            return (key, *encode(key, tensor, storage_dtype=self._storage["dtype"], codec=self.chunk_codec,
+                                 overflow_dtype=self._storage["overflow_dtype"], level=self.compression_level,
+                                 hints=hints))
+        except ValueError as err:
+            raise ValueError(f"tensors[{key!r}] of trace {trace_id!r}: {err}") from None
 
     def _append(self, trace_id: str, meta: dict, chunks: list) -> None:
         """Write one encoded trace to the shard temp file; on failure, cut the file back."""
