@@ -6,6 +6,7 @@ import argparse
 import json
 
 from truthtrace.data import load_bundled, load_questions
+from truthtrace.data.hub import is_hub_spec, load_hub_questions
 from truthtrace.dtypes import COMPUTE_DTYPES, STORAGE_DTYPES
 from truthtrace.models import DEFAULT_MODEL
 from truthtrace.models.attention import ATTN_BACKENDS
@@ -75,8 +76,10 @@ def extract_config(args):
 def add_question_args(p: argparse.ArgumentParser) -> None:
     """``--questions``, ``--format``, ``--n``: where questions come from."""
     p.add_argument("--questions", default=None,
-                   help="'bundled' (default) or a JSONL/CSV/JSON/TriviaQA/NQ/SQuAD/TruthfulQA file")
+                   help="'bundled' (default), a JSONL/CSV/JSON/TriviaQA/NQ/SQuAD/TruthfulQA file, or "
+                        "hf:DATASET[:CONFIG][:SPLIT] (a Hub id or a local dataset folder; extra hf)")
     p.add_argument("--format", default="auto", help="file layout (auto-detected by default)")
+    p.add_argument("--streaming", action="store_true", help="hf: datasets: read rows lazily (stops after --n)")
     p.add_argument("--n", type=int, default=None, help="number of questions (stratified by category)")
 
 
@@ -85,6 +88,9 @@ def questions_from(args, require_answers: bool = True):
     (``require_answers=False``: records without gold answers are accepted)."""
     if args.questions in (None, "bundled"):
         return load_bundled(n=args.n, seed=args.seed)
+    if is_hub_spec(args.questions):
+        return load_hub_questions(args.questions, fmt=args.format, limit=args.n,
+                                  streaming=getattr(args, "streaming", False), require_answers=require_answers)
     return load_questions(args.questions, fmt=args.format, limit=args.n, require_answers=require_answers)
 
 

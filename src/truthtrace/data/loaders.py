@@ -92,7 +92,8 @@ def _iter_json(path: Path, data: Any = None) -> Iterator[Record]:
         yield f"{path}: record {i}", record
 
 
-def _generic(records: Iterator[Record], fields: dict, split_csv: bool, require_answers: bool = True) -> Iterator[Raw]:
+def generic_records(records: Iterator[Record], fields: dict, split_csv: bool,
+                    require_answers: bool = True) -> Iterator[Raw]:
     """Records with column mapping ``fields`` (role -> field name or None for defaults)."""
     for where, rec in records:
         question = require_text(_pick(rec, fields["question"], "question"), where, fields["question"] or "question")
@@ -160,7 +161,7 @@ def _raw_records(path: Path, fmt: str, fields: dict, require_answers: bool = Tru
     readers = {"triviaqa": triviaqa_records, "nq_open": nq_open_records, "truthfulqa": truthfulqa_records}
     if fmt in readers:
         return fmt, readers[fmt](rows)
-    return fmt, _generic(rows, fields, split_csv=fmt == "csv", require_answers=require_answers)
+    return fmt, generic_records(rows, fields, split_csv=fmt == "csv", require_answers=require_answers)
 
 
 def load_questions(path: str | Path, fmt: str = "auto", *, question_field: str | None = None,
@@ -198,6 +199,23 @@ def load_questions(path: str | Path, fmt: str = "auto", *, question_field: str |
     fields = {"question": question_field, "answers": answers_field, "id": id_field,
               "category": category_field, "context": context_field}
     fmt, raw = _raw_records(path, fmt, fields, require_answers)
+    return build_questions(raw, fmt, str(path), limit, duplicates)
+
+
+def build_questions(raw: Iterator[Raw], fmt: str, source: str, limit: int | None = None,
+                    duplicates: str = "error") -> list[Question]:
+    """Questions from reader tuples ``raw``: missing ids numbered ``<fmt>-00001``..., repeats refused or renamed.
+
+    Args:
+        raw: :data:`~truthtrace.data.formats.Raw` tuples from a format reader.
+        fmt: the format name used for numbered ids.
+        source: the file or dataset named when there is no question at all.
+        limit: stop after this many questions (the rest of ``raw`` is never read).
+        duplicates: "error" or "rename" (see :func:`load_questions`).
+
+    Raises:
+        ValueError: a duplicate id (``duplicates="error"``) or no question.
+    """
     out: list[Question] = []
     first_seen: dict[str, str] = {}  # id -> where it was first seen
     for n, (where, qid, question, answers, category, context) in enumerate(raw, 1):
@@ -207,7 +225,7 @@ def load_questions(path: str | Path, fmt: str = "auto", *, question_field: str |
         if limit is not None and len(out) >= limit:
             break
     if not out:
-        raise ValueError(f"{path}: no questions in the file (format {fmt})")
+        raise ValueError(f"{source}: no questions in the file (format {fmt})")
     return out
 
 
