@@ -39,6 +39,24 @@ def _two_classes(y: np.ndarray, what: str) -> bool:
     return False
 
 
+def rank_auroc(s: np.ndarray, t: np.ndarray) -> float:
+    """AUROC of checked float scores ``(n,)`` and 0/1 labels ``(n,)`` with both classes, by Mann-Whitney U.
+
+    Ties count half (average ranks), as in ``sklearn.metrics.roc_auc_score``; ~20x faster than it on a
+    few hundred traces, which is what makes thousands of bootstrap resamples cheap.
+    """
+    order = np.argsort(s, kind="mergesort")
+    sorted_s = s[order]
+    starts = np.flatnonzero(np.concatenate([[True], sorted_s[1:] != sorted_s[:-1]]))
+    ends = np.concatenate([starts[1:], [len(s)]])
+    avg = (starts + ends + 1) / 2.0  # average 1-based rank of each tie group
+    ranks = np.empty(len(s))
+    ranks[order] = np.repeat(avg, ends - starts)
+    n1 = int(t.sum())
+    n0 = len(t) - n1
+    return float((ranks[t == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
 def auroc(scores, y) -> float:
     """Area under the ROC curve; NaN (with a warning) if ``y`` has one class."""
     s, t = _prepare(scores, y)
@@ -104,7 +122,7 @@ def bootstrap_auroc_ci(scores, y, n: int = 1000, seed: int = 0, level: float = 0
     for _ in range(n):
         idx = rng.integers(0, len(t), size=len(t))
         if t[idx].min() != t[idx].max():
-            values.append(_sklearn_metrics().roc_auc_score(t[idx], s[idx]))
+            values.append(rank_auroc(s[idx], t[idx]))
     alpha = (1 - level) / 2
     lo, hi = np.quantile(values, [alpha, 1 - alpha])
     return float(lo), float(hi)
@@ -195,7 +213,7 @@ def bootstrap_mean_auroc(score_sets, y, n: int = 1000, seed: int = 0, level: flo
         return {"mean": float("nan"), "ci": [float("nan")] * 2}
 
     def mean_auc(group, idx):
-        return float(np.mean([_sklearn_metrics().roc_auc_score(t[idx], s[idx]) for s in group]))
+        return float(np.mean([rank_auroc(s[idx], t[idx]) for s in group]))
 
     rng = np.random.default_rng(seed)
     means, diffs = [], []
@@ -213,3 +231,102 @@ def bootstrap_mean_auroc(score_sets, y, n: int = 1000, seed: int = 0, level: flo
         out["diff"] = out["mean"] - mean_auc(base, full)
         out["diff_ci"] = np.quantile(diffs, [alpha, 1 - alpha]).tolist()
     return out
+
+
+def risk_coverage(scores, y) -> dict[str, np.ndarray]:
+    """Risk-coverage curve: keep the ``k`` least suspicious traces, the share of them hallucinated.
+
+    Traces are kept in increasing ``scores`` (lowest = most trusted first). Tied scores are kept as
+    a group in random order, so within a tie the expected risk is used: it grows linearly with the
+    group's hallucination rate (the answer does not depend on how ties happen to be ordered).
+
+    Args:
+        scores: ``(n,)`` higher = more likely hallucinated.
+        y: ``(n,)`` labels, 1 = hallucinated.
+    Returns:
+        ``{"coverage": (n,), "risk": (n,)}`` with ``coverage[k-1] = k / n`` and ``risk[k-1]`` the
+        expected hallucination rate among the ``k`` kept traces; empty arrays for ``n = 0``.
+    """
+    s, t = _prepare(scores, y)
+    n = len(t)
+    if n == 0:
+        return {"coverage": np.zeros(0), "risk": np.zeros(0)}
+    order = np.argsort(s, kind="stable")
+    s, t = s[order], t[order].astype(np.float64)
+    starts = np.flatnonzero(np.concatenate([[True], s[1:] != s[:-1]]))
+    ends = np.concatenate([starts[1:], [n]])
+    cum = np.empty(n)
+    before = 0.0
+    for a, b in zip(starts, ends):  # expected positives kept after k traces, linear inside a tie
+        rate = t[a:b].mean()
+        cum[a:b] = before + rate * np.arange(1, b - a + 1)
+        before += t[a:b].sum()
+    k = np.arange(1, n + 1)
+    return {"coverage": k / n, "risk": cum / k}
+
+
+def aurc(scores, y) -> float:
+    """Area under the risk-coverage curve (mean risk over ``k = 1..n`` kept traces); lower is better."""
+    curve = risk_coverage(scores, y)
+    return float(curve["risk"].mean()) if len(curve["risk"]) else float("nan")
+
+
+def prediction_rejection_ratio(scores, y) -> float:
+    """PRR (lm-polygraph): how much of the oracle's risk-coverage gain over random the scores get.
+
+    ``PRR = (AURC_random - AURC) / (AURC_random - AURC_oracle)``, with the random ranking's AURC equal
+    to the hallucination rate and the oracle ranking all correct answers first. 1 = oracle, 0 = random,
+    < 0 = worse than random. Equivalent to lm-polygraph's ratio of prediction-rejection areas with
+    quality = 1 - label. NaN (with a warning) when ``y`` has one class.
+    """
+    s, t = _prepare(scores, y)
+    if not _two_classes(t, "PRR"):
+        return float("nan")
+    random_aurc, oracle_aurc = float(t.mean()), aurc(t, t)
+    return float((random_aurc - aurc(s, t)) / (random_aurc - oracle_aurc))
+
+
+def partial_correlation(x, y, z) -> float:
+    """Pearson correlation of ``x`` and ``y`` after removing the linear effect of ``z`` from both.
+
+    Args:
+        x: ``(n,)`` e.g. a detector's scores.
+        y: ``(n,)`` e.g. the labels.
+        z: ``(n,)`` or ``(n, k)`` control variables, e.g. answer length in tokens.
+    Returns:
+        the partial correlation in [-1, 1]; NaN when a residual is constant (``z`` explains it fully).
+    """
+    xv, yv = np.asarray(x, np.float64).ravel(), np.asarray(y, np.float64).ravel()
+    zv = np.asarray(z, np.float64).reshape(len(xv), -1)
+    if len(yv) != len(xv):
+        raise ValueError(f"x and y must have the same length, got {len(xv)} and {len(yv)}")
+    design = np.column_stack([np.ones(len(xv)), zv])  # (n, 1 + k)
+    rx = xv - design @ np.linalg.lstsq(design, xv, rcond=None)[0]
+    ry = yv - design @ np.linalg.lstsq(design, yv, rcond=None)[0]
+    denom = np.sqrt((rx @ rx) * (ry @ ry))
+    return float(rx @ ry / denom) if denom > 1e-12 * max(len(xv), 1) else float("nan")
+
+
+def stratified_auroc(scores, y, strata) -> dict:
+    """AUROC inside each stratum (e.g. an answer-length bin), and their size-weighted mean.
+
+    Args:
+        scores, y: ``(n,)``.
+        strata: ``(n,)`` stratum of each trace (any hashable values).
+    Returns:
+        ``{"per_stratum": {stratum: {"n", "auroc"}}, "weighted_auroc"}``; a one-class stratum has AUROC NaN
+        and is left out of the weighted mean (NaN when no stratum has both classes).
+    """
+    s, t = _prepare(scores, y)
+    g = np.asarray(strata).ravel()
+    if len(g) != len(t):
+        raise ValueError(f"strata must have one entry per score, got {len(g)} for {len(t)}")
+    out, num, den = {}, 0.0, 0
+    for value in np.unique(g):
+        m = g == value
+        ok = len(np.unique(t[m])) == 2
+        auc = float(_sklearn_metrics().roc_auc_score(t[m], s[m])) if ok else float("nan")
+        out[value.item() if hasattr(value, "item") else value] = {"n": int(m.sum()), "auroc": auc}
+        if ok:
+            num, den = num + auc * m.sum(), den + int(m.sum())
+    return {"per_stratum": out, "weighted_auroc": float(num / den) if den else float("nan")}
