@@ -8,7 +8,18 @@ from pathlib import Path
 from truthtrace.viz.figure import PALETTE, plain, pyplot, save_figure
 
 _COLORS = [PALETTE[c] for c in ("blue", "vermillion", "green", "orange", "purple", "sky", "yellow", "black")]
-_STYLES = ["-", "--", "-.", ":"]  # a second cue beside colour for more than a few detectors
+_STYLES = ["-", "--", "-.", ":"]  # a second cue beside colour
+_MARKERS = ["o", "s", "^", "D", "v", "P", "X"]  # 7: coprime with 8 colours, so no two of 56 curves look alike
+
+
+def curve_style(i: int) -> dict:
+    """Matplotlib style of the ``i``-th curve: colour, line style and marker, all three cycling.
+
+    Colours cycle by 8, markers by 7, so two curves share colour and marker only 56 curves apart;
+    the line style cycles by 4 on top (curves 0 and 8 share colour index 0 mod 8 but not the marker).
+    """
+    return {"color": _COLORS[i % len(_COLORS)], "ls": _STYLES[i % len(_STYLES)],
+            "marker": _MARKERS[i % len(_MARKERS)]}
 
 
 def roc_rows(report: dict, where: str = "report") -> list[dict]:
@@ -90,8 +101,9 @@ def plot_roc(report: dict, out_stem: Path, title: str = "ROC of hallucination de
     fig, ax = plt.subplots(figsize=(6.0, 5.6), layout="constrained")
     ax.plot([0, 1], [0, 1], color=PALETTE["grey"], lw=1, ls=":", label="chance (AUROC 0.5)")
     for i, row in enumerate(sorted(rows, key=lambda r: -float(r.get("test_auroc") or 0.0))):
-        ax.plot(row["roc"]["fpr"], row["roc"]["tpr"], color=_COLORS[i % len(_COLORS)],
-                ls=_STYLES[i % len(_STYLES)] if len(rows) > 4 else "-", lw=2, label=_legend_label(row))
+        n_points = len(row["roc"]["fpr"])
+        ax.plot(row["roc"]["fpr"], row["roc"]["tpr"], **curve_style(i), lw=1.8, ms=4,
+                markevery=max(1, n_points // 8), label=_legend_label(row))
     ax.set_xlim(-0.01, 1.01)
     ax.set_ylim(-0.01, 1.01)
     ax.set_aspect("equal")
