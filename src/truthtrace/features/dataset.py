@@ -29,6 +29,14 @@ from truthtrace.features.config import FEATURES_KIND, GRAPHS, SCALAR_KEYS, SEQ_K
 from truthtrace.features.splits import SPLITS, read_split
 from truthtrace.labels.io import read_label_csv
 from truthtrace.store import StoreError, TraceStore
+from truthtrace.traces.samples_store import (
+    MissingSamplesError,
+    check_sample_keys,
+    is_sample_key,
+    join_sample,
+    open_samples,
+    samples_beside,
+)
 
 DEFAULT_KEYS = SEQ_KEYS + SCALAR_KEYS
 UNKNOWN = -1  # label of a trace labels.csv does not cover
@@ -82,7 +90,7 @@ def _check_keys(keys, schema: dict, root: Path) -> tuple[str, ...]:
     """The requested keys, validated against the feature store's schema."""
     keys = tuple(keys)
     allowed = DEFAULT_KEYS + ((GRAPHS,) if schema.get("graph") else ())
-    bad = [k for k in keys if k not in allowed]
+    bad = [k for k in keys if k not in allowed and not is_sample_key(k)]  # sample.* keys: checked on the join
     if bad or not keys:
         raise ValueError(f"keys {bad or keys} not available in {root}; choose from {list(allowed)}")
     return keys
@@ -108,13 +116,17 @@ class FeatureDataset(IterableDataset):
         seed: base seed; the epoch's seed is derived from ``(seed, epoch)``.
         require_labels: raise if a record of the split has no label.
         rank, world_size: this process among distributed ranks (default: torch.distributed's, else 0/1).
+        samples: the samples store (``truthtrace sample``) that ``sample.*`` keys are joined from by question id;
+            None: ``<feature_dir>/../samples``. Only opened when a ``sample.*`` key is asked for.
     Raises:
         ValueError: not a feature store, unknown keys or split, missing labels with ``require_labels``.
+        MissingSamplesError: a ``sample.*`` key is asked for and there is no samples store, or it lacks a
+            question of the split (a ValueError; ``train`` skips such detectors with this message).
     """
 
     def __init__(self, feature_dir, split: str | None = "train", labels=None, keys=DEFAULT_KEYS,
                  shuffle: bool = False, buffer_size: int = 256, seed: int = 0, require_labels: bool = False,
-                 rank: int | None = None, world_size: int | None = None):
+                 rank: int | None = None, world_size: int | None = None, samples=None):
         super().__init__()
         self.root = Path(feature_dir)
         store = _feature_store(self.root)
@@ -131,6 +143,11 @@ class FeatureDataset(IterableDataset):
         if buffer_size < 1:
             raise ValueError(f"buffer_size must be >= 1, got {buffer_size}")
         self.split, self.shuffle, self.buffer_size, self.seed = split, shuffle, buffer_size, seed
+        self.sample_keys = tuple(k for k in self.keys if is_sample_key(k))
+        self.samples_dir = samples_beside(self.root, samples) if self.sample_keys else None
+        if self.sample_keys:
+            self._check_samples(store)
+        self._samples: tuple[int, TraceStore] | None = None
         self.rank, self.world_size = self._dist(rank, world_size)
         # shared memory, so set_epoch reaches persistent DataLoader workers too
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
@@ -138,7 +155,7 @@ class FeatureDataset(IterableDataset):
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        state["_store"] = None  # workers open their own (parsed shard documents are large)
+        state["_store"] = state["_samples"] = None  # workers open their own (parsed shard documents are large)
         return state
 
     def _open(self) -> TraceStore:
@@ -150,6 +167,23 @@ class FeatureDataset(IterableDataset):
         if self._store is None or self._store[0] != os.getpid():
             self._store = (os.getpid(), TraceStore(self.root))
         return self._store[1]
+
+    def _check_samples(self, store: TraceStore) -> None:
+        """The samples store exists, knows the asked ``sample.*`` keys and holds every question of the split."""
+        samples = open_samples(self.samples_dir)
+        check_sample_keys(self.sample_keys, samples)
+        wanted = {i for s in self.shards for i in s}
+        qids = {str(meta.get("question_id")) for tid, meta in store.metas() if tid in wanted}
+        missing = sorted(q for q in qids if q not in samples)
+        if missing:
+            raise MissingSamplesError(f"{self.samples_dir}: no samples of {len(missing)} questions of split "
+                                      f"{self.split!r} (e.g. {missing[:3]}); sample them (truthtrace sample resumes)")
+
+    def _open_samples(self) -> TraceStore:
+        """This process's samples store (see :meth:`_open`)."""
+        if self._samples is None or self._samples[0] != os.getpid():
+            self._samples = (os.getpid(), open_samples(self.samples_dir))
+        return self._samples[1]
 
     @staticmethod
     def _dist(rank, world_size) -> tuple[int, int]:
@@ -186,8 +220,11 @@ class FeatureDataset(IterableDataset):
     def _sample(self, trace) -> dict:
         """One sample dict from one feature-store record."""
         tensors = trace.tensors() if GRAPHS in self.keys else trace  # one read of the span: graphs are most of it
-        return record_sample(trace.id, str(trace.meta.get("question_id")), tensors, self.keys, self.schema,
-                             self.labels.get(trace.id, UNKNOWN))
+        qid = str(trace.meta.get("question_id"))
+        sample = record_sample(trace.id, qid, tensors, self.keys, self.schema, self.labels.get(trace.id, UNKNOWN))
+        if self.sample_keys:  # joined by question id from the samples store
+            sample.update(join_sample(self._open_samples(), qid, self.sample_keys))
+        return sample
 
     def __iter__(self) -> Iterator[dict]:
         if GRAPHS in self.keys:
@@ -207,7 +244,8 @@ def record_sample(trace_id: str, question_id: str, tensors, keys: tuple[str, ...
 
     Args:
         tensors: ``key -> tensor`` of one record (``seq.*`` ``(Lh, d)``, ``scalar.*``, ``graph.*``).
-        keys: the keys to yield, ``"graphs"`` for every graph layer of ``schema``.
+        keys: the keys to yield, ``"graphs"`` for every graph layer of ``schema`` (``sample.*`` keys are skipped:
+            :class:`FeatureDataset` joins them from the samples store).
         schema: the feature store's schema.
 
     Returns:
@@ -217,7 +255,7 @@ def record_sample(trace_id: str, question_id: str, tensors, keys: tuple[str, ...
     if GRAPHS in keys:
         sample[GRAPHS] = [_graph(tensors, layer) for layer in schema["graph"]["layers"]]
     for key in keys:
-        if key != GRAPHS:
+        if key != GRAPHS and not is_sample_key(key):
             sample[key] = tensors[key].float()
     return sample
 
@@ -254,7 +292,7 @@ def _graph(tensors: dict, layer: int):
 
 def collate(samples: list[dict]) -> dict:
     """Batch samples: ids as lists, ``label`` ``(B,)`` long, tensors stacked ``(B, ...)``,
-    ``graphs`` as one ``torch_geometric.data.Batch`` per graph layer."""
+    ``graphs`` as one ``torch_geometric.data.Batch`` per graph layer, anything else (``sample.texts``) as a list."""
     batch = {"trace_id": [s["trace_id"] for s in samples], "question_id": [s["question_id"] for s in samples],
              "label": torch.tensor([s["label"] for s in samples], dtype=torch.long)}
     for key in samples[0]:
@@ -264,8 +302,10 @@ def collate(samples: list[dict]) -> dict:
             from torch_geometric.data import Batch
 
             batch[key] = [Batch.from_data_list([s[key][g] for s in samples]) for g in range(len(samples[0][key]))]
-        else:
+        elif isinstance(samples[0][key], torch.Tensor):
             batch[key] = torch.stack([s[key] for s in samples])
+        else:
+            batch[key] = [s[key] for s in samples]
     return batch
 
 
