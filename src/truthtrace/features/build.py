@@ -121,7 +121,7 @@ def _stored_split(out: Path) -> dict | None:
         return None
 
 
-def _check_existing(out: Path, schema: dict, split_doc: dict) -> bool:
+def check_existing(out: Path, schema: dict, split_doc: dict) -> bool:
     """True if ``out`` already holds a feature store with this schema and split; ValueError if another."""
     if not (out / INDEX_NAME).exists():
         return False
@@ -221,7 +221,7 @@ def preprocess(store: str | Path, out: str | Path, config: PreprocessConfig | No
     _warn_unlabelled(source, label_map, labels)
     schema = feature_schema(source, config)
     split_doc = compute_split(source, config)
-    resuming = not config.overwrite and _check_existing(out, schema, split_doc)
+    resuming = not config.overwrite and check_existing(out, schema, split_doc)
     written = skipped = 0
     with TraceWriter(out, schema, storage_dtype="float16", shard_max_traces=config.shard_max_traces,
                      resume=True, overwrite=config.overwrite, own_files=FEATURE_FILES) as writer:

@@ -51,8 +51,17 @@ def lookback_ratio(attn: torch.Tensor, layout: TokenLayout) -> torch.Tensor:
         ``(La, H)`` float32 in [0, 1]; 1 = the answer looks only at the prompt.
     """
     rows = attn[:, :, layout.answer_rows()]  # (La, H, A', T)
-    prompt = rows[..., :layout.n_prompt].sum(-1)
-    answer = rows[..., layout.n_prompt:].sum(-1)
+    return lookback_from_mass(rows[..., :layout.n_prompt].sum(-1), rows[..., layout.n_prompt:].sum(-1))
+
+
+def lookback_from_mass(prompt: torch.Tensor, answer: torch.Tensor) -> torch.Tensor:
+    """Lookback ratios averaged over answer rows, from each row's attention mass on the prompt and on the answer.
+
+    Args:
+        prompt, answer: ``(..., A')`` mass of each answer row on prompt columns and on answer columns.
+    Returns:
+        ``(...)`` float32: mean over rows of ``prompt / (prompt + answer)``.
+    """
     return (prompt / (prompt + answer).clamp_min(1e-12)).mean(-1)
 
 
@@ -69,7 +78,11 @@ def attn_logdet(attn: torch.Tensor, layout: TokenLayout) -> torch.Tensor:
     Returns:
         ``(La,)`` float32, <= 0 (0 for identity maps); weights under ``LOG_EPS`` are clamped.
     """
-    diag = torch.diagonal(attn, offset=layout.kept_start, dim1=-2, dim2=-1)  # (La, H, K)
+    return logdet_from_diagonal(torch.diagonal(attn, offset=layout.kept_start, dim1=-2, dim2=-1))
+
+
+def logdet_from_diagonal(diag: torch.Tensor) -> torch.Tensor:
+    """The attention score of :func:`attn_logdet` from the maps' diagonals ``(..., H, K)``: returns ``(...)``."""
     return diag.clamp_min(LOG_EPS).log().mean(-1).mean(-1)
 
 

@@ -175,7 +175,7 @@ def kept_start(keep: str, n_tokens: int, n_prompt: int) -> int:
     return max(0, n_tokens - int(keep.split(":", 1)[1]))
 
 
-def _answer_record(seq: list[int], n_prompt: int, logp: torch.Tensor) -> dict[str, torch.Tensor]:
+def answer_record(seq: list[int], n_prompt: int, logp: torch.Tensor) -> dict[str, torch.Tensor]:
     """Token ids ``(T,)`` and the answer tokens' log-probs and entropies ``(A,)`` from ``logp`` ``(A, V)``."""
     tok = torch.tensor(seq, dtype=torch.long)
     return {TOKEN_IDS: tok.to(torch.int32),
@@ -208,7 +208,7 @@ def forward_traces(model, seqs: list[list[int]], n_prompt: list[int], opts: Capt
     for b, seq in enumerate(seqs):
         t, p = len(seq), n_prompt[b]
         k0 = kept_start(opts.keep, t, p)
-        rec = _answer_record(seq, p, logp[b, p - 1 - lo: t - 1 - lo].cpu())  # position j predicts token j+1
+        rec = answer_record(seq, p, logp[b, p - 1 - lo: t - 1 - lo].cpu())  # position j predicts token j+1
         for i in hidden_layers:
             rec[layer_key(i, "hidden")] = out.hidden_states[i][b, k0:t].float().cpu().contiguous()
         for i in attn_layers:
@@ -281,7 +281,7 @@ def _sample_from_steps(out, steps: list[dict], b: int, offset: int, prompt: list
     p, t = len(prompt), len(prompt) + len(answer)
     o, k0 = offset, kept_start(opts.keep, t, p)
     logits = torch.stack([out.logits[j][b] for j in range(len(answer))])  # (A, V): step j produced token j
-    rec = _answer_record(prompt + answer, p, torch.log_softmax(logits.float(), -1).cpu())
+    rec = answer_record(prompt + answer, p, torch.log_softmax(logits.float(), -1).cpu())
     for i in opts.hidden_indices(len(out.hidden_states[0])):
         hidden = torch.cat([step[i][b] for step in out.hidden_states], dim=0)  # (width, d)
         rec[layer_key(i, "hidden")] = hidden[o + k0:o + t].float().cpu().contiguous()

@@ -196,7 +196,8 @@ def _legacy_backend(root: Path, stored: dict, schema: dict) -> dict:
     return {k: v for k, v in schema.items() if k != BACKEND}
 
 
-def _meta(q, prompt_ids: list[int], answer_ids: list[int], tokenizer, keep_start: int) -> dict:
+def trace_meta(q, prompt_ids: list[int], answer_ids: list[int], tokenizer, keep_start: int) -> dict:
+    """A trace's meta: the question, its answers, the decoded prompt and generation, token counts, kept start."""
     return {
         "question_id": q.id, "question": q.question, "answers": list(q.answers), "category": q.category,
         "prompt": tokenizer.decode(prompt_ids),
@@ -223,7 +224,7 @@ def capture_batch(model, tokenizer, questions: Sequence, config: ExtractConfig, 
         traces = forward_traces(model, seqs, [len(p) for p in prompts], opts, tokenizer.pad_token_id)
     for q, p, a, tensors in zip(questions, prompts, answers, traces):
         start = kept_start(opts.keep, len(p) + len(a), len(p))
-        yield q.id, tensors, _meta(q, p, a, tokenizer, start)
+        yield q.id, tensors, trace_meta(q, p, a, tokenizer, start)
 
 
 def extract(questions: Sequence, out_dir: str | Path, config: ExtractConfig | None = None,

@@ -1,0 +1,312 @@
+"""Feature reductions inside the forward pass: the record of ``trace_record`` without storing any map.
+
+:class:`FeatureReducer` holds, for one batch, what each sample's record needs and fills it while the model
+runs. Two kinds of capture point feed it, both live only inside :func:`reducing`:
+
+- hidden states: a pre-hook on every decoder block (the state entering block ``i``: ``layers.{i}.hidden``) and a
+  hook on the final norm (``layers.{L}.hidden``). Each stored layer is reduced at once to the three positions,
+  the hidden-SVD score and, for a graph layer, its last ``n`` rows: ``(3 d + 1 + n d)`` numbers a layer.
+- attention: the model runs the attention function :data:`FEATURES_ATTENTION` (registered in transformers'
+  ``AttentionInterface`` and, with the eager additive mask, in ``AttentionMaskInterface`` — without it there
+  is no causal mask). Every layer's output comes from SDPA. For a kept attention layer the weights of the
+  kept query rows are recomputed ``row_chunk`` rows at a time, as eager attention computes them, and reduced
+  to the Lookback-Lens masses, the diagonal and the graph window; at most ``(H, row_chunk, T)`` weights exist
+  at once and the function returns no weights, so no ``(L, H, T, T)`` tensor is ever built.
+
+The reductions call the very functions ``preprocess`` calls (``sequence_features``, ``hidden_svd``,
+``lookback_from_mass``, ``logdet_from_diagonal``, ``build_edges``), so the records equal those of stored
+traces up to SDPA's round-off. transformers is imported where the attention function is registered.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+
+from truthtrace.features.config import graph_key
+from truthtrace.features.graphs import build_edges, graph_window
+from truthtrace.features.scalars import hidden_svd, logdet_from_diagonal, logprob_stats, lookback_from_mass
+from truthtrace.features.sequences import TokenLayout, sequence_features
+from truthtrace.models.attention import attention_implementation
+from truthtrace.naming import (
+    ANSWER_ENTROPY,
+    ANSWER_LOGPROBS,
+    SCALAR_ATTN_LOGDET,
+    SCALAR_HIDDEN_SVD,
+    SCALAR_LOGPROB_STATS,
+    SCALAR_LOOKBACK,
+)
+from truthtrace.traces.capture import answer_record, kept_start
+
+FEATURES_ATTENTION = "truthtrace_features"
+ROW_CHUNK = 64  # attention rows recomputed at once: (H, ROW_CHUNK, T) float32 weights
+_ACTIVE: list["FeatureReducer"] = []  # the reducer the registered attention function feeds (innermost first)
+
+
+@dataclass(frozen=True)
+class SamplePlan:
+    """Where one sample sits in the batch: its tokens at ``offset .. offset + T - 1``, its layout, its graph size."""
+
+    offset: int
+    layout: TokenLayout
+    n_nodes: int  # graph nodes: the last n kept tokens (0 without graphs)
+
+
+@dataclass
+class SampleReductions:
+    """One sample's reduced tensors, by layer: filled by the hooks, turned into a record by ``record``."""
+
+    seq: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)  # layer -> {seq key: (d,)}
+    svd: dict[int, torch.Tensor] = field(default_factory=dict)  # layer -> ()
+    nodes: dict[int, torch.Tensor] = field(default_factory=dict)  # graph layer -> (n, d)
+    lookback: dict[int, torch.Tensor] = field(default_factory=dict)  # attn layer -> (H,)
+    logdet: dict[int, torch.Tensor] = field(default_factory=dict)  # attn layer -> ()
+    window: dict[int, torch.Tensor] = field(default_factory=dict)  # graph layer -> (H, n, n)
+
+
+class FeatureReducer:
+    """Reduces hidden states and attention of one batch to feature-record pieces as each layer runs.
+
+    Args:
+        schema: the feature schema (``hidden_layers``, ``attn_layers``, ``n_heads``, ``graph``).
+        row_chunk: attention rows whose weights are recomputed at once.
+    """
+
+    def __init__(self, schema: dict, row_chunk: int = ROW_CHUNK):
+        if not isinstance(row_chunk, int) or row_chunk < 1:
+            raise ValueError(f"row_chunk must be a positive int, got {row_chunk!r}")
+        self.schema, self.row_chunk = schema, row_chunk
+        self.hidden_layers = frozenset(schema["hidden_layers"])
+        self.attn_layers = frozenset(schema["attn_layers"])
+        graph = schema["graph"] or {}
+        self.graph_layers = frozenset(graph.get("layers") or ())
+        self.plans: list[SamplePlan] = []
+        self.samples: list[SampleReductions] = []
+        self.largest_weights: tuple[int, ...] = ()  # shape of the largest weight block built (for tests)
+
+    def start(self, plans: list[SamplePlan]) -> None:
+        """Begin a batch of ``len(plans)`` samples (batch row ``b`` is ``plans[b]``)."""
+        self.plans, self.samples = list(plans), [SampleReductions() for _ in plans]
+
+    def reduce_hidden(self, layer: int, hidden: torch.Tensor) -> None:
+        """Reduce ``layers.{layer}.hidden`` of the batch, ``(B, W, d)``, to each sample's record pieces."""
+        if layer not in self.hidden_layers:
+            return
+        for b, (plan, out) in enumerate(zip(self.plans, self.samples)):
+            lay = plan.layout
+            rows = hidden[b, plan.offset + lay.kept_start: plan.offset + lay.n_tokens].float()  # (K, d)
+            out.seq[layer] = {k: v[0] for k, v in sequence_features(rows[None], lay).items()}
+            out.svd[layer] = hidden_svd(rows[None], lay)[0]
+            if layer in self.graph_layers:
+                out.nodes[layer] = rows[-plan.n_nodes:].clone()
+
+    def reduce_attention(self, layer: int, query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor | None,
+                         scaling: float) -> None:
+        """Reduce layer ``layer``'s attention of the batch without building its maps.
+
+        Args:
+            query: ``(B, H, W, D)``; key: ``(B, H_kv, W, D)`` (grouped heads are repeated here).
+            mask: the additive float mask ``(B, 1, W, W)``, or None for a plain causal one.
+            scaling: the score scale (``D ** -0.5`` for Llama).
+        """
+        if layer not in self.attn_layers:
+            return
+        n_rep = query.shape[1] // key.shape[1]
+        for b, (plan, out) in enumerate(zip(self.plans, self.samples)):
+            o, lay = plan.offset, plan.layout
+            k = key[b, :, o:o + lay.n_tokens].repeat_interleave(n_rep, dim=0)  # (H, T, D)
+            m = mask[b, 0, o:o + lay.n_tokens, o:o + lay.n_tokens] if mask is not None else None  # (T, T)
+            self._reduce_sample(layer, query[b, :, o:o + lay.n_tokens], k, m, scaling, plan, out)
+
+    def _reduce_sample(self, layer, q, k, mask, scaling, plan: SamplePlan, out: SampleReductions) -> None:
+        """One sample's kept rows, ``row_chunk`` at a time: ``q`` ``(H, T, D)``, ``k`` ``(H, T, D)``."""
+        lay, n = plan.layout, plan.n_nodes
+        t, p, k0 = lay.n_tokens, lay.n_prompt, lay.kept_start
+        diag, prompt, answer, window = [], [], [], []
+        for r0 in range(k0, t, self.row_chunk):
+            r1 = min(r0 + self.row_chunk, t)
+            w = row_weights(q[:, r0:r1], k, None if mask is None else mask[r0:r1], scaling, r0)  # (H, R, T)
+            if w.numel() > _numel(self.largest_weights):
+                self.largest_weights = tuple(w.shape)
+            rows = torch.arange(r1 - r0, device=w.device)
+            diag.append(w[:, rows, rows + r0])  # (H, R)
+            prompt.append(w[..., :p].sum(-1))
+            answer.append(w[..., p:].sum(-1))
+            if layer in self.graph_layers and r1 > t - n:
+                window.append(w[:, max(t - n - r0, 0):, t - n:])  # (H, rows in the window, n)
+        answer_rows = lay.answer_rows()
+        out.lookback[layer] = lookback_from_mass(torch.cat(prompt, 1)[:, answer_rows],
+                                                 torch.cat(answer, 1)[:, answer_rows])  # (H,)
+        out.logdet[layer] = logdet_from_diagonal(torch.cat(diag, 1))  # ()
+        if window:
+            out.window[layer] = torch.cat(window, 1)  # (H, n, n)
+
+    def record(self, b: int, logprob_stats: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Sample ``b``'s feature tensors, keys in ``trace_record``'s order (graph ``x`` not PCA-projected).
+
+        Args:
+            logprob_stats: ``(8,)`` the answer statistics (they come from the logits, not from a hook).
+        Returns:
+            ``seq.*`` ``(Lh, d)``, ``scalar.logprob_stats`` ``(8,)``, ``scalar.lookback`` ``(La, H)``,
+            ``scalar.attn_logdet`` ``(La,)``, ``scalar.hidden_svd`` ``(Lh,)``, ``graph.{l}.x`` ``(n, d)``,
+            ``.edge_index`` ``(2, E)``, ``.edge_attr`` ``(E, H)``; on the CPU.
+        Raises:
+            RuntimeError: a layer was never reduced (the model bypassed the hooks or the attention function).
+        """
+        s, hidden, attn = self.samples[b], self.schema["hidden_layers"], self.schema["attn_layers"]
+        missing = [i for i in hidden if i not in s.seq] + [i for i in attn if i not in s.lookback]
+        if missing:
+            raise RuntimeError(f"layers {missing} were not reduced: the model did not run the hooked blocks "
+                               f"or the {FEATURES_ATTENTION!r} attention")
+        out = {key: torch.stack([s.seq[i][key] for i in hidden]) for key in s.seq[hidden[0]]}
+        out[SCALAR_LOGPROB_STATS] = logprob_stats
+        n_heads = self.schema["n_heads"]
+        out[SCALAR_LOOKBACK] = torch.stack([s.lookback[i] for i in attn]) if attn else torch.zeros(0, n_heads)
+        out[SCALAR_ATTN_LOGDET] = torch.stack([s.logdet[i] for i in attn]) if attn else torch.zeros(0)
+        out[SCALAR_HIDDEN_SVD] = torch.stack([s.svd[i] for i in hidden])
+        graph = self.schema["graph"]
+        for layer in graph["layers"] if graph else ():
+            edges = build_edges(s.window[layer][None], graph["top_k"], graph["threshold"])[0]
+            out[graph_key(layer, "x")] = s.nodes[layer].contiguous()
+            out[graph_key(layer, "edge_index")], out[graph_key(layer, "edge_attr")] = edges
+        return {k: v.cpu() for k, v in out.items()}
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    """Elements of a tensor of ``shape`` (0 for the empty tuple: nothing built yet)."""
+    return int(torch.Size(shape).numel()) if shape else 0
+
+
+def row_weights(q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor | None, scaling: float,
+                first_row: int) -> torch.Tensor:
+    """Attention weights of ``R`` query rows as Llama's eager attention computes them.
+
+    Args:
+        q: ``(H, R, D)`` queries of absolute rows ``first_row .. first_row + R - 1``; k: ``(H, T, D)``.
+        mask: additive ``(R, T)`` mask, or None for a causal one.
+    Returns:
+        ``(H, R, T)`` float32 (softmax in float32, rounded to the query dtype as eager attention does).
+    """
+    scores = torch.matmul(q, k.transpose(-1, -2)) * scaling  # (H, R, T)
+    if mask is None:
+        rows = torch.arange(first_row, first_row + q.shape[1], device=q.device).unsqueeze(1)
+        mask = torch.zeros(q.shape[1], k.shape[1], dtype=scores.dtype, device=q.device).masked_fill(
+            torch.arange(k.shape[1], device=q.device) > rows, torch.finfo(scores.dtype).min)
+    scores = scores + mask.to(scores.device, scores.dtype)
+    return torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype).float()
+
+
+def features_attention_forward(module, query, key, value, attention_mask, **kwargs):
+    """transformers attention function: SDPA output; the active reducer gets the layer's weights' reductions.
+
+    Args:
+        module: the attention module (its ``layer_idx`` names the layer).
+        query: ``(B, H, W, D)``; key, value: ``(B, H_kv, W, D)``; attention_mask: additive ``(B, 1, W, W)``.
+    Returns:
+        ``(output (B, W, H, D), None)``: never any weights.
+    Raises:
+        ValueError: the module has no ``layer_idx``.
+    """
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    kwargs.pop("output_attentions", None)
+    output, _ = sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+    if _ACTIVE:
+        layer = getattr(module, "layer_idx", None)
+        if layer is None:
+            raise ValueError(f"{type(module).__name__} has no layer_idx: features cannot tell its layer")
+        scaling = kwargs.get("scaling") or getattr(module, "scaling", None) or query.shape[-1] ** -0.5
+        _ACTIVE[-1].reduce_attention(int(layer), query, key, attention_mask, scaling)
+    return output, None
+
+
+def register_features_attention() -> str:
+    """Register :func:`features_attention_forward` (and the eager mask) under :data:`FEATURES_ATTENTION`."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, eager_mask
+
+    AttentionInterface.register(FEATURES_ATTENTION, features_attention_forward)
+    AttentionMaskInterface.register(FEATURES_ATTENTION, eager_mask)  # else: no causal mask
+    return FEATURES_ATTENTION
+
+
+def decoder_blocks(model):
+    """``(blocks, final_norm)`` of a decoder-only model (``model.model.layers``, ``model.model.norm``).
+
+    Raises:
+        ValueError: the model has no such modules.
+    """
+    base = getattr(model, "model", None) or getattr(model, "base_model", None)
+    blocks, norm = getattr(base, "layers", None), getattr(base, "norm", None)
+    if blocks is None or norm is None or len(blocks) != model.config.num_hidden_layers:
+        raise ValueError(f"{type(model).__name__}: features in the forward pass need decoder blocks at "
+                         "model.model.layers and a final norm at model.model.norm; extract traces and run "
+                         "truthtrace preprocess instead")
+    return blocks, norm
+
+
+@contextmanager
+def reducing(model, reducer: FeatureReducer):
+    """Run the block with the model feeding ``reducer``: its attention switched to :data:`FEATURES_ATTENTION`
+    and hooks on its blocks; the hooks, the attention and the active reducer are restored on exit."""
+    blocks, norm = decoder_blocks(model)
+
+    def pre_hook(layer):
+        def hook(module, args, kwargs):
+            reducer.reduce_hidden(layer, args[0] if args else kwargs["hidden_states"])
+        return hook
+
+    handles = [block.register_forward_pre_hook(pre_hook(i), with_kwargs=True) for i, block in enumerate(blocks)]
+    handles.append(norm.register_forward_hook(lambda module, args, output: reducer.reduce_hidden(len(blocks), output)))
+    _ACTIVE.append(reducer)
+    try:
+        with attention_implementation(model, register_features_attention()):
+            yield reducer
+    finally:
+        _ACTIVE.remove(reducer)
+        for handle in handles:
+            handle.remove()
+
+
+def batch_plans(seqs: list[list[int]], n_prompt: list[int], keep: str, graph: dict | None) -> list[SamplePlan]:
+    """The :class:`SamplePlan` of each right-padded sequence (offset 0) under the ``keep`` rule."""
+    plans = []
+    for seq, p in zip(seqs, n_prompt):
+        layout = TokenLayout(len(seq), p, kept_start(keep, len(seq), p))
+        plans.append(SamplePlan(0, layout, graph_window(layout, graph["max_nodes"]) if graph else 0))
+    return plans
+
+
+@torch.no_grad()
+def forward_records(model, seqs: list[list[int]], n_prompt: list[int], schema: dict, keep: str, pad_id: int,
+                    row_chunk: int = ROW_CHUNK) -> list[dict[str, torch.Tensor]]:
+    """One forward pass over prompt+answer sequences, reduced to one feature record per sample as it runs.
+
+    The pass is the one ``forward_traces`` runs (right-padded, so sample ``b`` sees positions ``0..T-1``; the
+    LM head only where an answer token is predicted), but no hidden state or attention map is returned.
+
+    Args:
+        seqs: token ids of prompt + answer, ``(T_b,)`` each; n_prompt: their prompt lengths ``P_b``.
+        schema: the feature schema (layers and graph settings); keep: the kept positions (``all``, ...).
+    Returns:
+        per sample, :meth:`FeatureReducer.record`'s tensors (float32, graph ``x`` ``(n, d)`` not projected).
+    """
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for b, seq in enumerate(seqs):
+        ids[b, :len(seq)], mask[b, :len(seq)] = torch.tensor(seq), 1
+    reducer = FeatureReducer(schema, row_chunk)
+    reducer.start(batch_plans(seqs, n_prompt, keep, schema["graph"]))
+    lo = min(n_prompt) - 1
+    with reducing(model, reducer):
+        out = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device), use_cache=False,
+                    logits_to_keep=torch.arange(lo, width - 1, device=model.device))
+    logp = torch.log_softmax(out.logits.float(), dim=-1)  # (B, width - 1 - lo, V)
+    records = []
+    for b, (seq, p) in enumerate(zip(seqs, n_prompt)):
+        answer = answer_record(seq, p, logp[b, p - 1 - lo: len(seq) - 1 - lo].cpu())  # position j predicts j+1
+        records.append(reducer.record(b, logprob_stats(answer[ANSWER_LOGPROBS], answer[ANSWER_ENTROPY])))
+    return records
