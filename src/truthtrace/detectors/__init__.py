@@ -9,6 +9,7 @@ registry and save/load helpers are in :mod:`truthtrace.detectors.base`.
 
 # Importing the modules registers their detectors.
 from truthtrace.detectors import baselines, gnn, llm_check, lookback, lstm, mlp, probe, transformer  # noqa: F401
+from truthtrace.detectors import eigenscore, sampled, sep  # noqa: F401  (need a samples store)
 from truthtrace.detectors.base import (
                                        CONFIG_FILE,
                                        DETECTORS,

@@ -33,6 +33,7 @@ from truthtrace.detectors.calibration import fit_calibration, read_calibration, 
 from truthtrace.features.dataset import FeatureDataset, make_loader
 from truthtrace.features.splits import SPLIT_FILE, SPLITS, read_split, write_split
 from truthtrace.fileio import check_output_apart, clear_own_output, refuse_foreign, write_json_atomic
+from truthtrace.traces.samples_store import MissingSamplesError
 
 SUMMARY_FILE = "train_summary.json"
 DEFAULT_DETECTORS = ("probe", "mlp", "lstm", "transformer", "gnn", "lookback", "perplexity", "max_entropy",
@@ -204,7 +205,11 @@ def train(features_dir: str | Path, labels_csv: str | Path, out_dir: str | Path,
     jobs = [(name, seed) for name in config.detectors for seed in seeds_for(name, config.seeds)]
     infos: dict[str, dict] = {}
     for name, seed in tqdm(jobs, desc="train", disable=not progress):
-        infos.setdefault(name, {})[f"seed-{seed}"] = fit_one(name, seed, feats, labels_csv, out, config)
+        try:
+            infos.setdefault(name, {})[f"seed-{seed}"] = fit_one(name, seed, feats, labels_csv, out, config)
+        except MissingSamplesError as err:  # a sampling baseline without `truthtrace sample`: skip it, say why
+            warnings.warn(f"detector {name} skipped: {err}", stacklevel=2)
+            infos[name][f"seed-{seed}"] = {"skipped": f"no samples: {err}"}
     summary = {"format": "truthtrace.train_summary", "version": 2, "features_dir": str(features_dir),
                "labels": str(labels_csv), "seeds": list(config.seeds),
                "split_sizes": {k: len(split[k]) for k in ("train", "val", "test")}, "detectors": infos}
