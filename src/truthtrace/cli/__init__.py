@@ -26,7 +26,8 @@ import sys  # noqa: E402
 import traceback  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from truthtrace.cli import compare, compress, demo, detect, features, live, look, profile, sample, traces, viz  # noqa: E402
+from truthtrace.cli import (  # noqa: E402
+    compare, compress, demo, detect, features, live, look, profile, sample, traces, viz)
 from truthtrace.store import StoreError  # noqa: E402
 
 COMMAND_GROUPS = (traces, sample, detect, look, viz, features, compress, compare, live, demo, profile)
