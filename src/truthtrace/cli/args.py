@@ -8,8 +8,11 @@ import json
 from truthtrace.data import load_bundled, load_questions
 from truthtrace.data.hub import is_hub_spec, load_hub_questions
 from truthtrace.dtypes import COMPUTE_DTYPES, STORAGE_DTYPES
+from truthtrace.features.config import PreprocessConfig
 from truthtrace.models import DEFAULT_MODEL
+from truthtrace.models.adapters import with_adapter
 from truthtrace.models.attention import ATTN_BACKENDS
+from truthtrace.models.placement import DEVICE_MAPS, LOAD_IN, Placement, parse_max_memory
 from truthtrace.traces.capture import CAPTURE_MODES, DEFAULT_TEMPLATE
 from truthtrace.traces.extract import ExtractConfig
 
@@ -25,10 +28,40 @@ def int_list(text: str | None) -> list[int] | None:
     return out
 
 
+def add_placement_args(g) -> None:
+    """``--adapter``, ``--device-map``, ``--max-memory``, ``--offload-folder``, ``--load-in`` on group ``g``."""
+    g.add_argument("--adapter", default=None, metavar="DIR",
+                   help="apply this peft (LoRA) adapter folder to --model (same as --model MODEL+DIR; extra peft)")
+    g.add_argument("--device-map", default=None, choices=DEVICE_MAPS,
+                   help="accelerate big-model placement over GPUs, CPU RAM and --offload-folder on disk")
+    g.add_argument("--max-memory", default=None, help="per-device limits for --device-map, e.g. 0=20GiB,cpu=64GiB")
+    g.add_argument("--offload-folder", default=None, help="where --device-map offloads layers that fit nowhere")
+    g.add_argument("--load-in", default=None, choices=LOAD_IN, help="bitsandbytes quantization on load (CUDA only)")
+
+
+def placement_from(args) -> Placement | None:
+    """The :class:`Placement` of ``--device-map``/``--load-in``/``--max-memory``/``--offload-folder``; None if unset."""
+    if args.device_map is None and args.load_in is None:
+        if args.max_memory or args.offload_folder:
+            raise ValueError("--max-memory/--offload-folder apply with --device-map")
+        return None
+    return Placement(device_map=args.device_map, load_in=args.load_in, max_memory=parse_max_memory(args.max_memory),
+                     offload_folder=args.offload_folder)
+
+
+def model_spec(args) -> str | None:
+    """``--model`` with ``--adapter`` applied (``MODEL+DIR``)."""
+    if args.adapter is not None and not args.model:
+        raise ValueError("--adapter needs --model (the base model the adapter was trained on)")
+    return with_adapter(args.model, args.adapter) if args.model else args.model
+
+
 def add_model_args(p: argparse.ArgumentParser) -> None:
     """The model, generation, capture and storage options of ``extract`` and ``run``."""
     g = p.add_argument_group("model and generation")
-    g.add_argument("--model", default=DEFAULT_MODEL, help="embedded name, HF directory, .gguf file or hub id")
+    g.add_argument("--model", default=DEFAULT_MODEL, help="embedded name, HF directory, .gguf file or hub id "
+                                                          "(MODEL+ADAPTER_DIR applies a peft adapter)")
+    add_placement_args(g)
     g.add_argument("--model-dtype", default="float32", choices=COMPUTE_DTYPES,
                    help="compute dtype (bfloat16 is ~2.5x faster on CPUs with bf16 units)")
     g.add_argument("--device", default="auto")
@@ -63,7 +96,7 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
 def extract_config(args):
     """The :class:`ExtractConfig` of parsed ``args`` (options from :func:`add_model_args`)."""
     return ExtractConfig(
-        model=args.model, model_dtype=args.model_dtype, device=args.device, threads=args.threads,
+        model=model_spec(args), model_dtype=args.model_dtype, device=args.device, threads=args.threads,
         batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, max_prompt_tokens=args.max_prompt_tokens,
         prompt_template=args.template or DEFAULT_TEMPLATE,
         system_prompt=args.system_prompt, use_chat_template=not args.no_chat_template, do_sample=args.sample,
@@ -71,6 +104,42 @@ def extract_config(args):
         attn_layers=int_list(args.attn_layers), attentions=not args.no_attentions, keep=args.keep,
         capture=args.capture, attn_backend=args.attn_backend,
         storage_dtype=args.storage_dtype, overwrite=args.overwrite)
+
+
+def add_feature_args(p: argparse.ArgumentParser) -> None:
+    """The graph, PCA and split options of ``preprocess`` and ``extract --features``."""
+    g = p.add_argument_group("graphs")
+    g.add_argument("--no-graphs", action="store_true", help="skip the per-layer token graphs")
+    g.add_argument("--graph-layers", default=None, help="attention layers, e.g. '0-29' or '8,16' (default: all)")
+    g.add_argument("--max-nodes", type=int, default=64, help="graph nodes: the last N tokens")
+    g.add_argument("--top-k", type=int, default=4, help="edges: each token's k strongest sources")
+    g.add_argument("--threshold", type=float, default=None, help="edges: every source above this head-mean weight")
+    g.add_argument("--node-dim", type=int, default=64, help="PCA components of the node features")
+    g.add_argument("--no-pca", action="store_true", help="keep the full hidden states as node features")
+    g.add_argument("--pca-from", default=None, metavar="PCA",
+                   help="reuse the PCA of another feature store (its dir or its pca.safetensors) instead of fitting "
+                        "one: for testing a detector on new traces (cross-dataset evaluation)")
+    s = p.add_argument_group("split")
+    s.add_argument("--split-seed", type=int, default=0)
+    s.add_argument("--fractions", default="0.7,0.15,0.15", help="train,val,test shares of question ids")
+
+
+def fractions_arg(text: str) -> tuple[float, ...]:
+    """Parse ``"0.7,0.15,0.15"``."""
+    try:
+        return tuple(float(f) for f in text.split(","))
+    except ValueError:
+        raise ValueError(f"--fractions must be three comma-separated numbers, got {text!r}") from None
+
+
+def feature_config(args) -> PreprocessConfig:
+    """The :class:`PreprocessConfig` of parsed ``args`` (options from :func:`add_feature_args`, ``--overwrite``,
+    ``--threads``)."""
+    return PreprocessConfig(
+        graphs=not args.no_graphs, graph_layers=int_list(args.graph_layers), max_nodes=args.max_nodes,
+        top_k=None if args.threshold is not None else args.top_k, threshold=args.threshold, pca=not args.no_pca,
+        node_dim=args.node_dim, split_seed=args.split_seed, fractions=fractions_arg(args.fractions),
+        overwrite=args.overwrite, threads=args.threads, pca_from=args.pca_from)
 
 
 def add_question_args(p: argparse.ArgumentParser) -> None:

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import json
 
-from truthtrace.cli.args import add_model_args, add_question_args, extract_config, questions_from
+from truthtrace.cli.args import (
+    add_feature_args,
+    add_model_args,
+    add_question_args,
+    extract_config,
+    feature_config,
+    questions_from,
+)
 from truthtrace.data import save_questions
+from truthtrace.features.direct import DirectConfig, extract_features
 from truthtrace.labels.score import DEFAULT_RULE, LABEL_RULE_HELP, LabelConfig, label_store
 from truthtrace.machine import peak_memory
 from truthtrace.models import DEFAULT_MODEL, resolve_model
@@ -26,7 +34,13 @@ def cmd_extract(args) -> None:
     """``truthtrace extract``: run the model on the questions and store its traces.
 
     Questions with too long a prompt are skipped (warned about, listed under "refused" in the printed summary).
+    With ``--features DIR`` the feature store is written during the forward pass and ``--out`` keeps full traces of
+    the first ``--trace-sample`` questions only.
     """
+    if args.features:
+        direct = DirectConfig(extract_config(args), feature_config(args), trace_sample=args.trace_sample)
+        print(json.dumps(extract_features(questions_from(args), args.features, args.out, direct), indent=2))
+        return
     summary = extract(questions_from(args), args.out, extract_config(args))
     summary.pop("config")
     print(json.dumps({**summary, **peak_memory()}, indent=2))
@@ -55,8 +69,16 @@ def register(sub) -> None:
 
     p = sub.add_parser("extract", help="run the model on questions and store its traces (resumable)")
     add_question_args(p)
-    p.add_argument("--out", required=True, help="trace store directory")
+    p.add_argument("--out", required=True, help="trace store directory (with --features: the sampled full traces "
+                                               "and the extraction settings)")
     add_model_args(p)
+    f = p.add_argument_group("features in the forward pass")
+    f.add_argument("--features", default=None, metavar="OUT_DIR",
+                   help="write a feature store (as preprocess writes it) while the model runs, without storing "
+                        "traces; then label it directly: truthtrace label OUT_DIR")
+    f.add_argument("--trace-sample", type=int, default=0, metavar="N",
+                   help="with --features: also store full traces of the first N questions in --out, for visualize")
+    add_feature_args(p)
     p.set_defaults(func=cmd_extract)
 
     p = sub.add_parser("label", help="score answers against accepted aliases and write labels.csv")
