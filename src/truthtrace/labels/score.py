@@ -20,14 +20,10 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from truthtrace.labels.io import write_labels
+from truthtrace.labels.rules import DEFAULT_RULE, LABEL_RULE_HELP, parse_rule, verdict  # noqa: F401 (CLI reads both here)
 from truthtrace.store import TraceStore
 
 SPANS = ("sentence", "line", "full")
-# The label rules: fixed ones by name (-> the score they read), and thresholded metrics "<metric>:<t>".
-FIXED_RULES = {"contains_or_exact": "contains_or_exact", "exact": "exact_match", "contains": "contains"}
-THRESHOLD_METRICS = ("f1", "rougeL")
-DEFAULT_RULE = "contains_or_exact"
-LABEL_RULE_HELP = ", ".join(FIXED_RULES) + ", " + ", ".join(f"{m}:0.5" for m in THRESHOLD_METRICS)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _SPECIAL = re.compile(r"<\|[^|>]*\|>|</?s>")
 _PREFIX = re.compile(r"^\s*(answer|a)\s*:\s*", re.IGNORECASE)
@@ -163,39 +159,25 @@ class LabelConfig:
     span: str = "sentence"
 
     def __post_init__(self) -> None:
-        _parse_rule(self.rule)
+        if parse_rule(self.rule)[0].needs_judge:
+            raise ValueError(f"rule {self.rule!r}: the label stage scores against aliases only; judge labels "
+                             "come from `truthtrace evaluate --label-rules ...,judge --judge-model DIR`")
         if self.span not in SPANS:
             raise ValueError(f"span must be one of {SPANS}, got {self.span!r}")
 
     @property
     def metric(self) -> str:
         """The score the rule reads: "contains_or_exact", "exact_match", "contains", "f1"..."""
-        return _parse_rule(self.rule)[0]
+        return parse_rule(self.rule)[0].reads
 
     @property
     def threshold(self) -> float:
         """Minimum score counted as correct (1.0 for the 0/1 rules)."""
-        return _parse_rule(self.rule)[1]
+        return parse_rule(self.rule)[1]
 
     def is_correct(self, scores: dict) -> bool:
         """Apply the rule to a :func:`score_answer` result."""
-        if self.metric == "contains_or_exact":
-            return bool(scores["exact_match"] or scores["contains"])
-        return scores[self.metric] >= self.threshold
-
-
-def _parse_rule(rule: str) -> tuple[str, float]:
-    """Split a rule into ``(metric, threshold)``; raise ValueError naming ``rule``."""
-    if rule in FIXED_RULES:
-        return FIXED_RULES[rule], 1.0
-    m = re.fullmatch(rf"({'|'.join(THRESHOLD_METRICS)})\s*(?::|>=)\s*(\d*\.?\d+)", rule)
-    if not m:
-        raise ValueError(f"rule must be 'contains_or_exact', 'exact', 'contains', "
-                         f"'f1:<t>' or 'rougeL:<t>', got {rule!r}")
-    threshold = float(m.group(2))
-    if not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"rule threshold must be in [0, 1], got {rule!r}")
-    return m.group(1), threshold
+        return bool(verdict(self.rule, scores))
 
 
 def _aliases(trace_id: str, meta: dict) -> list[str]:
