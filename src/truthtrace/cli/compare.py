@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
+
+from truthtrace.cli.args import add_placement_args, placement_from
 from truthtrace.compare import CompareConfig, compare_models, print_table
 from truthtrace.dtypes import COMPUTE_DTYPES
+from truthtrace.models.adapters import with_adapter
+from truthtrace.models.load import load_any
 
 
 def cmd_compare(args) -> None:
@@ -13,7 +18,10 @@ def cmd_compare(args) -> None:
                            stride=args.stride, dtype=args.dtype, device=args.device, labels_csv=args.labels_csv,
                            store=args.store, detector=args.detector, n_questions=args.n_questions,
                            memory="off" if args.no_memory else "subprocess", plot=not args.no_plot)
-    report = compare_models(args.models, config)
+    placement = placement_from(args)
+    loader = None if placement is None else partial(load_any, placement=placement)  # the memory probe loads plainly
+    specs = list(args.models) + ([with_adapter(args.models[0], args.adapter)] if args.adapter else [])
+    report = compare_models(specs, config, loader=loader)
     print_table(report)
     files = report.get("files", {})
     if files:
@@ -23,7 +31,9 @@ def cmd_compare(args) -> None:
 def register(sub) -> None:
     """Add this module's subcommands to ``sub`` (the ``add_subparsers`` object of the main parser)."""
     p = sub.add_parser("compare-models", help="compare models' size, memory, latency and quality against the first")
-    p.add_argument("models", nargs="+", metavar="MODEL", help="two or more model specs; the first is the reference")
+    p.add_argument("models", nargs="+", metavar="MODEL",
+                   help="two or more model specs; the first is the reference; BASE+ADAPTER_DIR applies a peft adapter")
+    add_placement_args(p)
     p.add_argument("--out", default="runs/compare", help="directory for compare.json, compare.md and the plots")
     p.add_argument("--text", default=None, help="text sample for perplexity (default: the bundled ~2,200 tokens)")
     p.add_argument("--batch-size", type=int, default=8, help="latency batch rows")

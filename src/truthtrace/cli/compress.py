@@ -19,7 +19,7 @@ def cmd_compress(args) -> None:
                          prune_scope=args.prune_scope, zero_below=args.zero_below, quant=args.quant,
                          quant_embeddings=args.quant_embeddings, backend=args.backend, bnb=args.bnb,
                          sparse_format=args.sparse_format, preset=args.preset, force=args.force,
-                         verify_tol=args.verify_tol, device=args.device)
+                         verify_tol=args.verify_tol, device=args.device, merge_adapter=args.merge_adapter)
     s = compress(cfg)
     if args.json:
         print(json.dumps({k: v for k, v in s.items() if k != "storage"}, indent=2, default=str))
@@ -78,6 +78,8 @@ def register(sub) -> None:
                    help="weights file format (default: zstd when pruning/zeroing)")
     p.add_argument("--verify-tol", type=float, default=None, help="reload tolerance (default: per method)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--merge-adapter", default=None, metavar="DIR",
+                   help="fold this peft (LoRA) adapter folder into the weights first (extra peft)")
     p.add_argument("--force", action="store_true", help="replace an existing output directory that compress wrote "
                    "(refused, deleting nothing, if it holds other files)")
     p.add_argument("--json", action="store_true", help="print the full compression.json summary")

@@ -17,17 +17,18 @@ from pathlib import Path
 from rich.console import Console
 from tqdm.auto import tqdm
 
-from truthtrace.cli.args import add_question_args, questions_from
+from truthtrace.cli.args import add_placement_args, add_question_args, model_spec, placement_from, questions_from
 from truthtrace.detectors.calibration import METHODS
 from truthtrace.dtypes import COMPUTE_DTYPES
 from truthtrace.fileio import check_output_apart, json_safe
 from truthtrace.inference import Engine, EngineConfig
 from truthtrace.inference.answers_io import append_results, read_answers, read_done
 from truthtrace.inference.cache import ResultCache
-from truthtrace.inference.config import CACHE_FILE
+from truthtrace.inference.config import CACHE_FILE, auto_dtype
 from truthtrace.inference.render import TokenPrinter, print_details, print_result, results_table
 from truthtrace.inference.results import error_result
-from truthtrace.models.resolve import cache_dir
+from truthtrace.models.load import load_model
+from truthtrace.models.resolve import cache_dir, pick_device
 from truthtrace.training.compile import COMPILE_MODES
 
 
@@ -36,11 +37,18 @@ def engine_from(args) -> Engine:
     if args.abstain and args.guard is None:
         raise ValueError("--abstain needs --guard P (the risk at which to withhold the answer)")
     cache = None if args.no_cache else (args.cache or "default")
-    return Engine(EngineConfig(detectors=tuple(args.detector), model=args.model, dtype=args.dtype,
+    spec, placement = model_spec(args), placement_from(args)
+    model = tok = None
+    if placement is not None:  # accelerate/bitsandbytes place the weights; the engine takes the model as is
+        if spec is None:
+            raise ValueError("--device-map/--load-in need --model (the model the detectors' traces came from)")
+        dtype = auto_dtype(pick_device(args.device)) if args.dtype == "auto" else args.dtype
+        model, tok = load_model(spec, dtype, args.device, placement=placement)
+    return Engine(EngineConfig(detectors=tuple(args.detector), model=spec, dtype=args.dtype,
                                device=args.device, max_batch=args.batch_size, max_new_tokens=args.max_new_tokens,
                                calibration=args.calibration, primary=args.primary, guard=args.guard,
                                guard_action="abstain" if args.abstain else "flag", cache=cache, threads=args.threads,
-                               compile=args.compile))
+                               compile=args.compile), model=model, tokenizer=tok)
 
 
 def print_json(obj) -> None:
@@ -214,6 +222,7 @@ def add_engine_args(p) -> None:
     p.add_argument("--detector", action="append", required=True, metavar="DIR",
                    help="a saved detector or a train output folder (all its detectors); repeatable")
     p.add_argument("--model", default=None, help="model spec (default: the model the detectors' traces came from)")
+    add_placement_args(p)
     p.add_argument("--dtype", default="auto", choices=("auto", *COMPUTE_DTYPES),
                    help="compute dtype; auto: bfloat16 where it is fast, else float32")
     p.add_argument("--device", default="auto")

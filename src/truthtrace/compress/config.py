@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 import torch
 
 from truthtrace.dtypes import canonical_dtype
+from truthtrace.models.adapters import check_adapter_dir
 
 QUANTS = ("int8-weight", "int8-dynamic", "int4-weight")
 BACKENDS = ("torchao", "quanto", "bnb", "truthtrace")
@@ -47,6 +48,8 @@ class CompressConfig:
         force: replace an existing ``out``.
         verify_tol: reload tolerance (None: per-method default in ``DEFAULT_TOL``).
         device: "auto", "cpu" or "cuda".
+        merge_adapter: a peft adapter folder folded into the weights first (``compress --merge-adapter DIR``);
+            a ``BASE+DIR`` model spec does the same.
     """
 
     model: str
@@ -64,6 +67,7 @@ class CompressConfig:
     force: bool = False
     verify_tol: float | None = None
     device: str = "auto"
+    merge_adapter: str | None = None
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -99,6 +103,8 @@ class CompressConfig:
             raise ValueError(f"verify_tol must be > 0, got {self.verify_tol}")
         if not self.model or not self.out:
             raise ValueError("model and out are required")
+        if self.merge_adapter is not None:
+            check_adapter_dir(self.merge_adapter)
 
     def _pick_defaults(self) -> None:
         if self.bnb is not None and self.backend is None:

@@ -28,6 +28,7 @@ from truthtrace.fileio import check_output_apart, clear_own_output, refuse_forei
 from truthtrace.machine import cpu_has_bf16, versions
 from truthtrace.models.compressed import COMPRESSION_JSON, write_compression
 from truthtrace.models.int8 import pack_state_dict
+from truthtrace.models.adapters import split_adapter_spec, with_adapter
 from truthtrace.models.load import LoadedModel, auto_class, load_any, model_kind
 from truthtrace.models.sparse_io import dir_bytes, split_tied, write_state_dict
 
@@ -191,7 +192,8 @@ def compress(cfg: CompressConfig) -> dict:
     out = Path(cfg.out)
     check_output_apart(out, {"model": cfg.model if Path(cfg.model).expanduser().exists() else None})
     _prepare_out(out, cfg.force)
-    lm = load_any(cfg.model, dtype="float32", device="cuda" if cfg.method == "bnb" else "cpu")
+    lm = load_any(with_adapter(cfg.model, cfg.merge_adapter), dtype="float32",
+                  device="cuda" if cfg.method == "bnb" else "cpu")  # an adapter is merged on load
     if lm.compression is not None and lm.compression["storage"].get("kept_quantized"):
         raise ValueError(f"{cfg.model} is already quantized by {lm.compression['storage']['method']}: "
                          "compress from the original model instead")
@@ -199,7 +201,8 @@ def compress(cfg: CompressConfig) -> dict:
     original = model_outputs(lm.model, batch)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
-        steps: list = []
+        adapter = cfg.merge_adapter or split_adapter_spec(cfg.model)[1]
+        steps: list = [{"op": "merge_adapter", "adapter": str(adapter)}] if adapter else []
         _sparsify(lm, cfg, steps)
         before = sparsity_report(lm.model)  # before quantization: quantized tensor subclasses hide their zeros
         storage = _quantize(lm, cfg, steps, tmp)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from truthtrace.dtypes import COMPUTE_DTYPES, canonical_dtype, torch_dtype
+from truthtrace.models.adapters import apply_adapter, merge_adapter, split_adapter_spec
 from truthtrace.models.attention import hybrid_implementation
 from truthtrace.models.compressed import is_kept_quantized, load_compressed, read_compression
 from truthtrace.models.resolve import (
@@ -24,6 +25,7 @@ from truthtrace.models.resolve import (
     quiet_backend_imports,
     resolve_model,
 )
+from truthtrace.models.placement import Placement, device_summary
 from truthtrace.models.weights import from_pretrained_checked
 
 _ENCODER_TYPES = {"bert", "roberta", "deberta", "deberta-v2", "distilbert", "electra", "albert", "xlm-roberta",
@@ -76,15 +78,19 @@ def prepare_tokenizer(tok, kind: str):
 
 
 def load_any(spec: str, dtype: str | None = None, device: str = "auto",
-             attn_implementation: str | None = None) -> LoadedModel:
+             attn_implementation: str | None = None, placement: Placement | None = None) -> LoadedModel:
     """Load a causal LM, an encoder or a compressed directory, in eval mode.
 
     Args:
-        spec: embedded name, HF directory, .gguf file, hub id, or a ``truthtrace compress`` output dir.
+        spec: embedded name, HF directory, .gguf file, hub id, or a ``truthtrace compress`` output dir;
+            ``SPEC+ADAPTER_DIR`` applies a peft adapter (:mod:`truthtrace.models.adapters`), merged into
+            the weights unless the placement is accelerate's or bitsandbytes'.
         dtype: compute dtype ("float32", "bfloat16", "float16"); None = the stored compute dtype
             (float32 for uncompressed models). Ignored for formats kept quantized (torchao, quanto, bnb).
         device: "auto", "cpu", "cuda", ...
         attn_implementation: passed to transformers (e.g. "eager" to return attention maps); None = its default.
+        placement: ``--device-map`` / ``--load-in`` (:class:`truthtrace.models.placement.Placement`); then
+            ``device`` is ignored and the model is never moved. Not for compressed directories.
 
     Returns:
         LoadedModel with the tokenizer holding a pad token.
@@ -96,6 +102,8 @@ def load_any(spec: str, dtype: str | None = None, device: str = "auto",
     """
     from transformers import AutoConfig, AutoTokenizer
 
+    spec_in, (spec, adapter) = spec, split_adapter_spec(spec)
+    placement = placement or Placement()
     resolved = resolve_model(spec)
     compression = read_compression(resolved.path) if resolved.source == "directory" else None
     try:
@@ -105,21 +113,41 @@ def load_any(spec: str, dtype: str | None = None, device: str = "auto",
         raise ModelNotFoundError(f"could not load model {spec!r} from {resolved.path!r}: {exc}") from exc
     kind, cls_name = model_kind(config)
     kwargs = {} if attn_implementation is None else {"attn_implementation": attn_implementation}
+    if placement.placed and compression is not None:
+        raise ValueError(f"{spec}: --device-map/--load-in apply to uncompressed models; this is a truthtrace "
+                         "compress output")
     with quiet_backend_imports():
         if compression is None:
-            model = from_pretrained_checked(auto_class(cls_name), resolved.path, dtype=torch_dtype(dtype), **kwargs)
+            model = from_pretrained_checked(auto_class(cls_name), resolved.path, dtype=torch_dtype(dtype),
+                                            **kwargs, **placement.kwargs())
         else:
             model = load_compressed(resolved.path, compression, config, auto_class(cls_name), dtype, kwargs)
-    if not is_kept_quantized(compression):
+    if not is_kept_quantized(compression) and not placement.placed:
         model.to(pick_device(device))
     model.eval()
     model.truthtrace_id = resolved.model_id
     model.truthtrace_path = None if resolved.source == "hub" else resolved.path  # what its fingerprint reads
-    return LoadedModel(model, prepare_tokenizer(tok, kind), kind, spec, resolved.path, compression)
+    if adapter is not None:
+        model = _adapted(model, adapter, placement, spec)
+    return LoadedModel(model, prepare_tokenizer(tok, kind), kind, spec_in, resolved.path, compression)
+
+
+def _adapted(model, adapter: str, placement: Placement, spec: str):
+    """``model`` with ``adapter``: merged into plain weights, kept unmerged when accelerate or bitsandbytes placed
+    them (peft wraps the dispatched modules); refused when layers were offloaded to disk (peft cannot load
+    into them)."""
+    if not placement.placed:
+        return merge_adapter(model, adapter)
+    if "disk" in device_summary(model):
+        raise ValueError(f"{spec}+{adapter}: peft cannot apply an adapter to layers offloaded to disk; merge it "
+                         f"once with truthtrace compress --model {spec} --merge-adapter {adapter} --out MERGED, "
+                         "then pass --model MERGED --device-map ...")
+    return apply_adapter(model, adapter)
 
 
 def load_model(spec: str = DEFAULT_MODEL, dtype: str = "float32", device: str = "auto",
-               attn_implementation: str = "eager", attn_layers: Sequence[int] | None = None):
+               attn_implementation: str = "eager", attn_layers: Sequence[int] | None = None,
+               placement: Placement | None = None):
     """Load a causal LM and its tokenizer, ready for trace capture (any format :func:`load_any` reads).
 
     Args:
@@ -130,6 +158,7 @@ def load_model(spec: str = DEFAULT_MODEL, dtype: str = "float32", device: str = 
             runs ``attn_layers`` eager (they return maps) and the rest SDPA
             (:func:`truthtrace.models.attention.hybrid_implementation`); any other name goes to transformers.
         attn_layers: the eager layers of "hybrid" (required there; may be empty); ignored otherwise.
+        placement: ``--device-map`` / ``--load-in`` (see :func:`load_any`).
 
     Returns:
         ``(model, tokenizer)``; the model is in eval mode, ``model.truthtrace_id`` names it,
@@ -146,7 +175,7 @@ def load_model(spec: str = DEFAULT_MODEL, dtype: str = "float32", device: str = 
         if attn_layers is None:
             raise ValueError("attn_implementation 'hybrid' needs attn_layers (the layers that return maps)")
         attn_implementation = hybrid_implementation(attn_layers)
-    loaded = load_any(spec, dtype=dtype, device=device, attn_implementation=attn_implementation)
+    loaded = load_any(spec, dtype=dtype, device=device, attn_implementation=attn_implementation, placement=placement)
     if loaded.kind != "causal":
         raise ValueError(f"{spec!r} is {'a compressed ' if loaded.compression else 'an '}{loaded.kind} model; "
                          "traces need a causal LM")
