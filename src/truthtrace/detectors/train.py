@@ -205,11 +205,12 @@ def train(features_dir: str | Path, labels_csv: str | Path, out_dir: str | Path,
     jobs = [(name, seed) for name in config.detectors for seed in seeds_for(name, config.seeds)]
     infos: dict[str, dict] = {}
     for name, seed in tqdm(jobs, desc="train", disable=not progress):
+        runs = infos.setdefault(name, {})
         try:
-            infos.setdefault(name, {})[f"seed-{seed}"] = fit_one(name, seed, feats, labels_csv, out, config)
+            runs[f"seed-{seed}"] = fit_one(name, seed, feats, labels_csv, out, config)
         except MissingSamplesError as err:  # a sampling baseline without `truthtrace sample`: skip it, say why
             warnings.warn(f"detector {name} skipped: {err}", stacklevel=2)
-            infos[name][f"seed-{seed}"] = {"skipped": f"no samples: {err}"}
+            runs[f"seed-{seed}"] = {"skipped": f"no samples: {err}"}
     summary = {"format": "truthtrace.train_summary", "version": 2, "features_dir": str(features_dir),
                "labels": str(labels_csv), "seeds": list(config.seeds),
                "split_sizes": {k: len(split[k]) for k in ("train", "val", "test")}, "detectors": infos}
