@@ -24,6 +24,7 @@ from truthtrace.traces.clusters import offline_clusters
 
 K, D, N = 10, 16, 200
 POOL = ["Paris", "Lyon", "Nice", "Lille", "Rome", "Oslo", "Bern", "Kyiv"]
+CONFIDENTLY_WRONG = 0.25  # hallucinated answers whose samples agree: no sampling baseline sees them
 SAMPLING = ("semantic_entropy", "eigenscore", "selfcheck_ngram", "p_true", "sep")
 
 
@@ -99,15 +100,21 @@ def test_best_split_of_two_groups():
 
 # --- a planted run ----------------------------------------------------------------------------------------
 
+def _consistent(rng, word: str) -> list[str]:
+    """K samples repeating ``word`` 9 times in 10, in other words ("paris.", "It is Paris")."""
+    forms = [word, word.lower() + ".", f"It is {word}", f"{word}, I think"]
+    return [forms[rng.integers(4)] if rng.random() < 0.9 else POOL[rng.integers(len(POOL))] for _ in range(K)]
+
+
 def _samples(rng, label: int) -> tuple[str, list[str]]:
-    """Greedy answer and K samples: a correct answer is sampled again 9 times in 10 (in other words), a
-    hallucinated one is one guess among many."""
-    if label:
-        greedy = POOL[rng.integers(len(POOL))]
-        return greedy, [POOL[j] for j in rng.integers(0, len(POOL), K)]
-    forms = ["Paris", "paris.", "It is Paris", "Paris, France"]
-    return "Paris", [forms[rng.integers(4)] if rng.random() < 0.9 else POOL[rng.integers(1, len(POOL))]
-                     for _ in range(K)]
+    """Greedy answer and K samples: a correct answer is sampled again (in other words); a hallucinated one is
+    one guess among many, except a quarter that are confidently wrong (consistent samples: SE cannot tell)."""
+    if not label:
+        return "Paris", _consistent(rng, "Paris")
+    greedy = POOL[rng.integers(1, len(POOL))]
+    if rng.random() < CONFIDENTLY_WRONG:
+        return greedy, _consistent(rng, greedy)
+    return greedy, [POOL[j] for j in rng.integers(0, len(POOL), K)]
 
 
 def _write_samples(path, labels: list[int], seed: int = 0) -> None:
@@ -182,8 +189,9 @@ def test_join_yields_sample_keys_by_question_id(planted):
 def test_semantic_entropy_separates_where_log_probs_do_not(planted):
     _, summary, rows = planted
     assert set(rows) == set(SAMPLING) | {"perplexity", "max_entropy"}
-    assert rows["semantic_entropy"]["test_auroc"] > 0.85
-    assert rows["eigenscore"]["test_auroc"] > 0.85 and rows["selfcheck_ngram"]["test_auroc"] > 0.85
+    # a quarter of the hallucinated answers are confidently wrong, so ~0.75 + 0.25 / 2 is the most one can get
+    for name in ("semantic_entropy", "eigenscore", "selfcheck_ngram"):
+        assert 0.78 < rows[name]["test_auroc"] < 0.96, (name, rows[name]["test_auroc"])
     for name in ("perplexity", "max_entropy", "p_true"):  # pure noise in this store
         assert 0.3 < rows[name]["test_auroc"] < 0.7, (name, rows[name]["test_auroc"])
     assert rows["semantic_entropy"]["family"] == "training-free" and rows["sep"]["family"] == "learned"
@@ -192,8 +200,10 @@ def test_semantic_entropy_separates_where_log_probs_do_not(planted):
 def test_sep_learns_the_entropy_from_the_planted_layer_and_scores_without_samples(planted):
     root, summary, rows = planted
     info = summary["detectors"]["sep"]["seed-0"]
-    assert info["layer"] == 2 and info["val_se_auroc"] > 0.85  # the layer that carries the signal
-    assert rows["sep"]["test_auroc"] > 0.85
+    assert info["layer"] == 2 and info["val_se_auroc"] > 0.65  # the layer that carries the signal
+    # the planted layer shifts every hallucinated trace, the confidently wrong too: SEP, fitted to SE, ranks
+    # them with the others, and beats SE itself here
+    assert rows["sep"]["test_auroc"] > rows["semantic_entropy"]["test_auroc"]
     det = load_detector(root / "det" / "sep" / "seed-0")
     assert det.inputs == (info["position"],)  # after fitting it reads one hidden state, no samples
     ds = FeatureDataset(root / "features", split="test", labels=root / "labels.csv", keys=det.inputs,
