@@ -140,3 +140,8 @@ def test_rank_auroc_equals_sklearn_with_ties():
         y[:2] = [0, 1]
         s = rng.integers(0, 6, 97).astype(float)  # heavy ties
         assert metrics.rank_auroc(s, y) == pytest.approx(sk.roc_auc_score(y, s), abs=1e-12)
+
+
+def test_average_ranks_share_ties():
+    assert metrics.average_ranks([3.0, 1.0, 3.0, 2.0]).tolist() == [3.5, 1.0, 3.5, 2.0]
+    assert metrics.average_ranks([]).shape == (0,)

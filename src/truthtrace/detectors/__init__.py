@@ -10,6 +10,7 @@ registry and save/load helpers are in :mod:`truthtrace.detectors.base`.
 # Importing the modules registers their detectors.
 from truthtrace.detectors import baselines, gnn, llm_check, lookback, lstm, mlp, probe, transformer  # noqa: F401
 from truthtrace.detectors import eigenscore, sampled, sep  # noqa: F401  (need a samples store)
+from truthtrace.detectors import length, stack  # noqa: F401  (the length control; stack: fitted by evaluate)
 from truthtrace.detectors.base import (
                                        CONFIG_FILE,
                                        DETECTORS,

@@ -22,14 +22,21 @@ from pathlib import Path
 import numpy as np
 
 from truthtrace import metrics
-from truthtrace.detectors import CONFIG_FILE, DETECTORS, load_detector
+from truthtrace.detectors import CONFIG_FILE, load_detector
+from truthtrace.detectors.calibration import read_calibration
+from truthtrace.evaluation.grading import aggregate_row, run_metrics
 from truthtrace.evaluation.report import report_markdown, write_report
+from truthtrace.evaluation.sections import calibration_section, label_rule_section, length_control, test_lengths
+from truthtrace.evaluation.stacking import stack_row
 from truthtrace.features.dataset import FeatureDataset, make_loader
 from truthtrace.features.splits import SPLIT_FILE, read_split, split_balance
 from truthtrace.fileio import write_text_atomic
 from truthtrace.labels.io import read_label_csv
+from truthtrace.labels.rules import parse_rule, parse_rules
+from truthtrace.labels.score import SPANS
 from truthtrace.machine import machine_info, versions
 from truthtrace.store import TraceStore
+from truthtrace.viz.reliability import plot_reliability, plot_risk_coverage
 from truthtrace.viz.roc import plot_roc
 
 
@@ -45,7 +52,13 @@ class EvalConfig:
         batch_size: traces per scoring batch.
         max_fpr: the false-positive rate of the reported TPR.
         test_features, test_labels: cross-dataset mode: test on this feature store instead.
-        figures: also draw the ROC figure (needs matplotlib).
+        figures: also draw the ROC, risk-coverage and reliability figures (needs matplotlib).
+        label_rules: grade every detector under each of these label rules too (recomputed from the test
+            labels' stored answers; ``labels.rules``), e.g. ``("contains_or_exact", "exact", "f1:0.5")``.
+        label_span: the part of each answer the rules score (``labels.score.SPANS``).
+        judge_model: the local instruction model of the ``judge`` rule (required when it is asked for).
+        stack: fit the ``stack`` detector on the other detectors' validation scores and grade it.
+        length_bins: answer-length strata of the length control (quantile bins of the test lengths).
     Raises:
         ValueError: naming the field for out-of-range values.
     """
@@ -59,6 +72,11 @@ class EvalConfig:
     test_features: str | None = None
     test_labels: str | None = None
     figures: bool = True
+    label_rules: tuple[str, ...] = ()
+    label_span: str = "sentence"
+    judge_model: str | None = None
+    stack: bool = True
+    length_bins: int = 4
 
     def __post_init__(self) -> None:
         if self.detectors is not None:
@@ -75,6 +93,14 @@ class EvalConfig:
             raise ValueError(f"max_fpr must be in (0, 1), got {self.max_fpr}")
         if (self.test_features is None) != (self.test_labels is None):
             raise ValueError("test_features and test_labels go together (cross-dataset mode)")
+        self.label_rules = parse_rules(self.label_rules) if self.label_rules else ()
+        if any(parse_rule(r)[0].needs_judge for r in self.label_rules) and not self.judge_model:
+            raise ValueError("label_rules: rule 'judge' needs judge_model, a local instruction model "
+                             "(--judge-model DIR; e.g. the embedded smollm2-135m-instruct)")
+        if self.label_span not in SPANS:
+            raise ValueError(f"label_span must be one of {SPANS}, got {self.label_span!r}")
+        if self.length_bins < 1:
+            raise ValueError(f"length_bins must be >= 1, got {self.length_bins}")
 
 
 def find_runs(detectors_dir: Path, names: tuple[str, ...] | None) -> dict[str, list[Path]]:
@@ -92,8 +118,8 @@ def find_runs(detectors_dir: Path, names: tuple[str, ...] | None) -> dict[str, l
     return runs
 
 
-def _split_batches(data: dict, which: str, keys: tuple[str, ...], batch_size: int) -> tuple[list, np.ndarray]:
-    """Batches of ``which`` ("val" or "test") with ``keys``, in store order, and their labels ``(n,)``.
+def split_batches(data: dict, which: str, keys: tuple[str, ...], batch_size: int) -> tuple[list, np.ndarray, list]:
+    """Batches of ``which`` ("val" or "test") with ``keys``, in store order, their labels ``(n,)`` and trace ids.
 
     Read once per (split, keys) and kept in ``data["cache"]``: every detector and seed reading the
     same inputs scores the same batches instead of streaming the store again.
@@ -105,79 +131,30 @@ def _split_batches(data: dict, which: str, keys: tuple[str, ...], batch_size: in
         ds = FeatureDataset(root, split=split, labels=labels, keys=keys, shuffle=False, require_labels=True)
         batches = list(make_loader(ds, batch_size=batch_size, num_workers=0))
         ys = np.concatenate([np.asarray(b["label"]) for b in batches]) if batches else np.zeros(0, np.int64)
-        cache[(which, keys)] = (batches, ys)
+        cache[(which, keys)] = (batches, ys, [str(t) for b in batches for t in b["trace_id"]])
     return cache[(which, keys)]
 
 
-def _scores(det, data: dict, which: str, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Score one split with ``det``: ``(scores (n,), labels (n,))`` in store order."""
-    batches, ys = _split_batches(data, which, tuple(det.inputs), batch_size)
-    return det.score(iter(batches)), ys
-
-
-def run_metrics(s_val, y_val, s_test, y_test, config: EvalConfig) -> dict:
-    """Every per-run metric: threshold, calibration and ECE from val, the rest on test."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # one-class splits give NaN, reported as n/a
-        thr = metrics.threshold_from_val(s_val, y_val)
-        a, b = metrics.platt_calibrator(s_val, y_val)
-        probs = 1 / (1 + np.exp(-np.clip(a * s_test + b, -50, 50))) if math.isfinite(a) else None
-        return {
-            "test_auroc": metrics.auroc(s_test, y_test),
-            "test_auprc": metrics.auprc(s_test, y_test),
-            "test_accuracy": metrics.accuracy_at(s_test, y_test, thr),
-            "test_f1": metrics.f1_at(s_test, y_test, thr),
-            "test_tpr_at_fpr": metrics.tpr_at_fpr(s_test, y_test, config.max_fpr),
-            "test_ece": metrics.expected_calibration_error(probs, y_test) if probs is not None else math.nan,
-            "val_auroc": metrics.auroc(s_val, y_val),
-            "threshold": thr,
-        }
+def _scores(det, data: dict, which: str, batch_size: int) -> tuple[np.ndarray, np.ndarray, list]:
+    """Score one split with ``det``: ``(scores (n,), labels (n,), trace ids)`` in store order."""
+    batches, ys, ids = split_batches(data, which, tuple(det.inputs), batch_size)
+    return det.score(iter(batches)), ys, ids
 
 
 def evaluate_runs(name: str, run_dirs: list[Path], data: dict, config: EvalConfig) -> dict:
     """Score every seed of detector ``name``; return its aggregated row (``_scores`` kept for comparison)."""
-    per_seed, test_sets, y_test = [], [], None
+    per_seed, test_sets, val_sets, y_test = [], [], [], None
     for run in run_dirs:
         det = load_detector(run)
-        s_val, y_val = _scores(det, data, "val", config.batch_size)
-        s_test, y_test = _scores(det, data, "test", config.batch_size)
-        per_seed.append(dict(run_metrics(s_val, y_val, s_test, y_test, config), seed=run.name,
-                             detail=det.describe(), selection=det.selection()))
+        s_val, y_val, val_ids = _scores(det, data, "val", config.batch_size)
+        s_test, y_test, test_ids = _scores(det, data, "test", config.batch_size)
+        per_seed.append(dict(run_metrics(s_val, y_val, s_test, y_test, config, read_calibration(run)),
+                             seed=run.name, detail=det.describe(), selection=det.selection()))
         test_sets.append(s_test)
-    detail = next((r["detail"] for r in per_seed if r["detail"]), "")  # the first seed that says what it fitted
-    boot = metrics.bootstrap_mean_auroc(test_sets, y_test, config.n_bootstrap, config.seed, config.ci_level)
-    row = {k: float(np.nanmean([r[k] for r in per_seed])) for k in per_seed[0]
-           if k not in ("seed", "detail", "selection")}
-    aurocs = [r["test_auroc"] for r in per_seed]
-    row.update(detector=name, family=DETECTORS[name].family, detail=detail, n_seeds=len(per_seed),
-               test_auroc_ci=boot["ci"], test_auroc_sd=float(np.std(aurocs)) if len(aurocs) > 1 else None,
-               n_test=len(y_test), base_rate=float(np.mean(y_test)) if len(y_test) else None,
-               roc=metrics.roc_points(np.mean([_rank(s) for s in test_sets], axis=0), y_test),
-               selection=selection_spread([r["selection"] for r in per_seed]),
-               per_seed=per_seed, _scores=test_sets, _y=y_test)
-    return row
-
-
-def selection_spread(selections: list[dict]) -> dict:
-    """Per chosen hyper-parameter, its value in each seed and their spread.
-
-    Args:
-        selections: one ``Detector.selection()`` per seed, e.g. ``[{"layer": 17, "epochs": 12}, ...]``.
-    Returns:
-        ``{name: {"values": [...], "mean", "sd", "min", "max"}}`` for numeric choices.
-    """
-    out = {}
-    for name in sorted({k for sel in selections for k in sel}):
-        values = [sel[name] for sel in selections if isinstance(sel.get(name), (int, float))]
-        if values:
-            out[name] = {"values": values, "mean": float(np.mean(values)), "sd": float(np.std(values)),
-                         "min": min(values), "max": max(values)}
-    return out
-
-
-def _rank(s: np.ndarray) -> np.ndarray:
-    """Scores as ranks in [0, 1], so seeds on different scales average into one ROC curve."""
-    return np.argsort(np.argsort(s, kind="stable"), kind="stable") / max(len(s) - 1, 1)
+        val_sets.append(s_val)
+    return aggregate_row(name, per_seed, test_sets, y_test, config,
+                         private={"_val": val_sets, "_y_val": y_val, "_val_ids": val_ids, "_ids": test_ids,
+                                  "_runs": list(run_dirs)})
 
 
 def compare_families(rows: list[dict], config: EvalConfig) -> dict | None:
@@ -225,29 +202,41 @@ def evaluate(features_dir: str | Path, labels_csv: str | Path, detectors_dir: st
         raise FileNotFoundError(f"{ddir / SPLIT_FILE} not found: {ddir} is not the output of `truthtrace train`")
     split = read_split(ddir)
     data = _data(features_dir, labels_csv, config)
-    rows = [evaluate_runs(n, dirs, data, config) for n, dirs in find_runs(ddir, config.detectors).items()]
+    runs = find_runs(ddir, config.detectors)
+    rows = [evaluate_runs(n, dirs, data, config) for n, dirs in runs.items() if n != "stack"]
+    stacked = stack_row(rows, ddir, config) if config.stack or "stack" in runs else None
+    rows += [stacked] if stacked is not None else []
     rows.sort(key=lambda r: -r["test_auroc"] if not math.isnan(r["test_auroc"]) else math.inf)
     comparison = compare_families(rows, config)
+    extra = {"label_rules": label_rule_section(rows, data["test_labels"], config),
+             "length_control": length_control(rows, test_lengths(data, split_batches, config.batch_size), config),
+             "calibration": calibration_section(rows),
+             "stack": stacked["stack"] if stacked is not None else None}
     for r in rows:
-        r.pop("_scores"), r.pop("_y")
+        for key in [k for k in r if k.startswith("_")]:
+            r.pop(key)
 
     report = write_report(out, {
         "features_dir": str(features_dir), "model": TraceStore(features_dir).schema.get("model", "?"),
         "split": split_balance(split, read_label_csv(labels_csv)),
         "test_features": data["test_features"], "cross_dataset": config.test_features is not None,
         "detectors_dir": str(ddir), "ci_level": config.ci_level, "n_bootstrap": config.n_bootstrap,
-        "max_fpr": config.max_fpr, "results": rows, "comparison": comparison,
+        "max_fpr": config.max_fpr, "results": rows, "comparison": comparison, **extra,
         "machine": machine_info(), "versions": versions()})
     if config.figures:
-        report["figures"] = _roc_figure(report, out)
+        report["figures"] = _figures(report, out)
     write_text_atomic(out / "report.md", report_markdown(report))
     return report
 
 
-def _roc_figure(report: dict, out: Path) -> list[str]:
-    """Draw ``roc.png``/``roc.svg``; a missing plotting extra is a warning, not a failure."""
+def _figures(report: dict, out: Path) -> list[str]:
+    """Draw ``roc``, ``risk_coverage`` and ``reliability`` (``.png``/``.svg``); a missing plotting extra is a
+    warning, not a failure."""
     try:
-        return [str(p) for p in plot_roc(report, out / "roc")]
+        paths = plot_roc(report, out / "roc") + plot_risk_coverage(report, out / "risk_coverage")
+        if report.get("calibration"):
+            paths += plot_reliability(report["calibration"], out / "reliability")
+        return [str(p) for p in paths]
     except ImportError as exc:  # matplotlib missing: pyplot() names the extra
-        warnings.warn(f"ROC figure skipped: {exc}", stacklevel=2)
+        warnings.warn(f"figures skipped: {exc}", stacklevel=2)
         return []

@@ -13,14 +13,15 @@ from pathlib import Path
 
 from rich.table import Table
 
+from truthtrace.evaluation.section_text import sections_markdown
 from truthtrace.fileio import json_safe, read_versioned_json, write_json_atomic
 
 REPORT_FILE = "report.json"
 REPORT_FORMAT = "truthtrace.evaluation.report"
 REPORT_VERSION = 3  # 3: adds machine, versions and per-seed selection
 REPORT_VERSIONS = (2, 3)
-HEADERS = ["detector", "kind", "fitted", "test AUROC [CI]", "sd (seeds)", "AUPRC", "acc", "F1", "TPR@FPR", "ECE",
-           "val AUROC", "n test"]
+HEADERS = ["detector", "kind", "fitted", "test AUROC [CI]", "sd (seeds)", "AUPRC", "PRR", "acc", "F1", "TPR@FPR",
+           "ECE", "val AUROC", "n test"]
 
 
 def _fmt(x, digits: int = 3) -> str:
@@ -53,6 +54,7 @@ def _cells(row: dict) -> list[str]:
     seeds = f"{_fmt(row['test_auroc_sd'])} ({row['n_seeds']})" if row.get("test_auroc_sd") is not None else "-"
     return [row["detector"], "learned" if row.get("family") == "learned" else "free", _fitted(row),
             f"{_fmt(row['test_auroc'])} [{_fmt(lo)}, {_fmt(hi)}]", seeds, _fmt(row["test_auprc"]),
+            _fmt(row.get("test_prr")),
             _fmt(row["test_accuracy"]), _fmt(row["test_f1"]), _fmt(row["test_tpr_at_fpr"]), _fmt(row["test_ece"]),
             _fmt(row["val_auroc"]), str(row["n_test"])]
 
@@ -103,13 +105,16 @@ def report_markdown(report: dict) -> str:
         (f"Sorted by test AUROC (mean over seeds). CI: {level}% bootstrap over test traces "
         f"({report['n_bootstrap']} resamples, seeds averaged in each); sd: spread over training seeds. Accuracy and "
         f"F1 use the threshold chosen on validation; TPR at {report['max_fpr']:.0%} FPR; ECE after Platt scaling on "
-        "validation. `free` = training-free. `fitted` shows seed 0's choice on validation, with its range over "
+        "validation; PRR: prediction rejection ratio (lm-polygraph; 1 = oracle, 0 = random) of the risk-coverage "
+        "curve. `free` = training-free. `fitted` shows seed 0's choice on validation, with its range over "
         "seeds when several were trained."), "",
         provenance_text(report), "",
         format_table(report), "",
         comparison_text(report), "",
     ]
-    lines += [f"![ROC curves]({p.split('/')[-1]})" for p in report.get("figures", []) if p.endswith(".png")]
+    lines += sections_markdown(report)
+    pngs = [Path(p).name for p in report.get("figures", []) if p.endswith(".png")]
+    lines += [f"![{name[:-4]}]({name})" for name in pngs]
     return "\n".join(lines) + "\n"
 
 
