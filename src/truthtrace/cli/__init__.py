@@ -27,10 +27,10 @@ import traceback  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from truthtrace.cli import (  # noqa: E402
-    compare, compress, demo, detect, features, live, look, profile, sample, traces, viz)
+    compare, compress, demo, detect, diffuse, features, live, look, profile, sample, traces, viz)
 from truthtrace.store import StoreError  # noqa: E402
 
-COMMAND_GROUPS = (traces, sample, detect, look, viz, features, compress, compare, live, demo, profile)
+COMMAND_GROUPS = (traces, sample, detect, look, viz, features, compress, compare, live, demo, profile, diffuse)
 DEBUG_HELP = "on an error, print the full traceback instead of one line"
 EXIT_ERROR, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 2, 130, 141  # 141 = 128 + SIGPIPE, as a shell reports it
 # what to do about an OSError, by errno (after the system's own words, e.g. "No space left on device")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import shlex
 
 from truthtrace.cli.args import int_list
+from truthtrace.store import StoreError, TraceStore
+from truthtrace.viz.diffusion import is_diffusion_store, visualize_diffusion
 from truthtrace.viz.stage import VisualizeConfig, visualize
 
 _FLAGS = ("trace", "out", "layer", "layers", "head", "top_k", "threshold", "max_tokens", "token_mode", "tokenizer",
@@ -40,8 +42,21 @@ def _command(args) -> str:
     return shlex.join(parts)
 
 
+def _diffusion(path) -> bool:
+    """True for a store written by ``truthtrace diffuse`` (any other case is left to the visualize stage)."""
+    try:
+        return is_diffusion_store(TraceStore(path))
+    except StoreError:
+        return False
+
+
 def cmd_visualize(args) -> None:
-    """Run the visualize stage and print where each figure went."""
+    """Run the visualize stage and print where each figure went (heat maps over images for a diffusion store)."""
+    if _diffusion(args.store):
+        written = visualize_diffusion(args.store, args.out, args.trace, command=_command(args))
+        print("\n".join(f"{name:17s} " + "  ".join(str(p) for p in paths) for name, paths in written.items()))
+        print(f"open {written['page'][0]}")
+        return
     config = VisualizeConfig(
         trace_id=args.trace, layer=args.layer, layers=_layers(args.layers), head=_head(args.head),
         top_k=args.top_k, threshold=args.threshold, labels=None if args.no_labels else (args.labels or "auto"),
