@@ -178,3 +178,28 @@ def test_config_checks_name_the_field():
     for kw, field in cases:
         with pytest.raises(ValueError, match=field):
             SampleConfig(**kw)
+
+
+def test_sample_command_resumes_and_judges_a_trace_stores_answers(tmp_path, tiny_model, tiny_tokenizer, capsys):
+    from truthtrace.cli import main
+    from truthtrace.data import load_bundled
+    from truthtrace.store import TraceWriter
+
+    model_dir = tmp_path / "model"
+    tiny_model.save_pretrained(model_dir)
+    tiny_tokenizer.save_pretrained(model_dir)
+    args = ["sample", "--n", "6", "--model", str(model_dir), "--device", "cpu", "--samples", "3",
+            "--max-new-tokens", "4", "--out", str(tmp_path / "s")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert '"n_new": 6' in out and '"samples_per_s"' in out and '"peak_memory_mb"' in out
+    assert main(args) == 0
+    assert '"n_skipped": 6' in capsys.readouterr().out
+    with TraceWriter(tmp_path / "traces", {"kind": "truthtrace.traces"}) as w:  # the answers labels judge
+        for q in load_bundled(n=6, seed=0):
+            w.add(q.id, {"token_ids": torch.zeros(3, dtype=torch.int32)}, {"question_id": q.id, "generation": "Paris"})
+    assert main([*args[:-1], str(tmp_path / "judged"), "--traces", str(tmp_path / "traces"), "--no-p-true"]) == 0
+    store = TraceStore(tmp_path / "judged")
+    assert {store.meta(i)["greedy"] for i in store.ids()} == {"Paris"} and len(store) == 6
+    assert main([*args[:-1], str(tmp_path / "x"), "--samples", "1"]) == 2
+    assert "samples must be >= 2" in capsys.readouterr().err
