@@ -4,7 +4,8 @@ Each module of this package registers one group of subcommands (``register(sub)`
 :mod:`.traces` (questions, extract, label, model), :mod:`.look` (validate, inspect, import),
 :mod:`.viz` (visualize), :mod:`.features` (preprocess), :mod:`.detect` (train, evaluate, run),
 :mod:`.compress` (compress), :mod:`.compare` (compare-models), :mod:`.live` (ask, score, cache) and
-:mod:`.demo` (demo), :mod:`.profile` (profile), :mod:`.sample` (sample); shared options are in :mod:`.args`.
+:mod:`.demo` (demo), :mod:`.profile` (profile), :mod:`.sample` (sample), :mod:`.stores` (merge-stores);
+shared options are in :mod:`.args`.
 
 Every failure ends in one line on stderr, ``truthtrace <command>: error: <file>: <what is wrong; what to do>``,
 and exit code 2 (``validate`` exits 1 for findings); ``--debug`` prints the traceback instead, and an
@@ -27,10 +28,11 @@ import traceback  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from truthtrace.cli import (  # noqa: E402
-    compare, compress, demo, detect, diffuse, features, live, look, profile, sample, traces, viz)
+    compare, compress, demo, detect, diffuse, features, live, look, profile, sample, stores, traces, viz)
 from truthtrace.store import StoreError  # noqa: E402
 
-COMMAND_GROUPS = (traces, sample, detect, look, viz, features, compress, compare, live, demo, profile, diffuse)
+COMMAND_GROUPS = (traces, sample, detect, look, viz, features, compress, compare, live, demo, profile, diffuse,
+                  stores)
 DEBUG_HELP = "on an error, print the full traceback instead of one line"
 EXIT_ERROR, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 2, 130, 141  # 141 = 128 + SIGPIPE, as a shell reports it
 # what to do about an OSError, by errno (after the system's own words, e.g. "No space left on device")

@@ -115,7 +115,8 @@ class FeatureDataset(IterableDataset):
         buffer_size: shuffle buffer length (samples).
         seed: base seed; the epoch's seed is derived from ``(seed, epoch)``.
         require_labels: raise if a record of the split has no label.
-        rank, world_size: this process among distributed ranks (default: torch.distributed's, else 0/1).
+        rank, world_size: read only this rank's share of the split (default 0/1: all of it, also under
+            torchrun, where DDP training deals out the batches itself).
         samples: the samples store (``truthtrace sample``) that ``sample.*`` keys are joined from by question id;
             None: ``<feature_dir>/../samples``. Only opened when a ``sample.*`` key is asked for.
     Raises:
@@ -187,9 +188,8 @@ class FeatureDataset(IterableDataset):
 
     @staticmethod
     def _dist(rank, world_size) -> tuple[int, int]:
-        dist = torch.distributed
-        if rank is None and world_size is None and dist.is_available() and dist.is_initialized():
-            return torch.distributed.get_rank(), torch.distributed.get_world_size()
+        # Not taken from torch.distributed: under torchrun every rank reads the whole split and
+        # fit_module deals the batches out (truthtrace.training.ddp), so non-torch detectors fit as in one process.
         rank, world_size = rank or 0, world_size or 1
         if not 0 <= rank < world_size:
             raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")

@@ -24,6 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from truthtrace import metrics
+from truthtrace.training import ddp
 from truthtrace.training.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from truthtrace.training.compile import compile_forward, restore_forward
 from truthtrace.training.config import LoopConfig
@@ -125,6 +126,7 @@ class _Run:
     def __init__(self, model: torch.nn.Module, config: LoopConfig, steps_per_epoch: int, pos_weight: float):
         self.config, self.device = config, config.resolve_device()
         self.model = model.to(self.device)
+        self.writer = ddp.is_writer()  # rank 0 (or one process) writes checkpoints and logs
         decay, no_decay = [], []
         for p in model.parameters():  # no weight decay on biases and norm gains (1-d tensors)
             (decay if p.ndim > 1 else no_decay).append(p)
@@ -143,19 +145,33 @@ class _Run:
         self.step_lrs: list[tuple[int, float]] = []  # (optimizer step, lr) of the current epoch
         # after the EMA copy (a deep copy) is made; fit_module restores the eager forward at the end
         compile_forward(self.model, config.compile, f"{type(model).__name__}.forward")
+        self.train_model = ddp.wrap(self.model)  # DDP under torchrun: gradients all-reduced in backward
 
     def eval_module(self) -> torch.nn.Module:
         return ema_module(self.ema, self.model)
 
-    def step(self, forward: Forward, batch: Batch) -> float | None:
-        """One optimizer step on ``batch``; returns the loss, or None if no label in it is known."""
+    def step(self, forward: Forward, batch: Batch, real: bool = True) -> float | None:
+        """One optimizer step on ``batch``; returns the loss, or None if no label in it is known.
+
+        Under DDP every rank steps on every turn (an all-reduce waits for all): a batch without a known
+        label, or a filler (``real`` False), then steps with zero loss.
+        """
         y = batch_labels(batch).to(self.device)
-        known = y >= 0
-        if not bool(known.any()):
+        known = (y >= 0) & real
+        if not bool(known.any()) and self.train_model is self.model:
             return None
         with self.autocast():
-            logits = forward(self.model, batch, self.device).reshape(-1)
+            logits = forward(self.train_model, batch, self.device).reshape(-1)
+        if not bool(known.any()):
+            loss = logits.float().sum() * 0.0
+            self._backward_and_step(loss)
+            return None
         loss = self.loss_fn(logits[known].float(), y[known].float())
+        self._backward_and_step(loss)
+        return float(loss.detach())
+
+    def _backward_and_step(self, loss: torch.Tensor) -> None:
+        """Backward (DDP all-reduces the gradients here), clip, optimizer and scheduler step, EMA update."""
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if self.config.clip_norm is not None:
@@ -167,14 +183,14 @@ class _Run:
         self.scheduler.step()
         if self.ema is not None:
             self.ema.update_parameters(self.model)
-        return float(loss.detach())
 
     def epoch(self, forward: Forward, train: Iterable[Batch], val: Iterable[Batch], epoch: int) -> dict:
         """Train one epoch (0-based ``epoch``) and validate; returns the epoch's record."""
         _set_epoch(train, epoch)
         self.model.train()
         self.step_lrs = []
-        losses = [loss for batch in train if (loss := self.step(forward, batch)) is not None]
+        steps = (self.step(forward, batch, real) for batch, real in ddp.rank_batches(train))
+        losses = [loss for loss in steps if loss is not None]
         auroc = _val_auroc(self.eval_module(), forward, val, self.device)
         if math.isnan(auroc):
             raise ValueError("the val split must contain both classes for early stopping on AUROC")
@@ -182,7 +198,7 @@ class _Run:
                 "val_auroc": auroc, "lr": self.scheduler.get_last_lr()[0]}
 
     def checkpoint(self, tag: str, best_state: dict | None, meta: dict) -> None:
-        if self.config.checkpoint_dir:
+        if self.config.checkpoint_dir and self.writer:
             save_checkpoint(self.config.checkpoint_dir, tag, model=self.model, optimizer=self.optimizer,
                             scheduler=self.scheduler, ema=self.ema, best_state=best_state, meta=meta)
 
@@ -274,11 +290,12 @@ def fit_module(model: torch.nn.Module, forward: Forward, train: Iterable[Batch],
     torch.manual_seed(config.seed)
     np.random.seed(config.seed % 2**32)
     n_neg, n_pos, n_batches = label_counts(train)
+    ddp.check_same_data(n_neg, n_pos, n_batches)
     pos_weight = pos_weight_from_counts(n_neg, n_pos)
-    run = _Run(model, config, n_batches, pos_weight)
+    run = _Run(model, config, ddp.steps_per_epoch(n_batches), pos_weight)
     state, best_state = _start_state(run, desc)
-    tracker = start_tracker(config.tracking, config.log_dir, {**config.to_dict(), "compile": config.compile},
-                            run_name=desc)
+    tracker = start_tracker(config.tracking if run.writer else "none", config.log_dir,
+                            {**config.to_dict(), "compile": config.compile}, run_name=desc)
     try:
         best_state = _train_epochs(run, state, best_state, (forward, train, val), tracker, callback, desc)
         if best_state is not None:

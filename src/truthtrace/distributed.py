@@ -1,0 +1,145 @@
+"""Several processes on one job: rank and world size, deterministic id slices, barriers, DDP helpers.
+
+truthtrace runs under ``torchrun`` (``torch.distributed``; gloo on CPU, NCCL on GPU) — no scheduler
+of its own. torchrun sets ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``/``MASTER_ADDR``/``MASTER_PORT``;
+:func:`init` joins the process group from them. accelerate's ``PartialState()`` is not used: on a
+CPU-only machine it reports one process under torchrun (unless ``cpu=True``), so every rank would
+do all the work.
+
+    torchrun --nproc-per-node 4 -m truthtrace extract --out runs/x ...   # rank k: runs/x/rank-k/, merged
+    torchrun --nproc-per-node 2 -m truthtrace train ...                  # DDP over the torch detectors
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Iterator, Sequence, TypeVar
+
+import torch
+import torch.distributed as dist
+
+T = TypeVar("T")
+RANK_DIR = "rank-{rank}"
+TIMEOUT = timedelta(hours=12)  # a barrier waits for the slowest rank's whole extraction
+
+
+def env_world() -> tuple[int, int]:
+    """``(rank, world_size)`` from the process group when it is up, else from torchrun's environment (0, 1)."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    try:
+        rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    except ValueError:
+        raise ValueError(f"RANK={os.environ.get('RANK')!r} / WORLD_SIZE={os.environ.get('WORLD_SIZE')!r} are not "
+                         "integers; launch with torchrun") from None
+    if not 0 <= rank < world:
+        raise ValueError(f"RANK={rank} is not in [0, WORLD_SIZE={world})")
+    return rank, world
+
+
+def launched() -> bool:
+    """True when this process is one of several (``WORLD_SIZE`` > 1)."""
+    return env_world()[1] > 1
+
+
+def init(backend: str | None = None) -> tuple[int, int]:
+    """Join torchrun's process group (once); ``backend`` None: NCCL with CUDA, else gloo.
+
+    Returns:
+        ``(rank, world_size)``; ``(0, 1)`` without torchrun (nothing is initialised).
+    """
+    rank, world = env_world()
+    if world > 1 and not dist.is_initialized():
+        backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
+        if backend == "nccl":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        dist.init_process_group(backend, timeout=TIMEOUT)
+    return rank, world
+
+
+def active() -> bool:
+    """True when a process group of more than one rank is up (collectives will be used)."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def is_main() -> bool:
+    """True on rank 0 (or in a single process): the rank that writes shared outputs."""
+    return env_world()[0] == 0
+
+
+def barrier() -> None:
+    """Wait for every rank (no-op in a single process)."""
+    if active():
+        dist.barrier()
+
+
+def shutdown() -> None:
+    """Leave the process group, if one is up."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def slice_for_rank(items: Sequence[T], rank: int, world: int) -> list[T]:
+    """Rank ``rank``'s deterministic, disjoint share of ``items``: every ``world``-th one from ``rank``.
+
+    Round-robin keeps the shares within one item of each other and spreads categories (which
+    question files list together) evenly over the ranks. Together the shares are ``items``.
+
+    Raises:
+        ValueError: ``rank`` outside ``[0, world)``.
+    """
+    if not 0 <= rank < world:
+        raise ValueError(f"rank must be in [0, world={world}), got {rank}")
+    return list(items)[rank::world]
+
+
+def rank_dir(out: str | Path, rank: int) -> Path:
+    """``out/rank-<rank>``: the store one rank writes."""
+    return Path(out) / RANK_DIR.format(rank=rank)
+
+
+def all_equal(text: str) -> bool:
+    """True when every rank passes the same ``text`` (its sha256 compared through an all-gather; no pickling)."""
+    if not active():
+        return True
+    digest = torch.tensor(list(hashlib.sha256(text.encode()).digest()[:8]), dtype=torch.int64)  # (8,)
+    gathered = [torch.zeros_like(digest) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, digest)
+    return all(torch.equal(g, gathered[0]) for g in gathered)
+
+
+def all_sum(values: Sequence[float]) -> list[float]:
+    """Element-wise sum of ``values`` over the ranks (``values`` itself in a single process)."""
+    if not active():
+        return list(values)
+    t = torch.tensor(list(values), dtype=torch.float64)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+@contextmanager
+def rank_scratch(out: str | Path) -> Iterator[Path]:
+    """The output folder for this rank: ``out`` on rank 0; on other ranks a private copy deleted afterwards.
+
+    Ranks > 0 start from a copy of what ``out`` holds (so resuming makes the same decisions on
+    every rank) and write only into it: only rank 0 writes ``out``.
+    """
+    rank, _ = env_world()
+    if rank == 0:
+        barrier()  # the others have copied ``out`` before rank 0 changes it
+        yield Path(out)
+        return
+    scratch = Path(out).parent / f".{Path(out).name}.rank-{rank}.scratch"
+    shutil.rmtree(scratch, ignore_errors=True)
+    if Path(out).is_dir():
+        shutil.copytree(out, scratch, ignore=shutil.ignore_patterns(".*.scratch"))
+    barrier()
+    try:
+        yield scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

@@ -1,0 +1,87 @@
+"""What each rank runs in tests/unit/test_distributed.py (launched by torch.distributed.run, gloo, CPU).
+
+    python -m torch.distributed.run --nproc-per-node 2 tests/unit/dist_worker.py ddp OUT.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from truthtrace import distributed, metrics
+from truthtrace.training import LoopConfig, ddp, fit_module, predict
+
+
+def synthetic(n: int, seed: int, batch: int = 16) -> list[dict]:
+    """Batches of x (B, 8) with a linear signal plus noise; label = 1 when the signal wins (known AUROC < 1)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 8, generator=g)
+    y = ((x[:, 0] + 0.5 * x[:, 1] + 0.7 * torch.randn(n, generator=g)) > 0).long()
+    return [{"x": x[i:i + batch], "label": y[i:i + batch]} for i in range(0, n, batch)]
+
+
+def net(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 1))
+
+
+def forward(module, batch, device):
+    return module(batch["x"].to(device)).squeeze(-1)
+
+
+def fit_and_test(checkpoint_dir: str | None = None) -> dict:
+    """Train on 480 samples (30 batches), early-stop on 160, score 320 held out: ``{"test_auroc", "params"}``."""
+    train, val, test = synthetic(480, 1), synthetic(160, 2), synthetic(320, 3)
+    model = net()
+    config = LoopConfig(lr=1e-2, max_epochs=12, patience=12, tracking="none", quiet=True, seed=0,
+                        checkpoint_dir=checkpoint_dir, resume=checkpoint_dir is not None)
+    result = fit_module(model, forward, train, val, config)
+    scores, y = predict(model, forward, test, "cpu")
+    flat = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+    return {"test_auroc": float(metrics.auroc(scores, y)), "best_epoch": result.best_epoch,
+            "param_sum": float(flat.sum()), "param_norm": float(flat.norm())}
+
+
+def gradient_check() -> dict:
+    """One DDP backward on a different batch per rank: every rank's gradient equals the mean of the ranks'."""
+    rank, world = distributed.env_world()
+    batches = synthetic(64, 5)
+    model = net()
+    wrapped = ddp.wrap(model)
+    loss = nn.functional.binary_cross_entropy_with_logits(forward(wrapped, batches[rank], "cpu"),
+                                                          batches[rank]["label"].float())
+    loss.backward()
+    grad = torch.cat([p.grad.reshape(-1) for p in model.parameters()])  # (P,)
+    gathered = [torch.zeros_like(grad) for _ in range(world)]
+    dist.all_gather(gathered, grad)
+    expected = torch.zeros_like(grad)  # the mean of each rank's own gradient, computed here without DDP
+    for r in range(world):
+        single = net()
+        nn.functional.binary_cross_entropy_with_logits(forward(single, batches[r], "cpu"),
+                                                       batches[r]["label"].float()).backward()
+        expected += torch.cat([p.grad.reshape(-1) for p in single.parameters()]) / world
+    return {"ranks_equal": all(torch.equal(g, gathered[0]) for g in gathered),
+            "max_diff_vs_mean": float((grad - expected).abs().max())}
+
+
+def main(mode: str, out: str) -> None:
+    rank, world = distributed.init("gloo")
+    shares = distributed.slice_for_rank([f"q{i}" for i in range(11)], rank, world)
+    doc = {"rank": rank, "world": world, "shares": shares}
+    if mode == "ddp":
+        doc.update(gradient_check())
+        doc.update(fit_and_test(sys.argv[3] if len(sys.argv) > 3 else None))
+    with open(f"{out}.rank{rank}", "w") as f:
+        json.dump(doc, f)
+    distributed.barrier()
+    distributed.shutdown()
+
+
+if __name__ == "__main__":
+    np.random.seed(0)
+    main(sys.argv[1], sys.argv[2])

@@ -1,0 +1,122 @@
+"""Beyond one process: id slices, merge-stores, DDP training with 2 CPU ranks under torchrun (gloo)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from truthtrace.distributed import rank_dir, slice_for_rank
+from truthtrace.store import StoreError, TraceStore, TraceWriter
+from truthtrace.store.merge import merge_stores
+
+HERE = Path(__file__).parent
+SCHEMA = {"kind": "truthtrace.traces", "model": "m", "n_layers": 2}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun(*args: str, nproc: int = 2, timeout: int = 300) -> subprocess.CompletedProcess:
+    """``python -m torch.distributed.run --nproc-per-node N ARGS`` on a free port, one thread per rank."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE.parent.parent / "src")}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc),
+           "--master-addr", "127.0.0.1", "--master-port", str(free_port()), *args]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return done
+
+
+def write_store(path: Path, ids: list[str], seed: int = 0, schema: dict = SCHEMA, shard_max_traces: int = 2) -> None:
+    g = torch.Generator().manual_seed(seed)
+    with TraceWriter(path, schema, shard_max_traces=shard_max_traces) as w:
+        for i in ids:
+            w.add(i, {"layers.0.hidden": torch.randn(5, 4, generator=g), "tokens": torch.arange(5)}, {"q": i})
+
+
+def test_slices_are_disjoint_and_cover():
+    items = [f"q{i}" for i in range(11)]
+    shares = [slice_for_rank(items, r, 3) for r in range(3)]
+    assert sorted(sum(shares, [])) == sorted(items) and not set(shares[0]) & set(shares[1])
+    assert [len(s) for s in shares] == [4, 4, 3] and shares == [slice_for_rank(items, r, 3) for r in range(3)]
+    assert rank_dir("out", 1) == Path("out/rank-1")
+    with pytest.raises(ValueError, match="rank must be in"):
+        slice_for_rank(items, 3, 3)
+
+
+def test_merge_equals_one_store_id_for_id(tmp_path):
+    ids = [f"t{i:02d}" for i in range(7)]
+    write_store(tmp_path / "all", ids)
+    g = torch.Generator().manual_seed(0)  # the same tensors, split over two "ranks" round-robin
+    tensors = {i: {"layers.0.hidden": torch.randn(5, 4, generator=g), "tokens": torch.arange(5)} for i in ids}
+    for r in range(2):
+        with TraceWriter(tmp_path / f"rank-{r}", SCHEMA, shard_max_traces=2) as w:
+            for i in slice_for_rank(ids, r, 2):
+                w.add(i, tensors[i], {"q": i})
+    summary = merge_stores(tmp_path / "merged", [tmp_path / "rank-0", tmp_path / "rank-1"])
+    assert summary["n_traces"] == 7 and summary["n_shards"] == 4
+    merged, single = TraceStore(tmp_path / "merged"), TraceStore(tmp_path / "all")
+    assert sorted(merged.ids()) == sorted(single.ids()) and merged.verify() == []
+    for i in ids:
+        assert merged.meta(i) == single.meta(i)
+        for key in single.keys(i):
+            assert torch.equal(merged.read(i, key), single.read(i, key))
+    assert merged.schema == single.schema
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_merge_refusals(tmp_path):
+    write_store(tmp_path / "a", ["x", "y"])
+    write_store(tmp_path / "b", ["y", "z"])
+    with pytest.raises(StoreError, match="trace id 'y' is also in"):
+        merge_stores(tmp_path / "m", [tmp_path / "a", tmp_path / "b"])
+    write_store(tmp_path / "c", ["w"], schema={**SCHEMA, "n_layers": 3})
+    with pytest.raises(StoreError, match="n_layers: stored 2, given 3"):
+        merge_stores(tmp_path / "m", [tmp_path / "a", tmp_path / "c"])
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "notes.txt").write_text("mine")
+    with pytest.raises(StoreError, match="not an empty folder"):
+        merge_stores(tmp_path / "full", [tmp_path / "a"])
+    with pytest.raises(StoreError, match="one of the inputs"):
+        merge_stores(tmp_path / "a", [tmp_path / "a"])
+    write_store(tmp_path / "d", ["v"])
+    shard = next((tmp_path / "d").glob("shard.*.bin"))
+    data = bytearray(shard.read_bytes())
+    data[-1] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    with pytest.raises(StoreError, match="sha256 does not match"):
+        merge_stores(tmp_path / "m", [tmp_path / "a", tmp_path / "d"])
+    assert not (tmp_path / "m").exists() and not list(tmp_path.glob(".m.*"))  # nothing half-merged is left
+
+
+def test_merge_stores_cli(tmp_path):
+    from truthtrace.cli import main
+
+    write_store(tmp_path / "a", ["x"])
+    write_store(tmp_path / "b", ["y"])
+    main(["merge-stores", str(tmp_path / "m"), str(tmp_path / "a"), str(tmp_path / "b")])
+    assert sorted(TraceStore(tmp_path / "m").ids()) == ["x", "y"]
+
+
+def test_ddp_two_ranks_gradients_agree_and_auroc_matches_one_rank(tmp_path):
+    sys.path.insert(0, str(HERE))
+    import dist_worker
+
+    torchrun(str(HERE / "dist_worker.py"), "ddp", str(tmp_path / "out.json"))
+    docs = [json.loads((tmp_path / f"out.json.rank{r}").read_text()) for r in range(2)]
+    assert docs[0]["shares"] == ["q0", "q2", "q4", "q6", "q8", "q10"] and docs[1]["shares"] == ["q1", "q3", "q5",
+                                                                                                "q7", "q9"]
+    for doc in docs:
+        assert doc["world"] == 2 and doc["ranks_equal"] and doc["max_diff_vs_mean"] < 1e-6
+    assert docs[0]["param_sum"] == docs[1]["param_sum"]  # DDP kept the ranks' weights identical
+    one = dist_worker.fit_and_test()
+    assert abs(docs[0]["test_auroc"] - one["test_auroc"]) < 0.01
