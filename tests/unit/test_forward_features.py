@@ -18,7 +18,9 @@ from truthtrace.data import Question
 from truthtrace.features import PCA_FILE, SPLIT_FILE, PreprocessConfig, preprocess
 from truthtrace.features import forward as fwd
 from truthtrace.features.direct import DirectConfig, extract_features, staging_dir
-from truthtrace.features.forward import FeatureReducer, batch_plans, features_attention_forward, reducing
+from truthtrace.features import passes
+from truthtrace.features.forward import FeatureReducer, features_attention_forward, reducing
+from truthtrace.features.passes import batch_plans
 from truthtrace.labels.score import LabelConfig, label_store
 from truthtrace.labels.io import read_label_csv
 from truthtrace.store import TraceStore
@@ -59,16 +61,19 @@ def _assert_same_store(ref_dir, got_dir):
     assert json.loads((ref_dir / SPLIT_FILE).read_text()) == json.loads((got_dir / SPLIT_FILE).read_text())
 
 
-@pytest.mark.parametrize("capture,keep", [("forward", "all"), ("forward", "last:6"), ("generate", "all")])
-def test_forward_features_equal_preprocess_of_traces(tmp_path, model3, tiny_tokenizer, capture, keep):
-    """Traces captured in either mode, then preprocess, against features computed in the forward pass."""
+@pytest.mark.parametrize("capture,keep,traced", [("forward", "all", "forward"), ("forward", "last:6", "forward"),
+                                                ("forward", "all", "generate"), ("generate", "all", "generate"),
+                                                ("generate", "answer", "generate")])
+def test_forward_features_equal_preprocess_of_traces(tmp_path, model3, tiny_tokenizer, capture, keep, traced):
+    """Traces captured in mode ``traced``, then preprocess, against features reduced while the model runs in
+    mode ``capture`` (one forward pass after generation, or the generation steps)."""
     pre = PreprocessConfig(**GRAPH)
-    extract(QUESTIONS, tmp_path / "traces", _ext(capture=capture, keep=keep), model3, tiny_tokenizer,
+    extract(QUESTIONS, tmp_path / "traces", _ext(capture=traced, keep=keep), model3, tiny_tokenizer,
             progress=False)
     preprocess(tmp_path / "traces", tmp_path / "pre", pre, progress=False)
     summary = extract_features(QUESTIONS, tmp_path / "feats", tmp_path / "sample",
-                               DirectConfig(_ext(keep=keep), pre, trace_sample=3), model3, tiny_tokenizer,
-                               progress=False)
+                               DirectConfig(_ext(keep=keep, capture=capture), pre, trace_sample=3), model3,
+                               tiny_tokenizer, progress=False)
     assert summary["n_new"] == len(QUESTIONS) and summary["n_traces"] == 3 and summary["pca"]
     assert summary["peak_memory_mb"] > 0 and not staging_dir(tmp_path / "feats").exists()
     _assert_same_store(tmp_path / "pre", tmp_path / "feats")
@@ -97,7 +102,7 @@ def test_resume_after_a_crash_equals_one_run(tmp_path, model3, tiny_tokenizer, m
     config = DirectConfig(_ext(batch_size=2), PreprocessConfig(**GRAPH), trace_sample=2)
     whole = extract_features(QUESTIONS, tmp_path / "whole", tmp_path / "t1", config, model3, tiny_tokenizer,
                              progress=False)
-    calls, real = [], fwd.forward_records
+    calls, real = [], passes.forward_records
 
     def crash(*args, **kwargs):
         calls.append(1)
@@ -123,7 +128,7 @@ def test_resume_after_a_crash_equals_one_run(tmp_path, model3, tiny_tokenizer, m
 
 def test_bad_settings_are_refused(tmp_path, model3, tiny_tokenizer):
     for kw, field in ((dict(trace_sample=-1), "trace_sample"), (dict(row_chunk=0), "row_chunk"),
-                      (dict(extract=_ext(capture="generate")), "capture")):
+                      (dict(extract="tiny"), "extract")):
         with pytest.raises(ValueError, match=field):
             DirectConfig(**kw)
     with pytest.raises(ValueError, match="no-graphs"):

@@ -33,8 +33,9 @@ from tqdm.auto import tqdm
 from truthtrace import __version__
 from truthtrace.features.build import FEATURE_FILES, check_existing, feature_schema, given_pca
 from truthtrace.features.config import PCA_FILE, PreprocessConfig, graph_key
-from truthtrace.features.forward import ROW_CHUNK, forward_records
+from truthtrace.features.forward import ROW_CHUNK
 from truthtrace.features.graphs import PcaMoments, apply_pca, fit_pca, load_pca, save_pca
+from truthtrace.features.passes import forward_records, generate_records
 from truthtrace.features.record import feature_cast
 from truthtrace.features.splits import SPLITS, make_split, write_split
 from truthtrace.fileio import check_output_apart
@@ -54,8 +55,10 @@ class DirectConfig:
     """Options of ``extract --features``; validated on construction (ValueError names the field).
 
     Args:
-        extract: model, generation and capture options, as for ``extract`` (``attn_backend`` is the one
-            generation and the sampled full traces run; the features always come from the reducing attention).
+        extract: model, generation and capture options, as for ``extract``. ``capture="forward"``: answers are
+            generated under ``attn_backend``, then one forward pass feeds the reducers; ``"generate"``: the
+            generation steps feed them (no second pass). The sampled full traces come from a forward pass under
+            ``attn_backend`` over the same answers, in both modes.
         features: feature options, as for ``preprocess`` (graphs, PCA, split).
         trace_sample: also store full traces of the first ``trace_sample`` questions (0: none), for ``visualize``.
         row_chunk: attention rows whose weights are recomputed at once (``(H, row_chunk, T)`` float32).
@@ -75,9 +78,6 @@ class DirectConfig:
             value, low = getattr(self, name), 0 if name == "trace_sample" else 1
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-        if self.extract.capture != "forward":
-            raise ValueError(f"extract.capture {self.extract.capture!r}: features in the forward pass come from "
-                             "one forward pass after generation; use capture='forward' (--capture forward)")
 
     @property
     def overwrite(self) -> bool:
@@ -246,24 +246,25 @@ def _write_batches(model, tokenizer, todo, config: DirectConfig, schema: dict, p
     ext, (writer, target, sampled, sample_ids) = config.extract, writers
     n_layers = model.config.num_hidden_layers
     implementation, opts = ext.attention_backend(n_layers)[1], ext.capture_options(n_layers)
-    sampling, n_new, start = (ext.do_sample, ext.temperature, ext.top_p), 0, time.perf_counter()
+    n_new, start = 0, time.perf_counter()
     bar = tqdm(total=len(todo), desc="extract features", unit="q", disable=not progress)
     for i in range(0, len(todo), ext.batch_size):
         batch = todo[i:i + ext.batch_size]
+        answers, records = _answer_batch(model, tokenizer, [p for _, p in batch], config, schema, implementation)
         prompts = [p for _, p in batch]
-        with attention_implementation(model, implementation):
-            answers = generate_answers(model, tokenizer, prompts, ext.max_new_tokens, *sampling)
         seqs, n_prompt = [p + a for p, a in zip(prompts, answers)], [len(p) for p in prompts]
         metas = [trace_meta(q, p, a, tokenizer, kept_start(ext.keep, len(p) + len(a), len(p)))
                  for (q, p), a in zip(batch, answers)]
         new = [j for j, (q, _) in enumerate(batch) if not (writer.has(q.id) or target.has(q.id))]
-        if new:
+        if new and records is None:
             records = forward_records(model, [seqs[j] for j in new], [n_prompt[j] for j in new], schema, ext.keep,
                                       tokenizer.pad_token_id, config.row_chunk)
-            for j, rec in zip(new, records):
-                target.add(batch[j][0].id, {k: feature_cast(v) for k, v in project_nodes(rec, schema, pca).items()},
-                           record_meta(metas[j]))
-            n_new += len(new)
+        elif new:
+            records = [records[j] for j in new]
+        for j, rec in zip(new, records or []):
+            target.add(batch[j][0].id, {k: feature_cast(v) for k, v in project_nodes(rec, schema, pca).items()},
+                       record_meta(metas[j]))
+        n_new += len(new)
         full = [j for j, (q, _) in enumerate(batch) if q.id in sample_ids and not sampled.has(q.id)]
         if full:
             with attention_implementation(model, implementation):
@@ -275,3 +276,15 @@ def _write_batches(model, tokenizer, todo, config: DirectConfig, schema: dict, p
         bar.set_postfix(q_per_s=f"{(i + len(batch)) / (time.perf_counter() - start):.2f}")
     bar.close()
     return n_new
+
+
+def _answer_batch(model, tokenizer, prompts: list[list[int]], config: DirectConfig, schema: dict, implementation):
+    """``(answers, records)`` of one batch: records from the generation steps (``capture="generate"``), or None
+    (``"forward"``: generated under ``implementation``; the forward pass comes after)."""
+    ext = config.extract
+    sampling = (ext.do_sample, ext.temperature, ext.top_p)
+    if ext.capture == "generate":
+        return generate_records(model, tokenizer, prompts, schema, ext.keep, ext.max_new_tokens, sampling,
+                                config.row_chunk)
+    with attention_implementation(model, implementation):
+        return generate_answers(model, tokenizer, prompts, ext.max_new_tokens, *sampling), None

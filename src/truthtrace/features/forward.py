@@ -26,19 +26,16 @@ from dataclasses import dataclass, field
 import torch
 
 from truthtrace.features.config import graph_key
-from truthtrace.features.graphs import build_edges, graph_window
-from truthtrace.features.scalars import hidden_svd, logdet_from_diagonal, logprob_stats, lookback_from_mass
+from truthtrace.features.graphs import build_edges
+from truthtrace.features.scalars import hidden_svd, logdet_from_diagonal, lookback_from_mass
 from truthtrace.features.sequences import TokenLayout, sequence_features
 from truthtrace.models.attention import attention_implementation
 from truthtrace.naming import (
-    ANSWER_ENTROPY,
-    ANSWER_LOGPROBS,
     SCALAR_ATTN_LOGDET,
     SCALAR_HIDDEN_SVD,
     SCALAR_LOGPROB_STATS,
     SCALAR_LOOKBACK,
 )
-from truthtrace.traces.capture import answer_record, kept_start
 
 FEATURES_ATTENTION = "truthtrace_features"
 ROW_CHUNK = 64  # attention rows recomputed at once: (H, ROW_CHUNK, T) float32 weights
@@ -94,13 +91,31 @@ class FeatureReducer:
         """Reduce ``layers.{layer}.hidden`` of the batch, ``(B, W, d)``, to each sample's record pieces."""
         if layer not in self.hidden_layers:
             return
-        for b, (plan, out) in enumerate(zip(self.plans, self.samples)):
+        for b, plan in enumerate(self.plans):
             lay = plan.layout
-            rows = hidden[b, plan.offset + lay.kept_start: plan.offset + lay.n_tokens].float()  # (K, d)
-            out.seq[layer] = {k: v[0] for k, v in sequence_features(rows[None], lay).items()}
-            out.svd[layer] = hidden_svd(rows[None], lay)[0]
-            if layer in self.graph_layers:
-                out.nodes[layer] = rows[-plan.n_nodes:].clone()
+            self.add_hidden_rows(b, layer, hidden[b, plan.offset + lay.kept_start: plan.offset + lay.n_tokens])
+
+    def add_hidden_rows(self, b: int, layer: int, rows: torch.Tensor) -> None:
+        """Sample ``b``'s kept hidden rows ``(K, d)`` of one layer -> its positions, SVD score and graph nodes."""
+        plan, out, rows = self.plans[b], self.samples[b], rows.float()
+        out.seq[layer] = {k: v[0] for k, v in sequence_features(rows[None], plan.layout).items()}
+        out.svd[layer] = hidden_svd(rows[None], plan.layout)[0]
+        if layer in self.graph_layers:
+            out.nodes[layer] = rows[-plan.n_nodes:].clone()
+
+    def add_attention_rows(self, b: int, layer: int, diag: torch.Tensor, prompt: torch.Tensor,
+                           answer: torch.Tensor, window: torch.Tensor | None) -> None:
+        """Sample ``b``'s per-row attention reductions of one layer -> its lookback ratios and log-det score.
+
+        Args:
+            diag, prompt, answer: ``(H, K)`` each kept row's diagonal weight and mass on prompt / answer columns.
+            window: ``(H, n, n)`` weights among the graph's tokens (None when ``layer`` is no graph layer).
+        """
+        out, rows = self.samples[b], self.plans[b].layout.answer_rows()
+        out.lookback[layer] = lookback_from_mass(prompt[:, rows], answer[:, rows])  # (H,)
+        out.logdet[layer] = logdet_from_diagonal(diag)  # ()
+        if window is not None:
+            out.window[layer] = window
 
     def reduce_attention(self, layer: int, query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor | None,
                          scaling: float) -> None:
@@ -114,34 +129,35 @@ class FeatureReducer:
         if layer not in self.attn_layers:
             return
         n_rep = query.shape[1] // key.shape[1]
-        for b, (plan, out) in enumerate(zip(self.plans, self.samples)):
+        for b, plan in enumerate(self.plans):
             o, lay = plan.offset, plan.layout
             k = key[b, :, o:o + lay.n_tokens].repeat_interleave(n_rep, dim=0)  # (H, T, D)
             m = mask[b, 0, o:o + lay.n_tokens, o:o + lay.n_tokens] if mask is not None else None  # (T, T)
-            self._reduce_sample(layer, query[b, :, o:o + lay.n_tokens], k, m, scaling, plan, out)
+            self._reduce_sample(b, layer, query[b, :, o:o + lay.n_tokens], k, m, scaling)
 
-    def _reduce_sample(self, layer, q, k, mask, scaling, plan: SamplePlan, out: SampleReductions) -> None:
-        """One sample's kept rows, ``row_chunk`` at a time: ``q`` ``(H, T, D)``, ``k`` ``(H, T, D)``."""
+    def _reduce_sample(self, b: int, layer: int, q, k, mask, scaling) -> None:
+        """Sample ``b``'s kept rows, ``row_chunk`` at a time: ``q`` ``(H, T, D)``, ``k`` ``(H, T, D)``."""
+        plan = self.plans[b]
         lay, n = plan.layout, plan.n_nodes
         t, p, k0 = lay.n_tokens, lay.n_prompt, lay.kept_start
         diag, prompt, answer, window = [], [], [], []
         for r0 in range(k0, t, self.row_chunk):
             r1 = min(r0 + self.row_chunk, t)
             w = row_weights(q[:, r0:r1], k, None if mask is None else mask[r0:r1], scaling, r0)  # (H, R, T)
-            if w.numel() > _numel(self.largest_weights):
-                self.largest_weights = tuple(w.shape)
+            self.note_weights(w)
             rows = torch.arange(r1 - r0, device=w.device)
             diag.append(w[:, rows, rows + r0])  # (H, R)
             prompt.append(w[..., :p].sum(-1))
             answer.append(w[..., p:].sum(-1))
             if layer in self.graph_layers and r1 > t - n:
                 window.append(w[:, max(t - n - r0, 0):, t - n:])  # (H, rows in the window, n)
-        answer_rows = lay.answer_rows()
-        out.lookback[layer] = lookback_from_mass(torch.cat(prompt, 1)[:, answer_rows],
-                                                 torch.cat(answer, 1)[:, answer_rows])  # (H,)
-        out.logdet[layer] = logdet_from_diagonal(torch.cat(diag, 1))  # ()
-        if window:
-            out.window[layer] = torch.cat(window, 1)  # (H, n, n)
+        self.add_attention_rows(b, layer, torch.cat(diag, 1), torch.cat(prompt, 1), torch.cat(answer, 1),
+                                torch.cat(window, 1) if window else None)
+
+    def note_weights(self, w: torch.Tensor) -> None:
+        """Remember the largest weight block built (tests check no map is ever whole)."""
+        if w.numel() > _numel(self.largest_weights):
+            self.largest_weights = tuple(w.shape)
 
     def record(self, b: int, logprob_stats: torch.Tensor) -> dict[str, torch.Tensor]:
         """Sample ``b``'s feature tensors, keys in ``trace_record``'s order (graph ``x`` not PCA-projected).
@@ -269,44 +285,3 @@ def reducing(model, reducer: FeatureReducer):
         for handle in handles:
             handle.remove()
 
-
-def batch_plans(seqs: list[list[int]], n_prompt: list[int], keep: str, graph: dict | None) -> list[SamplePlan]:
-    """The :class:`SamplePlan` of each right-padded sequence (offset 0) under the ``keep`` rule."""
-    plans = []
-    for seq, p in zip(seqs, n_prompt):
-        layout = TokenLayout(len(seq), p, kept_start(keep, len(seq), p))
-        plans.append(SamplePlan(0, layout, graph_window(layout, graph["max_nodes"]) if graph else 0))
-    return plans
-
-
-@torch.no_grad()
-def forward_records(model, seqs: list[list[int]], n_prompt: list[int], schema: dict, keep: str, pad_id: int,
-                    row_chunk: int = ROW_CHUNK) -> list[dict[str, torch.Tensor]]:
-    """One forward pass over prompt+answer sequences, reduced to one feature record per sample as it runs.
-
-    The pass is the one ``forward_traces`` runs (right-padded, so sample ``b`` sees positions ``0..T-1``; the
-    LM head only where an answer token is predicted), but no hidden state or attention map is returned.
-
-    Args:
-        seqs: token ids of prompt + answer, ``(T_b,)`` each; n_prompt: their prompt lengths ``P_b``.
-        schema: the feature schema (layers and graph settings); keep: the kept positions (``all``, ...).
-    Returns:
-        per sample, :meth:`FeatureReducer.record`'s tensors (float32, graph ``x`` ``(n, d)`` not projected).
-    """
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for b, seq in enumerate(seqs):
-        ids[b, :len(seq)], mask[b, :len(seq)] = torch.tensor(seq), 1
-    reducer = FeatureReducer(schema, row_chunk)
-    reducer.start(batch_plans(seqs, n_prompt, keep, schema["graph"]))
-    lo = min(n_prompt) - 1
-    with reducing(model, reducer):
-        out = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device), use_cache=False,
-                    logits_to_keep=torch.arange(lo, width - 1, device=model.device))
-    logp = torch.log_softmax(out.logits.float(), dim=-1)  # (B, width - 1 - lo, V)
-    records = []
-    for b, (seq, p) in enumerate(zip(seqs, n_prompt)):
-        answer = answer_record(seq, p, logp[b, p - 1 - lo: len(seq) - 1 - lo].cpu())  # position j predicts j+1
-        records.append(reducer.record(b, logprob_stats(answer[ANSWER_LOGPROBS], answer[ANSWER_ENTROPY])))
-    return records

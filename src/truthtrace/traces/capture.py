@@ -89,7 +89,8 @@ def fitting_prompts(questions: Sequence, tokenizer, config, model_config):
     return kept, prompts, refused
 
 
-def _left_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+def left_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-padded ``(B, W)`` token ids and attention mask (generation pads on the left)."""
     width = max(len(s) for s in seqs)
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(seqs), width), dtype=torch.long)
@@ -109,21 +110,23 @@ def _right_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.
     return ids, mask
 
 
-def _stop_ids(model, tokenizer) -> set[int]:
+def stop_ids(model, tokenizer) -> set[int]:
+    """Token ids that end an answer: the tokenizer's eos and pad, and the model's generation eos."""
     ids = {tokenizer.eos_token_id, tokenizer.pad_token_id}
     eos = getattr(model.generation_config, "eos_token_id", None)
     ids.update(eos if isinstance(eos, list) else [eos])
     return {i for i in ids if i is not None}
 
 
-def _sampling_kwargs(tokenizer, do_sample: bool, temperature: float, top_p: float) -> dict:
+def sampling_kwargs(tokenizer, do_sample: bool, temperature: float, top_p: float) -> dict:
+    """``generate`` keyword arguments for greedy or sampled decoding."""
     kwargs = dict(do_sample=do_sample, pad_token_id=tokenizer.pad_token_id)
     if do_sample:
         return dict(kwargs, temperature=temperature, top_p=top_p)
     return dict(kwargs, temperature=None, top_p=None, top_k=None)  # silence sampling-flag warnings
 
 
-def _cut_answers(rows: list[list[int]], stops: set[int]) -> list[list[int]]:
+def cut_answers(rows: list[list[int]], stops: set[int]) -> list[list[int]]:
     """Cut each generated row before its first stop token; an immediate stop keeps that token."""
     answers = []
     for row in rows:
@@ -140,10 +143,10 @@ def generate_answers(model, tokenizer, prompts: list[list[int]], max_new_tokens:
     An answer that stops at once keeps its stop token, so every answer has >= 1 token.
     """
     device = model.device
-    ids, mask = _left_pad(prompts, tokenizer.pad_token_id)
+    ids, mask = left_pad(prompts, tokenizer.pad_token_id)
     out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new_tokens,
-                         **_sampling_kwargs(tokenizer, do_sample, temperature, top_p))
-    return _cut_answers(out[:, ids.shape[1]:].tolist(), _stop_ids(model, tokenizer))
+                         **sampling_kwargs(tokenizer, do_sample, temperature, top_p))
+    return cut_answers(out[:, ids.shape[1]:].tolist(), stop_ids(model, tokenizer))
 
 
 @dataclass(frozen=True)
@@ -257,14 +260,14 @@ def generate_with_traces(model, tokenizer, prompts: list[list[int]], opts: Captu
     Returns ``(answers, traces)`` shaped as :func:`generate_answers` and :func:`forward_traces`
     return them; values equal a forward pass up to KV-cache and padding round-off.
     """
-    ids, mask = _left_pad(prompts, tokenizer.pad_token_id)
+    ids, mask = left_pad(prompts, tokenizer.pad_token_id)
     out = model.generate(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
                          max_new_tokens=max_new_tokens + 1, return_dict_in_generate=True, output_hidden_states=True,
                          output_attentions=opts.attentions, output_logits=True,
-                         **_sampling_kwargs(tokenizer, do_sample, temperature, top_p))
+                         **sampling_kwargs(tokenizer, do_sample, temperature, top_p))
     width = out.sequences.shape[1] - 1  # positions fed to the model
     pmax = ids.shape[1]
-    answers = _cut_answers(out.sequences[:, pmax:pmax + max_new_tokens].tolist(), _stop_ids(model, tokenizer))
+    answers = cut_answers(out.sequences[:, pmax:pmax + max_new_tokens].tolist(), stop_ids(model, tokenizer))
     if any(pmax + len(a) > width for a in answers):  # e.g. every answer stopped at once: not all fed
         seqs = [p + a for p, a in zip(prompts, answers)]
         return answers, forward_traces(model, seqs, [len(p) for p in prompts], opts, tokenizer.pad_token_id)

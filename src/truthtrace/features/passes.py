@@ -1,0 +1,177 @@
+"""The passes that feed the reducers of :mod:`truthtrace.features.forward`: one forward pass after generation
+(``--capture forward``), or the generation steps themselves (``--capture generate``, no second pass).
+
+In the generation steps each call sees the prompt (prefill) or one new token; :class:`StepReducer` keeps per
+sample and layer the hidden rows fed so far and, per attention row, its diagonal weight, its masses on prompt
+and answer columns and its band of the last ``max_nodes`` weights (for the graph window). Once the answers are
+cut (at the first stop token) it hands these to a :class:`FeatureReducer`, which finishes the records exactly
+as in a forward pass. Memory per sample: ``O(Lh T d)`` hidden rows, ``O(La H T)`` row statistics and
+``O(G H T max_nodes)`` bands — never an ``(H, T, T)`` map.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from truthtrace.features.forward import ROW_CHUNK, FeatureReducer, SamplePlan, reducing, row_weights
+from truthtrace.features.graphs import graph_window
+from truthtrace.features.scalars import logprob_stats
+from truthtrace.features.sequences import TokenLayout
+from truthtrace.naming import ANSWER_ENTROPY, ANSWER_LOGPROBS
+from truthtrace.traces.capture import answer_record, cut_answers, kept_start, left_pad, sampling_kwargs, stop_ids
+
+
+def batch_plans(seqs: list[list[int]], n_prompt: list[int], keep: str, graph: dict | None) -> list[SamplePlan]:
+    """The :class:`SamplePlan` of each right-padded sequence (offset 0) under the ``keep`` rule."""
+    plans = []
+    for seq, p in zip(seqs, n_prompt):
+        layout = TokenLayout(len(seq), p, kept_start(keep, len(seq), p))
+        plans.append(SamplePlan(0, layout, graph_window(layout, graph["max_nodes"]) if graph else 0))
+    return plans
+
+
+@torch.no_grad()
+def forward_records(model, seqs: list[list[int]], n_prompt: list[int], schema: dict, keep: str, pad_id: int,
+                    row_chunk: int = ROW_CHUNK) -> list[dict[str, torch.Tensor]]:
+    """One forward pass over prompt+answer sequences, reduced to one feature record per sample as it runs.
+
+    The pass is the one ``forward_traces`` runs (right-padded, so sample ``b`` sees positions ``0..T-1``; the
+    LM head only where an answer token is predicted), but no hidden state or attention map is returned.
+
+    Args:
+        seqs: token ids of prompt + answer, ``(T_b,)`` each; n_prompt: their prompt lengths ``P_b``.
+        schema: the feature schema (layers and graph settings); keep: the kept positions (``all``, ...).
+    Returns:
+        per sample, :meth:`FeatureReducer.record`'s tensors (float32, graph ``x`` ``(n, d)`` not projected).
+    """
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for b, seq in enumerate(seqs):
+        ids[b, :len(seq)], mask[b, :len(seq)] = torch.tensor(seq), 1
+    reducer = FeatureReducer(schema, row_chunk)
+    reducer.start(batch_plans(seqs, n_prompt, keep, schema["graph"]))
+    lo = min(n_prompt) - 1
+    with reducing(model, reducer):
+        out = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device), use_cache=False,
+                    logits_to_keep=torch.arange(lo, width - 1, device=model.device))
+    logp = torch.log_softmax(out.logits.float(), dim=-1)  # (B, width - 1 - lo, V)
+    records = []
+    for b, (seq, p) in enumerate(zip(seqs, n_prompt)):
+        answer = answer_record(seq, p, logp[b, p - 1 - lo: len(seq) - 1 - lo].cpu())  # position j predicts j+1
+        records.append(reducer.record(b, logprob_stats(answer[ANSWER_LOGPROBS], answer[ANSWER_ENTROPY])))
+    return records
+
+
+class StepReducer:
+    """Collects per-row reductions from the generation steps of one left-padded batch (see the module docstring).
+
+    Args:
+        schema: the feature schema; prompt_lengths: ``P_b`` per sample; width: the padded prompt width.
+        row_chunk: prompt rows whose weights are computed at once in the prefill.
+    """
+
+    def __init__(self, schema: dict, prompt_lengths: list[int], width: int, row_chunk: int = ROW_CHUNK):
+        self.schema, self.row_chunk, self.n_prompt = schema, row_chunk, list(prompt_lengths)
+        self.offsets = [width - p for p in prompt_lengths]
+        self.hidden_layers, self.attn_layers = set(schema["hidden_layers"]), set(schema["attn_layers"])
+        graph = schema["graph"] or {}
+        self.graph_layers, self.band = set(graph.get("layers") or ()), graph.get("max_nodes", 0)
+        self.rows = {i: [[] for _ in prompt_lengths] for i in self.hidden_layers}  # (Q, d) pieces
+        self.stats = {i: [[] for _ in prompt_lengths] for i in self.attn_layers}  # (diag, prompt, answer, band)
+        self.fed, self.largest_weights = 0, ()
+
+    def reduce_hidden(self, layer: int, hidden: torch.Tensor) -> None:
+        """Keep the rows of ``layers.{layer}.hidden`` ``(B, Q, d)`` that belong to each sample."""
+        if layer == 0:  # the first hook of every call: its rows are columns fed .. fed + Q - 1
+            self.first, self.fed = self.fed, self.fed + hidden.shape[1]
+        if layer not in self.hidden_layers:
+            return
+        for b, o in enumerate(self.offsets):
+            self.rows[layer][b].append(hidden[b, max(o - self.first, 0):].to(torch.float32, copy=True))
+
+    def reduce_attention(self, layer: int, query, key, mask, scaling: float) -> None:
+        """Per-row reductions of this call's rows: ``query`` ``(B, H, Q, D)``, ``key`` ``(B, H_kv, W, D)``."""
+        if layer not in self.attn_layers:
+            return
+        width, n_rep = key.shape[2], query.shape[1] // key.shape[1]
+        first_col = width - query.shape[2]
+        for b, o in enumerate(self.offsets):
+            skip = max(o - first_col, 0)
+            k = key[b, :, o:].repeat_interleave(n_rep, dim=0)  # (H, W - o, D)
+            q, m = query[b, :, skip:], None if mask is None else mask[b, 0, skip:, o:]
+            for r0 in range(0, q.shape[1], self.row_chunk):
+                pos = first_col + skip - o + r0  # sample position of the chunk's first row
+                w = row_weights(q[:, r0:r0 + self.row_chunk], k, None if m is None else m[r0:r0 + self.row_chunk],
+                                scaling, pos)  # (H, R, W - o)
+                self._keep_rows(layer, b, w, pos)
+
+    def _keep_rows(self, layer: int, b: int, w: torch.Tensor, pos: int) -> None:
+        """Diagonal, prompt and answer masses, and (graph layers) the last ``max_nodes`` weights of each row."""
+        if w.numel() > torch.Size(self.largest_weights).numel() or not self.largest_weights:
+            self.largest_weights = tuple(w.shape)
+        rows = torch.arange(w.shape[1], device=w.device)
+        p, band = self.n_prompt[b], None
+        if layer in self.graph_layers:
+            cols = (rows + pos).unsqueeze(1) - self.band + 1 + torch.arange(self.band, device=w.device)  # (R, N)
+            band = w[:, rows.unsqueeze(1), cols.clamp_min(0)] * (cols >= 0)  # (H, R, N)
+        self.stats[layer][b].append((w[:, rows, rows + pos], w[..., :p].sum(-1), w[..., p:].sum(-1), band))
+
+    def finish(self, answers: list[list[int]], keep: str) -> FeatureReducer:
+        """A :class:`FeatureReducer` holding every sample's reductions once ``answers`` are cut."""
+        reducer, graph = FeatureReducer(self.schema, self.row_chunk), self.schema["graph"]
+        plans = []
+        for p, a in zip(self.n_prompt, answers):
+            layout = TokenLayout(p + len(a), p, kept_start(keep, p + len(a), p))
+            plans.append(SamplePlan(0, layout, graph_window(layout, graph["max_nodes"]) if graph else 0))
+        reducer.start(plans)
+        for b, plan in enumerate(plans):
+            t, k0 = plan.layout.n_tokens, plan.layout.kept_start
+            for layer, pieces in self.rows.items():
+                reducer.add_hidden_rows(b, layer, torch.cat(pieces[b])[k0:t])
+            for layer, pieces in self.stats.items():
+                diag, prompt, answer = (torch.cat([s[j] for s in pieces[b]], 1)[:, k0:t] for j in range(3))
+                window = self._window(pieces[b], t, plan.n_nodes) if layer in self.graph_layers else None
+                reducer.add_attention_rows(b, layer, diag, prompt, answer, window)
+        return reducer
+
+    def _window(self, pieces: list, t: int, n: int) -> torch.Tensor:
+        """``(H, n, n)`` weights among the last ``n`` of ``t`` tokens, from the rows' bands ``(H, R, N)``."""
+        bands = torch.cat([s[3] for s in pieces], 1)[:, t - n:t]  # (H, n, N): row r's columns r-N+1 .. r
+        i, j = torch.arange(n).unsqueeze(1), torch.arange(n).unsqueeze(0)
+        idx = (j - i + self.band - 1).clamp(0, self.band - 1).expand(n, n)
+        return torch.gather(bands, 2, idx.unsqueeze(0).expand(bands.shape[0], n, n)) * (j <= i)
+
+
+@torch.no_grad()
+def generate_records(model, tokenizer, prompts: list[list[int]], schema: dict, keep: str, max_new_tokens: int,
+                     sampling: tuple = (False, 1.0, 1.0), row_chunk: int = ROW_CHUNK):
+    """Generate answers and their feature records from the generation steps (no second forward pass).
+
+    One extra token is generated so the last answer token has been fed (as ``generate_with_traces`` does); when
+    generation stopped before that, the records come from :func:`forward_records` instead.
+
+    Args:
+        prompts: prompt token ids ``(P_b,)``; schema, keep: as for :func:`forward_records`;
+        sampling: ``(do_sample, temperature, top_p)``.
+    Returns:
+        ``(answers, records)``: answer token ids per sample and :func:`forward_records`-shaped records.
+    """
+    ids, mask = left_pad(prompts, tokenizer.pad_token_id)
+    steps = StepReducer(schema, [len(p) for p in prompts], ids.shape[1], row_chunk)
+    with reducing(model, steps):
+        out = model.generate(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
+                             max_new_tokens=max_new_tokens + 1, return_dict_in_generate=True, output_logits=True,
+                             **sampling_kwargs(tokenizer, *sampling))
+    pmax, fed = ids.shape[1], out.sequences.shape[1] - 1
+    answers = cut_answers(out.sequences[:, pmax:pmax + max_new_tokens].tolist(), stop_ids(model, tokenizer))
+    if any(pmax + len(a) > fed for a in answers):  # e.g. every answer stopped at once: not all fed
+        seqs = [p + a for p, a in zip(prompts, answers)]
+        return answers, forward_records(model, seqs, [len(p) for p in prompts], schema, keep,
+                                        tokenizer.pad_token_id, row_chunk)
+    reducer, records = steps.finish(answers, keep), []
+    for b, (p, a) in enumerate(zip(prompts, answers)):
+        logits = torch.stack([out.logits[j][b] for j in range(len(a))])  # (A, V): step j produced token j
+        rec = answer_record(p + a, len(p), torch.log_softmax(logits.float(), -1).cpu())
+        records.append(reducer.record(b, logprob_stats(rec[ANSWER_LOGPROBS], rec[ANSWER_ENTROPY])))
+    return answers, records
