@@ -124,7 +124,7 @@ def test_store_round_trip_resume_validate_inspect(model_dir, tmp_path):
     assert np.abs(trace["image"].numpy() / 255 - live).max() <= 0.5 / 255 + 1e-4
     for layer, m in rec.maps().items():
         torch.testing.assert_close(trace[xattn_key(layer)].float(), m, atol=1e-3, rtol=1e-3)
-    words = json.loads((tmp_path / "out/words.json").read_text())
+    words = json.loads((tmp_path / "out/words.json").read_text())["images"]
     assert [w["word"] for w in words["cat"]["words"]] == ["a", "red", "cat", "on", "the", "grass"]
     assert words["zebra"]["words"][1]["tokens"] == [2, 3, 4, 5, 6] and words["cat"]["neglected"] in PROMPT.split()
     again = diffuse(config, prompts, tmp_path / "out", progress=False)

@@ -38,7 +38,7 @@ def test_diffuse_validate_inspect_visualize(model_dir, tmp_path, capsys):
     assert (tmp_path / "viz/heatmaps-p-00000.png").stat().st_size > 1000
     page = (tmp_path / "viz/index.html").read_text()
     assert "heatmaps-p-00000.png" in page and "a red cat on the grass" in page
-    words = json.loads((tmp_path / "run/words.json").read_text())
+    words = json.loads((tmp_path / "run/words.json").read_text())["images"]
     assert set(words) == {"p-00000", "p-00001"}
 
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+from truthtrace.diffusion import diffuse
 from truthtrace.diffusion.config import MODEL_DTYPES, OFFLOADS, SCHEDULERS, DiffuseConfig
+from truthtrace.diffusion.generate import read_words
+from truthtrace.diffusion.lora import LoraTrainConfig, train_lora
 from truthtrace.dtypes import STORAGE_DTYPES
 from truthtrace.machine import peak_memory_line
 from truthtrace.training.config import TRACKERS, LoopConfig
@@ -31,14 +35,12 @@ def diffuse_config(args) -> DiffuseConfig:
 
 def cmd_diffuse(args) -> None:
     """Run :func:`truthtrace.diffusion.diffuse`; print each new image's most neglected word and where things went."""
-    from truthtrace.diffusion import diffuse
-
     summary = diffuse(diffuse_config(args), args.prompts, args.out, overwrite=args.overwrite,
                       progress=not args.quiet)
     if args.json:
         print(json.dumps(summary, indent=2))
         return
-    words = json.loads(open(summary["words"], encoding="utf-8").read())
+    words = read_words(summary["words"])
     for tid, doc in list(words.items())[:20]:
         top = ", ".join(f"{w['word']} {w['peak']:.2f}" for w in doc["words"][:8])
         print(f"{tid:14s} neglected: {doc['neglected']!s:12s} peaks: {top}")
@@ -51,10 +53,6 @@ def cmd_diffuse(args) -> None:
 
 def cmd_diffuse_train(args) -> None:
     """Run :func:`truthtrace.diffusion.lora.train_lora` and print the loss per epoch and the adapter's path."""
-    from pathlib import Path
-
-    from truthtrace.diffusion.lora import LoraTrainConfig, train_lora
-
     loop = LoopConfig(lr=args.lr, max_epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                       ema_decay=args.ema_decay, warmup_frac=args.warmup_frac, clip_norm=args.clip_norm,
                       device=args.device, tracking=args.tracking, resume=args.resume, quiet=args.quiet,

@@ -29,11 +29,12 @@ from truthtrace.diffusion.config import DiffuseConfig
 from truthtrace.diffusion.heatmaps import daam_heatmap, most_neglected, token_scores, word_scores, word_spans
 from truthtrace.diffusion.pipeline import generator, load_pipeline
 from truthtrace.diffusion.prompts import load_prompts
-from truthtrace.fileio import atomic_write, write_json_atomic
+from truthtrace.fileio import atomic_write, read_versioned_json, write_json_atomic
 from truthtrace.machine import peak_memory
 from truthtrace.store import TraceStore, TraceWriter
 
 SOURCE = "diffusion"
+WORDS_FORMAT, WORDS_VERSION = "truthtrace.diffusion.words", 1
 
 
 def xattn_key(layer: int) -> str:
@@ -143,8 +144,13 @@ def diffuse(config: DiffuseConfig, prompts, out, overwrite: bool = False, progre
 
 
 def write_words(out: Path) -> Path:
-    """``out/words.json``: ``{id: {prompt, neglected, words}}`` for every image in the store."""
+    """``out/words.json``: ``{"images": {id: {prompt, neglected, words}}}`` for every image in the store."""
     store = TraceStore(out / "traces")
-    doc = {tid: {k: store.meta(tid).get(k) for k in ("prompt", "neglected", "words")} for tid in store.ids()}
-    write_json_atomic(out / "words.json", doc)
+    images = {tid: {k: store.meta(tid).get(k) for k in ("prompt", "neglected", "words")} for tid in store.ids()}
+    write_json_atomic(out / "words.json", {"format": WORDS_FORMAT, "version": WORDS_VERSION, "images": images})
     return out / "words.json"
+
+
+def read_words(path) -> dict:
+    """``{id: {prompt, neglected, words}}`` of a ``words.json``; ValueError naming the file if it is not one."""
+    return read_versioned_json(path, WORDS_FORMAT, (WORDS_VERSION,))["images"]

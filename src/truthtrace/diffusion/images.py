@@ -6,11 +6,12 @@ Images are resized (shorter side) and centre-cropped to ``size`` and scaled to [
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from truthtrace.fileio import parse_json
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
@@ -20,10 +21,7 @@ def _from_metadata(folder: Path) -> list[tuple[Path, str]]:
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
-        try:
-            doc = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}:{n}: not JSON ({err.msg})") from None
+        doc = parse_json(line, f"{path}:{n}")
         if not isinstance(doc, dict) or not isinstance(doc.get("file_name"), str) \
                 or not isinstance(doc.get("text"), str):
             raise ValueError(f"{path}:{n}: expected {{'file_name': str, 'text': str}}")

@@ -6,9 +6,10 @@ prompts get ``p-00000``, ``p-00001``, ... by line order (blank lines and ``#`` c
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
+
+from truthtrace.fileio import parse_json
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -27,10 +28,7 @@ def _jsonl(path: Path, lines: list[str]) -> list[tuple[str, str]]:
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        try:
-            doc = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}:{n}: not JSON ({err.msg})") from None
+        doc = parse_json(line, f"{path}:{n}")
         if not isinstance(doc, dict):
             raise ValueError(f"{path}:{n}: expected an object with 'prompt' (and 'id'), got {type(doc).__name__}")
         out.append(_check(doc.get("id", f"p-{n - 1:05d}"), doc.get("prompt"), f"{path}:{n}"))
