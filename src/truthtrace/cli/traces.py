@@ -10,14 +10,17 @@ from truthtrace.cli.args import (
     add_question_args,
     extract_config,
     feature_config,
+    placement_from,
     questions_from,
 )
+from truthtrace import distributed
 from truthtrace.data import save_questions
 from truthtrace.features.direct import DirectConfig, extract_features
 from truthtrace.labels.score import DEFAULT_RULE, LABEL_RULE_HELP, LabelConfig, label_store
 from truthtrace.machine import peak_memory
-from truthtrace.models import DEFAULT_MODEL, resolve_model
+from truthtrace.models import DEFAULT_MODEL, load_model, resolve_model
 from truthtrace.traces.extract import extract
+from truthtrace.traces.sharded import sharded_extract
 
 
 def cmd_questions(args) -> None:
@@ -38,10 +41,19 @@ def cmd_extract(args) -> None:
     the first ``--trace-sample`` questions only.
     """
     if args.features:
+        if distributed.launched():
+            raise ValueError("extract --features does not shard over torchrun ranks yet; run it in one process")
         direct = DirectConfig(extract_config(args), feature_config(args), trace_sample=args.trace_sample)
         print(json.dumps(extract_features(questions_from(args), args.features, args.out, direct), indent=2))
         return
-    summary = extract(questions_from(args), args.out, extract_config(args))
+    config, placement = extract_config(args), placement_from(args)
+    model = tok = None
+    if placement is not None:  # --device-map / --load-in: accelerate or bitsandbytes place the weights
+        model, tok = load_model(config.model, config.model_dtype, config.device, placement=placement)
+    if distributed.launched():  # under torchrun: this rank's slice into OUT/rank-k/, rank 0 merges
+        print(json.dumps(sharded_extract(questions_from(args), args.out, config, model, tok), indent=2))
+        return
+    summary = extract(questions_from(args), args.out, config, model=model, tokenizer=tok)
     summary.pop("config")
     print(json.dumps({**summary, **peak_memory()}, indent=2))
 

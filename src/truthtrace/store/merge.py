@@ -21,6 +21,7 @@ from truthtrace.fileio import fsync_dir, write_bytes_atomic
 from truthtrace.store.index import (
     INDEX_NAME,
     SHARD_FORMAT,
+    SHARD_RE,
     StoreError,
     check_shard_doc,
     check_version,
@@ -79,6 +80,31 @@ def _copy_shard(root: Path, shard: dict, number: int, tmp: Path, verify: bool) -
     _link(root / shard["bin"], tmp / bin_name)
     (tmp / json_name).write_bytes(data)
     return {**shard, "bin": bin_name, "json": json_name, "json_bytes": len(data), "json_sha256": sha256_bytes(data)}
+
+
+def remove_merged(path: str | Path) -> bool:
+    """Delete the store at ``path`` if ``merge-stores`` wrote it (its index lists ``merged_from``), else leave it.
+
+    Only its own files go (``index.json`` and shard files, links to the input shards); a folder holding
+    anything else is refused.
+
+    Returns:
+        True when a merged store was deleted.
+    Raises:
+        StoreError: ``path`` holds a store not written by a merge, or other files.
+    """
+    root = Path(path)
+    if not (root / INDEX_NAME).is_file():
+        return False
+    if "merged_from" not in load_index(root, strict=False):
+        raise StoreError(f"{root}: holds a trace store that merge-stores did not write; move it or choose "
+                         "another output folder")
+    other = [p.name for p in root.iterdir() if p.name != INDEX_NAME and not SHARD_RE.match(p.name)]
+    if other:
+        raise StoreError(f"{root}: holds files merge-stores did not write ({', '.join(sorted(other)[:3])}); "
+                         "nothing was deleted")
+    shutil.rmtree(root)
+    return True
 
 
 def merge_stores(out: str | Path, inputs: Sequence[str | Path], verify: bool = True) -> dict:
