@@ -8,7 +8,7 @@ import torch
 
 from truthtrace.data import Question
 from truthtrace.store import StoreError, TraceStore
-from truthtrace.traces import samples_store as fmt
+from truthtrace.features import samples as fmt
 from truthtrace.traces.capture import build_prompt_ids
 from truthtrace.traces.clusters import NliJudge, offline_clusters
 from truthtrace.traces.sampling import (

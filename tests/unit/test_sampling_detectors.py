@@ -19,7 +19,7 @@ from truthtrace.features import PreprocessConfig, preprocess
 from truthtrace.features.dataset import FeatureDataset, make_loader
 from truthtrace.labels.io import write_labels
 from truthtrace.store import TraceWriter
-from truthtrace.traces import samples_store as fmt
+from truthtrace.features import samples as fmt
 from truthtrace.traces.clusters import offline_clusters
 
 K, D, N = 10, 16, 200

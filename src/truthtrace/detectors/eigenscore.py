@@ -26,7 +26,7 @@ import numpy as np
 
 from truthtrace import metrics
 from truthtrace.detectors.base import Batch, Detector, load_arrays, register, save_arrays
-from truthtrace.traces.samples_store import SAMPLE_EMBEDDINGS
+from truthtrace.naming import SAMPLE_EMBEDDINGS
 
 
 def eigenscore(z: np.ndarray, alpha: float = 1e-3) -> float:

@@ -1,7 +1,7 @@
 """Training-free detectors over K sampled answers per question (``truthtrace sample``).
 
 Each reads ``sample.*`` keys, which the feature dataset joins by question id from the samples store
-(:mod:`truthtrace.traces.samples_store`); without a samples store ``train`` skips them with a message.
+(:mod:`truthtrace.features.samples`); without a samples store ``train`` skips them with a message.
 
 - ``semantic_entropy`` (Kuhn et al., 2023; Farquhar et al., 2024): the entropy of the meanings of the
   sampled answers, ``SE = -sum_c p(c) log p(c)`` over the semantic clusters ``c`` stored with the samples.
@@ -32,7 +32,7 @@ import numpy as np
 
 from truthtrace import metrics
 from truthtrace.detectors.base import Batch, Detector, register
-from truthtrace.traces.samples_store import (
+from truthtrace.naming import (
     SAMPLE_CLUSTER_IDS,
     SAMPLE_GREEDY,
     SAMPLE_LOGPROB_MEAN,

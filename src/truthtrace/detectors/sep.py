@@ -24,8 +24,7 @@ from truthtrace import metrics
 from truthtrace.detectors.base import Batch, Detector, load_arrays, register, save_arrays
 from truthtrace.detectors.probe import PARAM_KEYS, PARAM_SHAPES, fit_logistic, logits
 from truthtrace.detectors.sampled import semantic_entropy
-from truthtrace.naming import SEQ_LAST_ANSWER, SEQ_LAST_PROMPT
-from truthtrace.traces.samples_store import SAMPLE_CLUSTER_IDS
+from truthtrace.naming import SAMPLE_CLUSTER_IDS, SEQ_LAST_ANSWER, SEQ_LAST_PROMPT
 
 POSITIONS = (SEQ_LAST_PROMPT, SEQ_LAST_ANSWER)
 

@@ -29,7 +29,7 @@ from truthtrace.features.config import FEATURES_KIND, GRAPHS, SCALAR_KEYS, SEQ_K
 from truthtrace.features.splits import SPLITS, read_split
 from truthtrace.labels.io import read_label_csv
 from truthtrace.store import StoreError, TraceStore
-from truthtrace.traces.samples_store import (
+from truthtrace.features.samples import (
     MissingSamplesError,
     check_sample_keys,
     is_sample_key,

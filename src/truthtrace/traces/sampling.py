@@ -8,7 +8,7 @@ pass over the K samples (:func:`truthtrace.traces.capture.forward_traces`, the e
 their answer-token log-probs and entropies and the middle-layer hidden state of their last answer token
 (INSIDE's embedding); the samples are clustered by meaning (:mod:`truthtrace.traces.clusters`) and the
 model is asked whether the greedy answer is true (P(True), Kadavath et al., 2022). Only that is stored
-(:mod:`truthtrace.traces.samples_store`), one record per question.
+(:mod:`truthtrace.features.samples`), one record per question.
 
 Question ``q`` is sampled with the seed :func:`question_seed` ``(seed, q)``, so its samples do not depend on
 the batch or on which questions ran before: a resumed run (the store is resumable like any trace store,
@@ -32,7 +32,7 @@ from truthtrace.models import DEFAULT_MODEL, load_model
 from truthtrace.models.fingerprint import model_fingerprint
 from truthtrace.naming import ANSWER_ENTROPY, ANSWER_LOGPROBS, layer_key
 from truthtrace.store import TraceStore, TraceWriter
-from truthtrace.traces import samples_store as fmt
+from truthtrace.features import samples as fmt
 from truthtrace.traces.capture import (
     DEFAULT_TEMPLATE,
     CaptureOptions,
@@ -180,7 +180,7 @@ def sample_answers(model, tokenizer, question_id: str, prompt: list[int], config
 
 def question_record(model, tokenizer, q, prompt: list[int], greedy: str, config: SampleConfig, layer: int,
                     judge: NliJudge | None) -> tuple[dict, dict]:
-    """One question's samples-store record: ``(tensors, meta)`` (:mod:`truthtrace.traces.samples_store`)."""
+    """One question's samples-store record: ``(tensors, meta)`` (:mod:`truthtrace.features.samples`)."""
     answers, tensors = sample_answers(model, tokenizer, q.id, prompt, config, layer)
     texts = [tokenizer.decode(a, skip_special_tokens=True).strip() for a in answers]
     clusters = judge.clusters(q.question, texts) if judge is not None else offline_clusters(texts)

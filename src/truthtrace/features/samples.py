@@ -1,5 +1,7 @@
 """The samples store (``truthtrace sample``): K sampled answers per question, and the ``sample.*`` keys it joins.
 
+Its writer is :mod:`truthtrace.traces.sampling`; this module owns the format (kind, record keys) and reads it.
+
 A samples store is an ordinary trace store (``truthtrace.store``) whose schema has ``kind`` =
 :data:`SAMPLES_KIND`. It holds one record per question, named by the question id, with what the
 sampling baselines need and nothing more (``docs/FORMAT.md``, "Samples store"):
@@ -15,7 +17,8 @@ sampling baselines need and nothing more (``docs/FORMAT.md``, "Samples store"):
 Meta: ``question_id``, ``question``, ``greedy`` (the judged answer), ``samples`` (K texts),
 ``sample_ids`` (``<question id>#s<k>``), ``seed`` (this question's sampling seed).
 
-:func:`join_sample` turns a record into the fixed-shape ``sample.*`` keys the feature dataset yields.
+:func:`join_sample` turns a record into the ``sample.*`` keys (:func:`truthtrace.naming.sample_key`) the feature
+dataset yields, joined by question id.
 """
 
 from __future__ import annotations
@@ -24,6 +27,17 @@ from pathlib import Path
 
 import torch
 
+from truthtrace.naming import (
+    SAMPLE_CLUSTER_IDS,
+    SAMPLE_EMBEDDINGS,
+    SAMPLE_FIELDS,
+    SAMPLE_GREEDY,
+    SAMPLE_LOGPROB_MEAN,
+    SAMPLE_N_TOKENS,
+    SAMPLE_P_TRUE,
+    SAMPLE_TEXTS,
+    sample_key,
+)
 from truthtrace.store import StoreError, TraceStore
 
 SAMPLES_KIND = "truthtrace.samples"
@@ -32,16 +46,7 @@ LOGPROBS, ENTROPY, N_TOKENS, EMBEDDING, CLUSTER_IDS, P_TRUE = (
     "logprobs", "entropy", "n_tokens", "embedding", "cluster_ids", "p_true")
 RECORD_KEYS = (LOGPROBS, ENTROPY, N_TOKENS, EMBEDDING, CLUSTER_IDS, P_TRUE)
 
-# keys joined into feature batches (per sample of the batch: shapes below; B is prepended by collate)
-SAMPLE_CLUSTER_IDS = "sample.cluster_ids"  # (K,) cluster index of each sampled answer
-SAMPLE_LOGPROB_MEAN = "sample.logprob_mean"  # (K,) mean answer-token log-prob of each sample
-SAMPLE_N_TOKENS = "sample.n_tokens"  # (K,) answer length in tokens
-SAMPLE_EMBEDDINGS = "sample.embeddings"  # (K, d) middle-layer hidden state at each sample's last answer token
-SAMPLE_P_TRUE = "sample.p_true"  # () P("True") for the greedy answer
-SAMPLE_TEXTS = "sample.texts"  # list of K answer texts (not a tensor: collate keeps lists)
-SAMPLE_GREEDY = "sample.greedy"  # the greedy answer text
-SAMPLE_KEYS = (SAMPLE_CLUSTER_IDS, SAMPLE_LOGPROB_MEAN, SAMPLE_N_TOKENS, SAMPLE_EMBEDDINGS, SAMPLE_P_TRUE,
-               SAMPLE_TEXTS, SAMPLE_GREEDY)
+SAMPLE_KEYS = tuple(sample_key(n) for n in SAMPLE_FIELDS)  # joined into feature batches (shapes: docs/FORMAT.md)
 SAMPLE_PREFIX = "sample."
 SAMPLE_HINT = "run `truthtrace sample --model ... --questions ... --out RUN/samples` first"
 
