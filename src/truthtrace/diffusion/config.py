@@ -42,7 +42,6 @@ class DiffuseConfig:
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``mps``.
         adapter: folder of LoRA weights written by ``truthtrace diffuse-train`` (or any diffusers LoRA).
         storage_dtype: dtype of the stored maps in the trace store.
-        capture: False writes images only (no trace store).
     Raises:
         ValueError: naming the field of the first bad value.
     """
@@ -64,7 +63,6 @@ class DiffuseConfig:
     device: str = "auto"
     adapter: str | None = None
     storage_dtype: str = "float16"
-    capture: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model:
@@ -86,7 +84,7 @@ class DiffuseConfig:
         slicing = self.attention_slicing
         if not (slicing is None or slicing in ("auto", "max") or (isinstance(slicing, int) and slicing >= 1)):
             raise ValueError(f"attention_slicing must be None, 'auto', 'max' or an int >= 1, got {slicing!r}")
-        for name in ("vae_slicing", "vae_tiling", "xformers", "capture"):
+        for name in ("vae_slicing", "vae_tiling", "xformers"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
         if self.dtype == "float16" and self.resolve_device() == "cpu":
@@ -109,6 +107,6 @@ class DiffuseConfig:
     def schema_fields(self) -> dict:
         """The settings that decide what an image and its maps are (a resumed store must match them)."""
         out = asdict(self)
-        for name in ("attention_slicing", "vae_slicing", "vae_tiling", "xformers", "offload", "device", "capture"):
+        for name in ("attention_slicing", "vae_slicing", "vae_tiling", "xformers", "offload", "device"):
             out.pop(name)  # memory switches change speed and memory, not (beyond round-off) the result
         return out
