@@ -13,6 +13,8 @@ from truthtrace.cli.detect import with_compile
 from truthtrace.detectors.torch_base import TensorBatches
 from truthtrace.detectors.train import TrainConfig
 from truthtrace.inference import Engine, EngineConfig
+from truthtrace.store import TraceStore
+from truthtrace.traces.extract import ExtractConfig, extract
 from truthtrace.training import LoopConfig, fit_module, predict
 from truthtrace.training.compile import EagerFallback, compile_forward, restore_forward
 
@@ -120,3 +122,38 @@ def test_a_failing_compile_in_the_engine_answers_eager_and_close_restores(run_di
     assert [(r["answer"], r["scores"]["probe"]["score"]) for r in results] == expected
     engine.close()
     assert "forward" not in tiny_model.__dict__
+
+
+def through(calls):
+    def compile_(fn, mode=None):
+        calls.append(mode)
+        return fn  # the compiled forward is the eager one: same numbers, the plumbing is what is tested
+    return compile_
+
+
+def test_extract_compiles_the_forward_and_gives_it_back(tmp_path, tiny_model, tiny_tokenizer, monkeypatch):
+    questions = QUESTIONS[:3]
+    extract(questions, tmp_path / "eager", ExtractConfig(max_new_tokens=4), tiny_model, tiny_tokenizer, progress=False)
+    calls = []
+    monkeypatch.setattr(torch, "compile", through(calls))
+    extract(questions, tmp_path / "compiled", ExtractConfig(max_new_tokens=4, compile="reduce-overhead"), tiny_model,
+            tiny_tokenizer, progress=False)
+    assert calls == ["reduce-overhead"] and "forward" not in tiny_model.__dict__
+    eager, compiled = TraceStore(tmp_path / "eager"), TraceStore(tmp_path / "compiled")
+    assert eager.ids() == compiled.ids()
+    for tid in eager.ids():
+        a, b = eager.get(tid).tensors(), compiled.get(tid).tensors()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_extract_with_a_failing_compile_warns_and_extracts_eager(tmp_path, tiny_model, tiny_tokenizer, monkeypatch):
+    monkeypatch.setattr(torch, "compile", fail_at_call)
+    questions = QUESTIONS[:1]
+    with pytest.warns(RuntimeWarning, match="torch.compile of .*forward failed .*running eager"):
+        summary = extract(questions, tmp_path / "s", ExtractConfig(max_new_tokens=3, compile="default"), tiny_model,
+                          tiny_tokenizer, progress=False)
+    assert summary["n_new"] == 1 and "forward" not in tiny_model.__dict__
+    with pytest.raises(ValueError, match="compile"):
+        ExtractConfig(compile="fast")
+    args = build_parser().parse_args(["extract", "--out", str(tmp_path / "o"), "--compile"])
+    assert args.compile == "default"

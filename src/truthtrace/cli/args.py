@@ -15,6 +15,7 @@ from truthtrace.models.attention import ATTN_BACKENDS
 from truthtrace.models.placement import DEVICE_MAPS, LOAD_IN, Placement, parse_max_memory
 from truthtrace.traces.capture import CAPTURE_MODES, DEFAULT_TEMPLATE
 from truthtrace.traces.extract import ExtractConfig
+from truthtrace.training.compile import COMPILE_MODES
 
 
 def int_list(text: str | None) -> list[int] | None:
@@ -87,6 +88,9 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
                         "hybrid (eager for --attn-layers, SDPA for the rest); auto: hybrid when maps are kept for "
                         "some layers, eager for all, sdpa for none. Recorded in the store; a resume must match")
     s.add_argument("--keep", default="all", help="token positions to keep: all, answer, last:K")
+    s.add_argument("--compile", nargs="?", const="default", default=None, choices=COMPILE_MODES,
+                   help="torch.compile the model's forward (default, reduce-overhead, max-autotune; eager with a "
+                        "warning where it fails; see BENCHMARKS.md for when it pays); write --compile=MODE")
     s.add_argument("--capture", default="forward", choices=CAPTURE_MODES,
                    help="forward: generate, then one exact forward pass; generate: from the generation steps (faster)")
     s.add_argument("--storage-dtype", default="float16", choices=STORAGE_DTYPES)
@@ -102,7 +106,7 @@ def extract_config(args):
         system_prompt=args.system_prompt, use_chat_template=not args.no_chat_template, do_sample=args.sample,
         temperature=args.temperature, top_p=args.top_p, seed=args.seed, hidden_layers=int_list(args.layers),
         attn_layers=int_list(args.attn_layers), attentions=not args.no_attentions, keep=args.keep,
-        capture=args.capture, attn_backend=args.attn_backend,
+        capture=args.capture, attn_backend=args.attn_backend, compile=getattr(args, "compile", None),
         storage_dtype=args.storage_dtype, overwrite=args.overwrite)
 
 

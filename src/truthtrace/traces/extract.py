@@ -38,6 +38,7 @@ from truthtrace.traces.capture import (
     generate_with_traces,
     kept_start,
 )
+from truthtrace.training.compile import check_compile_mode, compile_forward, restore_forward
 
 _KEEP_RE = re.compile(r"^(all|answer|last:[1-9]\d*)$")
 FINGERPRINT = "model_fingerprint"  # schema key: the weights the store was written from
@@ -69,6 +70,7 @@ class ExtractConfig:
     capture: str = "forward"  # "forward": generate, then one exact pass; "generate": from the generation steps
     attn_backend: str = "auto"  # "eager", "sdpa", "hybrid" (eager only where maps are kept) or "auto"
     storage_dtype: str = "float16"
+    compile: str | None = None  # torch.compile mode of the model's forward (not in the schema: same traces)
     shard_max_bytes: int = 64 * 2**20
     shard_max_traces: int = 64
     overwrite: bool = False
@@ -90,6 +92,7 @@ class ExtractConfig:
         if self.capture not in CAPTURE_MODES:
             raise ValueError(f"capture must be 'forward' or 'generate', got {self.capture!r}")
         check_backend(self.attn_backend, self.attentions)
+        check_compile_mode(self.compile)
         if self.storage_dtype not in STORAGE_DTYPES:
             raise ValueError(f"storage_dtype must be one of {STORAGE_DTYPES}, got {self.storage_dtype!r}")
         if self.model_dtype not in COMPUTE_DTYPES:
@@ -263,7 +266,11 @@ def extract(questions: Sequence, out_dir: str | Path, config: ExtractConfig | No
                         shard_max_traces=config.shard_max_traces, resume=True, overwrite=config.overwrite) as writer:
         todo = [q for q in questions if not writer.has(q.id)]
         kept, prompts, refused = fitting_prompts(todo, tokenizer, config, model.config)
-        n_new = write_batches(writer, model, tokenizer, kept, prompts, config, opts, progress)
+        compile_forward(model, config.compile, f"{model_id}.forward")  # inside the backend switch: compiled for it
+        try:
+            n_new = write_batches(writer, model, tokenizer, kept, prompts, config, opts, progress)
+        finally:
+            restore_forward(model)
     seconds = time.perf_counter() - start
     return {"store": str(out_dir), "n_questions": len(questions), "n_new": n_new,
             "n_skipped": len(questions) - len(todo), "n_refused": len(refused), "refused": refused,
