@@ -1,8 +1,10 @@
 """``truthtrace run``: the whole loop on one model — questions, traces, labels, feature
 store, detectors, report — each stage writing its files under one run directory.
 
-Re-running the same command resumes: extraction skips stored traces, the cheap later
-stages are recomputed from the files.
+By default the feature store is written while the model runs (``extract --features``: no full traces
+but for the first ``trace_sample`` questions, kept for ``visualize``) and labels are read from it;
+``full_traces=True`` stores every trace and preprocesses them, as before. Re-running the same command
+resumes: extraction skips stored ids, the cheap later stages are recomputed from the files.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from truthtrace.detectors import DETECTORS
 from truthtrace.detectors.train import DEFAULT_DETECTORS, TrainConfig, train
 from truthtrace.evaluation.evaluate import EvalConfig, evaluate
 from truthtrace.features import GRAPHS, PreprocessConfig, preprocess
+from truthtrace.features.direct import DirectConfig, extract_features
+from truthtrace.labels.rules import DEFAULT_EVAL_RULES
 from truthtrace.labels.score import LabelConfig, label_store
 from truthtrace.traces.extract import ExtractConfig, extract
 
@@ -48,9 +52,13 @@ class RunConfig:
     seed: int = 0
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     label_rule: str = "contains_or_exact"
+    label_rules: tuple[str, ...] = DEFAULT_EVAL_RULES  # every detector is also graded under these (report)
+    judge_model: str | None = None  # the local instruction model of the "judge" label rule
     detectors: list[str] = field(default_factory=lambda: list(DEFAULT_DETECTORS))
     seeds: tuple[int, ...] = (0,)  # --seeds 0-2 for a multi-seed report (the gnn costs ~10 min a seed on 2 cores)
     graphs: bool = True  # attention graphs for the gnn detector (the slowest part of preprocess)
+    trace_sample: int = 32  # full traces kept for the first N questions (visualize); the rest only as features
+    full_traces: bool = False  # store every full trace, then preprocess (the old path; needs ~2 MB a question)
 
     def __post_init__(self):
         if not self.graphs:
@@ -59,6 +67,10 @@ class RunConfig:
             raise ValueError(f"n_questions must be >= 10 to split train/val/test, got {self.n_questions}")
         if not self.detectors:
             raise ValueError("detectors must name at least one detector")
+        if not isinstance(self.trace_sample, int) or self.trace_sample < 0:
+            raise ValueError(f"trace_sample must be an int >= 0, got {self.trace_sample!r}")
+        # checked now, not after an hour of extraction: bad rules, or judge without judge_model
+        self.label_rules = EvalConfig(label_rules=self.label_rules, judge_model=self.judge_model).label_rules
 
     @property
     def paths(self) -> dict[str, Path]:
@@ -66,6 +78,16 @@ class RunConfig:
         root = Path(self.out_dir)
         return {"questions": root / "questions.jsonl", "traces": root / "traces", "labels": root / "labels.csv",
                 "features": root / "features", "detectors": root / "detectors", "report": root / "report"}
+
+
+def _extract(config: RunConfig, questions, model, tokenizer, progress: bool) -> dict:
+    """The extract stage: every full trace (``full_traces``), or the feature store written in the forward pass."""
+    paths = config.paths
+    if config.full_traces:
+        return extract(questions, paths["traces"], config.extract, model, tokenizer, progress)
+    direct = DirectConfig(config.extract, PreprocessConfig(graphs=config.graphs, overwrite=config.extract.overwrite),
+                          trace_sample=config.trace_sample)
+    return extract_features(questions, paths["features"], paths["traces"], direct, model, tokenizer, progress)
 
 
 def _questions(config: RunConfig):
@@ -89,20 +111,26 @@ def run(config: RunConfig | None = None, model=None, tokenizer=None, progress: b
     questions = stage("questions", lambda: _questions(config))
     save_questions(questions, paths["questions"])
     log(f"[1/6] {len(questions)} questions -> {paths['questions']}")
-    ext = stage("extract", lambda: extract(questions, paths["traces"], config.extract, model, tokenizer, progress))
-    log(f"[2/6] traces: {ext['n_new']} new, {ext['n_skipped']} resumed, {ext['questions_per_s']} q/s "
-        f"-> {paths['traces']}")
-    lab = stage("label", lambda: label_store(paths["traces"], paths["labels"], LabelConfig(rule=config.label_rule)))
+    ext = stage("extract", lambda: _extract(config, questions, model, tokenizer, progress))
+    log(f"[2/6] {'traces' if config.full_traces else 'features'}: {ext['n_new']} new, {ext['n_skipped']} resumed, "
+        f"{ext['questions_per_s']} q/s -> {paths['traces' if config.full_traces else 'features']}")
+    answers_from = paths["traces" if config.full_traces else "features"]  # feature records keep the answers
+    lab = stage("label", lambda: label_store(answers_from, paths["labels"], LabelConfig(rule=config.label_rule)))
     log(f"[3/6] labels: {lab['correct']}/{lab['n']} correct -> {paths['labels']}")
-    stage("preprocess", lambda: preprocess(paths["traces"], paths["features"], PreprocessConfig(graphs=config.graphs),
-                                           labels=paths["labels"], progress=progress))
-    log(f"[4/6] feature store -> {paths['features']}")
+    if config.full_traces:
+        stage("preprocess", lambda: preprocess(paths["traces"], paths["features"],
+                                               PreprocessConfig(graphs=config.graphs), labels=paths["labels"],
+                                               progress=progress))
+    log(f"[4/6] feature store -> {paths['features']}"
+        + ("" if config.full_traces else f" (written during extraction; {ext['n_traces']} full traces kept)"))
     stage("train", lambda: train(paths["features"], paths["labels"], paths["detectors"],
                                  TrainConfig(detectors=tuple(config.detectors), seeds=config.seeds),
                                  progress=progress))
     log(f"[5/6] detectors {config.detectors} -> {paths['detectors']}")
     report = stage("evaluate", lambda: evaluate(paths["features"], paths["labels"], paths["detectors"],
-                                                paths["report"], EvalConfig(seed=config.seed)))
+                                                paths["report"], EvalConfig(seed=config.seed,
+                                                                            label_rules=config.label_rules,
+                                                                            judge_model=config.judge_model)))
     log(f"[6/6] report -> {paths['report']}")
     report = dict(report, paths={k: str(v) for k, v in paths.items()}, timings=timings,
                   extraction=ext, labels_summary=lab)

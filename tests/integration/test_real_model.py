@@ -50,7 +50,7 @@ def test_pipeline_writes_every_stage(run_dir):
         assert (out / name).is_file(), name
     saved = json.loads((out / "report/report.json").read_text())
     names = {r["detector"] for r in saved["results"]}
-    assert set(DEFAULT_DETECTORS) == names  # make run reports every detector
+    assert set(DEFAULT_DETECTORS) | {"stack"} == names  # make run reports every detector, and the stack over them
     assert len(TraceStore(out / "traces")) == 16
     from truthtrace.traces.validate.stage import ValidateConfig, validate_store
 

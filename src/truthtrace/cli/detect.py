@@ -12,7 +12,8 @@ from truthtrace.detectors.torch_base import TorchDetector
 from truthtrace.detectors.train import TrainConfig, train
 from truthtrace.evaluation.evaluate import EvalConfig, evaluate
 from truthtrace.evaluation.report import format_table, rich_table
-from truthtrace.labels.score import DEFAULT_RULE, LABEL_RULE_HELP
+from truthtrace.labels.rules import DEFAULT_EVAL_RULES, DEFAULT_RULE, LABEL_RULE_HELP
+from truthtrace.labels.score import SPANS
 from truthtrace.machine import peak_memory_line
 from truthtrace.pipeline import RunConfig, run
 from truthtrace.training.compile import COMPILE_MODES
@@ -50,7 +51,9 @@ def cmd_train(args) -> None:
 def cmd_evaluate(args) -> None:
     """``truthtrace evaluate``: grade every saved detector and print the table."""
     cfg = EvalConfig(detectors=tuple(args.detectors.split(",")), seed=args.seed, n_bootstrap=args.n_bootstrap,
-                     test_features=args.test_features, test_labels=args.test_labels, figures=not args.no_figures)
+                     test_features=args.test_features, test_labels=args.test_labels, figures=not args.no_figures,
+                     label_rules=label_rules_arg(args.label_rules), judge_model=args.judge_model,
+                     label_span=args.label_span, stack=not args.no_stack)
     report = evaluate(args.features, args.labels, args.detectors_dir, args.out, cfg)
     Console(width=200).print(rich_table(report))
     print(f"report -> {args.out}/report.md, {args.out}/report.json" + (", roc.png" if report.get("figures") else "")
@@ -61,7 +64,9 @@ def cmd_run(args) -> None:
     """``truthtrace run``: every stage in order, then the table and where each stage wrote."""
     cfg = RunConfig(out_dir=args.out, n_questions=args.n, questions=args.questions, seed=args.seed,
                     extract=extract_config(args), label_rule=args.rule, seeds=tuple(int_list(args.seeds)),
-                    graphs=not args.no_graphs, **({"detectors": args.detectors.split(",")} if args.detectors else {}))
+                    label_rules=label_rules_arg(args.label_rules), judge_model=args.judge_model,
+                    graphs=not args.no_graphs, trace_sample=args.trace_sample, full_traces=args.full_traces,
+                    **({"detectors": args.detectors.split(",")} if args.detectors else {}))
     report = run(cfg)
     print()
     print(format_table(report))
@@ -73,6 +78,20 @@ def cmd_run(args) -> None:
     print("Ask the trained detectors about new answers, live:")
     for line in live_commands(report["paths"]["detectors"]):
         print(f"  {line}")
+
+
+def label_rules_arg(text: str) -> tuple[str, ...]:
+    """``--label-rules``: comma-separated rules, or "none" for the primary labels only."""
+    return () if text.strip().lower() == "none" else tuple(text.split(","))
+
+
+def add_label_rule_args(p) -> None:
+    """``--label-rules`` and ``--judge-model`` (evaluate and run)."""
+    p.add_argument("--label-rules", default=",".join(DEFAULT_EVAL_RULES),
+                   help=f"grade every detector under each of these label rules too ({LABEL_RULE_HELP}), "
+                        "recomputed from labels.csv's answers; 'none' = the labels file only")
+    p.add_argument("--judge-model", default=None, help="a local instruction model (directory, .gguf or the embedded "
+                   "name) for the 'judge' rule; required when --label-rules has judge")
 
 
 def live_commands(detectors_dir: str) -> list[str]:
@@ -109,6 +128,9 @@ def register(sub) -> None:
     p.add_argument("--test-labels", default=None, help="labels of --test-features")
     p.add_argument("--n-bootstrap", type=int, default=1000)
     p.add_argument("--no-figures", action="store_true")
+    add_label_rule_args(p)
+    p.add_argument("--label-span", default="sentence", choices=SPANS, help="the part of each answer the rules score")
+    p.add_argument("--no-stack", action="store_true", help="do not fit the stack detector over the others' scores")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_evaluate)
 
@@ -118,7 +140,13 @@ def register(sub) -> None:
     p.add_argument("--n", type=int, default=None, help="number of questions (default: all 2,312 bundled)")
     p.add_argument("--seeds", default="0", help="training seeds of the random detectors, e.g. 0-2")
     p.add_argument("--no-graphs", action="store_true", help="skip attention graphs and the gnn detectors")
+    p.add_argument("--trace-sample", type=int, default=32, metavar="N",
+                   help="full traces kept for the first N questions, for visualize (0: none); the feature store is "
+                        "written during extraction")
+    p.add_argument("--full-traces", action="store_true",
+                   help="store every full trace, then preprocess them (the old path: ~2 MB a question on disk)")
     p.add_argument("--rule", default=DEFAULT_RULE, help=LABEL_RULE_HELP)
+    add_label_rule_args(p)
     p.add_argument("--detectors", default=None, help="comma-separated (default: every detector of the report)")
     add_model_args(p)
     p.set_defaults(func=cmd_run)

@@ -28,13 +28,14 @@ def rank_mean(score_sets: list[np.ndarray]) -> np.ndarray:
     return np.mean([rank01(s) for s in score_sets], axis=0)
 
 
-def _test_rows(path: str) -> dict[str, dict]:
-    """Full ``labels.csv`` rows of the test labels; a CSV without answers is refused with what to run."""
+def _test_rows(path: str) -> dict[str, dict] | None:
+    """Full ``labels.csv`` rows of the test labels; None, with a warning, for a CSV without answers and aliases."""
     try:
         return read_labels(path)
     except ValueError as err:
-        raise ValueError(f"{err}; label rules recompute labels from the answers and aliases of a labels.csv "
-                         "written by `truthtrace label`") from None
+        warnings.warn(f"label rules skipped: {err}; they recompute labels from the answers and aliases of a "
+                      "labels.csv written by `truthtrace label`", stacklevel=3)
+        return None
 
 
 def label_rule_section(rows: list[dict], test_labels: str, config) -> dict | None:
@@ -47,6 +48,8 @@ def label_rule_section(rows: list[dict], test_labels: str, config) -> dict | Non
     if not config.label_rules or not rows:
         return None
     stored = _test_rows(test_labels)
+    if stored is None:
+        return None
     ids = [t for t in rows[0]["_ids"] if t in stored]
     judge = (Judge(JudgeConfig(model=config.judge_model))
              if any(parse_rule(r)[0].needs_judge for r in config.label_rules) else None)
