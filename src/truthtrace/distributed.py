@@ -18,7 +18,7 @@ import shutil
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Iterator, Sequence, TypeVar
+from typing import Callable, Iterator, Sequence, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -143,3 +143,22 @@ def rank_scratch(out: str | Path) -> Iterator[Path]:
         yield scratch
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def on_ranks(fn: Callable[[Path], T], out: str | Path) -> T | None:
+    """Run ``fn(folder)`` on every rank of a torchrun job, rank 0 on ``out``, the others on a private copy.
+
+    Used by ``torchrun ... truthtrace train``: every rank makes the same fits (and resume decisions) and takes
+    part in DDP's collectives, but only rank 0 writes ``out``.
+
+    Returns:
+        ``fn``'s result on rank 0, None on the others.
+    """
+    init()
+    try:
+        with rank_scratch(out) as folder:
+            result = fn(folder)
+        barrier()
+    finally:
+        shutdown()
+    return result if is_main() else None

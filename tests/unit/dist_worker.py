@@ -70,12 +70,23 @@ def gradient_check() -> dict:
 
 
 def main(mode: str, out: str) -> None:
-    rank, world = distributed.init("gloo")
+    rank, world = distributed.init("gloo") if mode != "train" else distributed.env_world()
     shares = distributed.slice_for_rank([f"q{i}" for i in range(11)], rank, world)
     doc = {"rank": rank, "world": world, "shares": shares}
     if mode == "ddp":
         doc.update(gradient_check())
         doc.update(fit_and_test(sys.argv[3] if len(sys.argv) > 3 else None))
+    if mode == "train":  # truthtrace train on every rank: DDP for the torch detectors, only rank 0 writes
+        from truthtrace.detectors.train import TrainConfig, train
+
+        feats, labels, train_out = sys.argv[3:6]
+        config = TrainConfig(detectors=("probe", "mlp"), seeds=(0,), batch_size=16, num_workers=0)
+        summary = distributed.on_ranks(lambda folder: train(feats, labels, folder, config, progress=False), train_out)
+        doc["summary"] = summary
+        out_file = f"{out}.rank{rank}"
+        with open(out_file, "w") as f:
+            json.dump(doc, f)
+        return
     with open(f"{out}.rank{rank}", "w") as f:
         json.dump(doc, f)
     distributed.barrier()

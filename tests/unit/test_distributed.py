@@ -144,3 +144,27 @@ def test_sharded_extract_two_ranks_equals_one_process(tmp_path, tiny_model, tiny
     # a second run resumes every rank (nothing to extract) and merges again
     torchrun("-m", "truthtrace", "extract", "--out", str(tmp_path / "ranks"), *common)
     assert sorted(TraceStore(tmp_path / "ranks" / "merged").ids()) == sorted(one.ids())
+
+
+def test_train_on_two_ranks_only_rank0_writes(tmp_path):
+    sys.path.insert(0, str(HERE))
+    from planted_store import make_planted_store
+
+    from truthtrace.detectors.train import TrainConfig, train
+    from truthtrace.features.build import preprocess
+    from truthtrace.features.config import PreprocessConfig
+
+    store, labels = make_planted_store(tmp_path, n=400, layers=2, heads=2, d=8, shift=0.7)
+    feats = tmp_path / "feats"
+    preprocess(store, feats, PreprocessConfig(graphs=False), labels=labels, progress=False)
+    torchrun(str(HERE / "dist_worker.py"), "train", str(tmp_path / "t.json"), str(feats), str(labels),
+             str(tmp_path / "ddp"))
+    docs = [json.loads((tmp_path / f"t.json.rank{r}").read_text()) for r in range(2)]
+    assert docs[1]["summary"] is None and not list(tmp_path.glob(".ddp.*"))  # rank 1's scratch copy is gone
+    one = train(feats, labels, tmp_path / "one", TrainConfig(detectors=("probe", "mlp"), seeds=(0,), batch_size=16,
+                                                             num_workers=0), progress=False)
+    ddp_runs = docs[0]["summary"]["detectors"]
+    # the probe is not a torch detector: every rank fits it on the whole split, as one process does
+    assert ddp_runs["probe"]["seed-0"]["val_auroc"] == one["detectors"]["probe"]["seed-0"]["val_auroc"]
+    assert abs(ddp_runs["mlp"]["seed-0"]["val_auroc"] - one["detectors"]["mlp"]["seed-0"]["val_auroc"]) < 0.01
+    assert (tmp_path / "ddp" / "mlp" / "seed-0" / "config.json").is_file()
