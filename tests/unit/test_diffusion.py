@@ -15,7 +15,7 @@ import torch
 
 pytest.importorskip("diffusers")
 
-from tiny_diffusion import IMAGE, MAX_LENGTH, tiny_pipeline  # noqa: E402
+from tiny_diffusion import IMAGE, MAX_LENGTH, tiny_pipeline, tiny_sdxl_pipeline  # noqa: E402
 
 from truthtrace.diffusion import DiffuseConfig, diffuse, xattn_key  # noqa: E402
 from truthtrace.diffusion.capture import capture_cross_attention  # noqa: E402
@@ -135,6 +135,18 @@ def test_store_round_trip_resume_validate_inspect(model_dir, tmp_path):
     report = validate_store(tmp_path / "out/traces")
     assert report.ok, report.problems
     assert inspect_store(tmp_path / "out/traces")["n_traces"] == 2
+
+
+def test_sdxl_pipeline_is_traced(tmp_path):
+    tiny_sdxl_pipeline(tmp_path / "sdxl")
+    config = DiffuseConfig(model=str(tmp_path / "sdxl"), steps=2, resolution=4, device="cpu", scheduler="ddim")
+    summary = diffuse(config, [("x", "a red cat")], tmp_path / "out", progress=False)
+    store = TraceStore(tmp_path / "out/traces")
+    assert summary["generated"] == 1 and store.schema["pipeline"] == "StableDiffusionXLPipeline"
+    trace = store.get("x")
+    assert trace[xattn_key(0)].shape == (2, MAX_LENGTH, 4, 4) and trace["image"].shape == (IMAGE, IMAGE, 3)
+    torch.testing.assert_close(trace["heatmap"].sum(0), torch.ones(4, 4), atol=1e-3, rtol=0)
+    assert validate_store(tmp_path / "out/traces").ok
 
 
 def test_prompt_tokens_and_word_spans(model_dir):

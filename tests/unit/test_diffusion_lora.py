@@ -95,3 +95,11 @@ def test_adapter_loads_and_changes_the_image(model_dir, data_dir, tmp_path):
     with pytest.raises(ValueError, match="no pytorch_lora_weights"):
         load_pipeline(DiffuseConfig(model=model_dir, device="cpu", adapter=str(data_dir)))
     torch.manual_seed(0)
+
+
+def test_sdxl_is_refused_with_a_reason(data_dir, tmp_path):
+    from tiny_diffusion import tiny_sdxl_pipeline
+
+    tiny_sdxl_pipeline(tmp_path / "sdxl")
+    with pytest.raises(ValueError, match="added conditioning"):
+        train_lora(_config(str(tmp_path / "sdxl"), data_dir, tmp_path / "out"))

@@ -136,6 +136,10 @@ def _setup(config: LoraTrainConfig):
     loop = config.loop
     torch.manual_seed(loop.seed)
     pipe = load_pipeline(DiffuseConfig(model=config.model, dtype="float32", device=loop.resolve_device()))
+    if pipe.unet.config.addition_embed_type is not None:  # SDXL: pooled text + size/crop conditioning
+        raise ValueError(f"{config.model}: a {type(pipe).__name__} UNet takes added conditioning "
+                         f"({pipe.unet.config.addition_embed_type!r}) that diffuse-train does not feed yet; "
+                         "it trains Stable Diffusion 1.x/2.x UNets")
     for module in (pipe.unet, pipe.vae, pipe.text_encoder):
         module.requires_grad_(False)
     add_lora(pipe.unet, config.rank, config.alpha or config.rank, config.targets)
