@@ -84,6 +84,7 @@ SEQ_LAST_ANSWER, SEQ_MEAN_ANSWER, SEQ_LAST_PROMPT = (seq_key(p) for p in POSITIO
 SCALAR_LOGPROB_STATS, SCALAR_LOOKBACK, SCALAR_ATTN_LOGDET, SCALAR_HIDDEN_SVD = (scalar_key(n) for n in SCALARS)
 
 
+SAMPLE_PREFIX = "sample."  # keys joined from the samples store
 SAMPLE_FIELDS = ("cluster_ids", "logprob_mean", "n_tokens", "embeddings", "p_true", "texts", "greedy")
 
 
@@ -91,7 +92,7 @@ def sample_key(name: str) -> str:
     """Key of a value joined from the samples store (``truthtrace sample``), e.g. ``sample.embeddings`` ``(K, d)``."""
     if name not in SAMPLE_FIELDS:
         raise ValueError(f"sample field must be one of {SAMPLE_FIELDS}, got {name!r}")
-    return f"sample.{name}"
+    return SAMPLE_PREFIX + name
 
 
 (SAMPLE_CLUSTER_IDS, SAMPLE_LOGPROB_MEAN, SAMPLE_N_TOKENS, SAMPLE_EMBEDDINGS, SAMPLE_P_TRUE, SAMPLE_TEXTS,

@@ -230,3 +230,15 @@ def test_a_samples_store_missing_questions_is_named(tmp_path):
     _write_samples(tmp_path / "samples", labels[:10])
     with pytest.raises(ValueError, match="no samples of .* questions"):
         FeatureDataset(feats, split=None, keys=(fmt.SAMPLE_CLUSTER_IDS,))
+
+
+def test_the_live_engine_leaves_out_detectors_that_need_samples(planted):
+    from truthtrace.inference.detectors import load_detector_set
+
+    root, _, _ = planted
+    with pytest.warns(UserWarning, match="need several sampled answers"):
+        live = load_detector_set(root / "det")
+    names = {d.name for d in live.detectors}
+    assert "sep" in names and "perplexity" in names and not names & {"semantic_entropy", "eigenscore", "p_true"}
+    with pytest.raises(ValueError, match="cannot score one live answer"):
+        load_detector_set(root / "det" / "semantic_entropy")

@@ -35,6 +35,7 @@ from truthtrace.naming import (
     SAMPLE_LOGPROB_MEAN,
     SAMPLE_N_TOKENS,
     SAMPLE_P_TRUE,
+    SAMPLE_PREFIX,
     SAMPLE_TEXTS,
     sample_key,
 )
@@ -47,7 +48,6 @@ LOGPROBS, ENTROPY, N_TOKENS, EMBEDDING, CLUSTER_IDS, P_TRUE = (
 RECORD_KEYS = (LOGPROBS, ENTROPY, N_TOKENS, EMBEDDING, CLUSTER_IDS, P_TRUE)
 
 SAMPLE_KEYS = tuple(sample_key(n) for n in SAMPLE_FIELDS)  # joined into feature batches (shapes: docs/FORMAT.md)
-SAMPLE_PREFIX = "sample."
 SAMPLE_HINT = "run `truthtrace sample --model ... --questions ... --out RUN/samples` first"
 
 

@@ -13,6 +13,7 @@ or a whole ``train`` output (the lowest seed of every detector in it).
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from truthtrace.detectors.train import run_of
 from truthtrace.features.config import PCA_FILE
 from truthtrace.features.graphs import load_pca
 from truthtrace.features.splits import read_split
+from truthtrace.naming import SAMPLE_PREFIX
 from truthtrace.store import TraceStore
 
 
@@ -98,6 +100,20 @@ def _features_dir(seed_dir: Path) -> Path:
     return feats if feats.is_absolute() or feats.exists() else run / feats
 
 
+def _live_only(detectors: list[LiveDetector]) -> list[LiveDetector]:
+    """The detectors that score one answer: those reading sampled answers (``sample.*``) are left out, with a
+    warning; ValueError when none is left."""
+    live = [d for d in detectors if not any(k.startswith(SAMPLE_PREFIX) for k in d.detector.inputs)]
+    left_out = sorted({d.name for d in detectors} - {d.name for d in live})
+    if left_out and not live:
+        raise ValueError(f"detectors {left_out} need several sampled answers per question (truthtrace sample) and "
+                         "cannot score one live answer; give another detector")
+    if left_out:
+        warnings.warn(f"detectors {left_out} need several sampled answers per question and are not scored live",
+                      stacklevel=3)
+    return live
+
+
 def load_detector_set(paths) -> DetectorSet:
     """Load the detectors at ``paths`` (see :func:`detector_dirs`) and what feeding them needs.
 
@@ -123,6 +139,6 @@ def load_detector_set(paths) -> DetectorSet:
                          "generation and capture settings to answer with")
     graph = feature_schema.get("graph") or {}
     pca = load_pca(features_dir / PCA_FILE) if graph.get("pca") else None
-    detectors = [LiveDetector(d.parent.name, d.name, d, load_detector(d), read_calibration(d), _digest(d))
-                 for d in dirs]
+    detectors = _live_only([LiveDetector(d.parent.name, d.name, d, load_detector(d), read_calibration(d),
+                                         _digest(d)) for d in dirs])
     return DetectorSet(detectors, features_dir, feature_schema, pca, TraceStore(source).schema)
