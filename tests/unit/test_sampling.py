@@ -203,3 +203,14 @@ def test_sample_command_resumes_and_judges_a_trace_stores_answers(tmp_path, tiny
     assert {store.meta(i)["greedy"] for i in store.ids()} == {"Paris"} and len(store) == 6
     assert main([*args[:-1], str(tmp_path / "x"), "--samples", "1"]) == 2
     assert "samples must be >= 2" in capsys.readouterr().err
+
+
+def test_config_from_extract_options_keeps_the_model_and_prompt():
+    from types import SimpleNamespace
+
+    extract_like = SimpleNamespace(model="m", model_dtype="bfloat16", prompt_template="Q: {question}", seed=3,
+                                   max_new_tokens=7, batch_size=4, keep="all", capture="forward")
+    cfg = SampleConfig.from_options(extract_like, samples=5, temperature=0.7)
+    assert (cfg.model, cfg.model_dtype, cfg.prompt_template, cfg.seed, cfg.max_new_tokens) == (
+        "m", "bfloat16", "Q: {question}", 3, 7)
+    assert (cfg.samples, cfg.temperature, cfg.top_p) == (5, 0.7, 1.0)
