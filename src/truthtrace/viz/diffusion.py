@@ -52,7 +52,7 @@ def overlay_figure(image: torch.Tensor, maps: torch.Tensor, words: list[dict], n
     for ax in axes.flat:
         ax.axis("off")
     axes.flat[0].imshow(image.numpy())
-    axes.flat[0].set_title("image")
+    axes.flat[0].set_title("image", fontsize=9)
     for ax, word, heat in zip(axes.flat[1:], words, maps):
         ax.imshow(image.numpy())
         ax.imshow(heat.numpy(), alpha=0.55, vmin=0, vmax=1, interpolation="bilinear")
