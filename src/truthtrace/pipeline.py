@@ -22,6 +22,7 @@ from truthtrace.features import GRAPHS, PreprocessConfig, preprocess
 from truthtrace.features.direct import DirectConfig, extract_features
 from truthtrace.labels.rules import DEFAULT_EVAL_RULES
 from truthtrace.labels.score import LabelConfig, label_store
+from truthtrace.store import TraceStore
 from truthtrace.traces.extract import ExtractConfig, extract
 
 
@@ -54,6 +55,7 @@ class RunConfig:
     label_rule: str = "contains_or_exact"
     label_rules: tuple[str, ...] = DEFAULT_EVAL_RULES  # every detector is also graded under these (report)
     judge_model: str | None = None  # the local instruction model of the "judge" label rule
+    split: str = "random"  # "category": also leave-one-category-out and the transfer matrix (evaluate --split)
     detectors: list[str] = field(default_factory=lambda: list(DEFAULT_DETECTORS))
     seeds: tuple[int, ...] = (0,)  # --seeds 0-2 for a multi-seed report (the gnn costs ~10 min a seed on 2 cores)
     graphs: bool = True  # attention graphs for the gnn detector (the slowest part of preprocess)
@@ -70,7 +72,8 @@ class RunConfig:
         if not isinstance(self.trace_sample, int) or self.trace_sample < 0:
             raise ValueError(f"trace_sample must be an int >= 0, got {self.trace_sample!r}")
         # checked now, not after an hour of extraction: bad rules, or judge without judge_model
-        self.label_rules = EvalConfig(label_rules=self.label_rules, judge_model=self.judge_model).label_rules
+        self.label_rules = EvalConfig(label_rules=self.label_rules, judge_model=self.judge_model,
+                                      split=self.split).label_rules
 
     @property
     def paths(self) -> dict[str, Path]:
@@ -88,6 +91,16 @@ def _extract(config: RunConfig, questions, model, tokenizer, progress: bool) -> 
     direct = DirectConfig(config.extract, PreprocessConfig(graphs=config.graphs, overwrite=config.extract.overwrite),
                           trace_sample=config.trace_sample)
     return extract_features(questions, paths["features"], paths["traces"], direct, model, tokenizer, progress)
+
+
+def _answers_store(config: RunConfig) -> Path:
+    """Where ``label`` reads the answers: the feature store, whose records keep them, unless full traces were
+    stored (``full_traces``, or a run directory whose features were preprocessed from them before)."""
+    paths = config.paths
+    if config.full_traces:
+        return paths["traces"]
+    _, meta = next(TraceStore(paths["features"]).metas(), (None, {}))
+    return paths["features"] if "answers" in meta else paths["traces"]
 
 
 def _questions(config: RunConfig):
@@ -114,7 +127,7 @@ def run(config: RunConfig | None = None, model=None, tokenizer=None, progress: b
     ext = stage("extract", lambda: _extract(config, questions, model, tokenizer, progress))
     log(f"[2/6] {'traces' if config.full_traces else 'features'}: {ext['n_new']} new, {ext['n_skipped']} resumed, "
         f"{ext['questions_per_s']} q/s -> {paths['traces' if config.full_traces else 'features']}")
-    answers_from = paths["traces" if config.full_traces else "features"]  # feature records keep the answers
+    answers_from = _answers_store(config)
     lab = stage("label", lambda: label_store(answers_from, paths["labels"], LabelConfig(rule=config.label_rule)))
     log(f"[3/6] labels: {lab['correct']}/{lab['n']} correct -> {paths['labels']}")
     if config.full_traces:
@@ -130,7 +143,8 @@ def run(config: RunConfig | None = None, model=None, tokenizer=None, progress: b
     report = stage("evaluate", lambda: evaluate(paths["features"], paths["labels"], paths["detectors"],
                                                 paths["report"], EvalConfig(seed=config.seed,
                                                                             label_rules=config.label_rules,
-                                                                            judge_model=config.judge_model)))
+                                                                            judge_model=config.judge_model,
+                                                                            split=config.split)))
     log(f"[6/6] report -> {paths['report']}")
     report = dict(report, paths={k: str(v) for k, v in paths.items()}, timings=timings,
                   extraction=ext, labels_summary=lab)
