@@ -137,6 +137,29 @@ def test_store_round_trip_resume_validate_inspect(model_dir, tmp_path):
     assert inspect_store(tmp_path / "out/traces")["n_traces"] == 2
 
 
+def test_interrupted_run_resumes_with_the_rest(model_dir, tmp_path, monkeypatch):
+    from truthtrace.diffusion import generate
+
+    prompts = [("p0", "a cat"), ("p1", "a dog"), ("p2", "a red ball")]
+    config = DiffuseConfig(model=model_dir, steps=2, resolution=4, device="cpu")
+    real, calls = generate._generate, []
+
+    def stop_at_third(*args):
+        calls.append(args[2])
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(generate, "_generate", stop_at_third)
+    with pytest.raises(KeyboardInterrupt):
+        diffuse(config, prompts, tmp_path, progress=False)
+    assert TraceStore(tmp_path / "traces").ids() == ["p0", "p1"]  # what was complete is kept
+    monkeypatch.setattr(generate, "_generate", real)
+    summary = diffuse(config, prompts, tmp_path, progress=False)
+    assert (summary["generated"], summary["skipped"]) == (1, 2)
+    assert TraceStore(tmp_path / "traces").ids() == ["p0", "p1", "p2"] and validate_store(tmp_path / "traces").ok
+
+
 def test_sdxl_pipeline_is_traced(tmp_path):
     tiny_sdxl_pipeline(tmp_path / "sdxl")
     config = DiffuseConfig(model=str(tmp_path / "sdxl"), steps=2, resolution=4, device="cpu", scheduler="ddim")
