@@ -6,11 +6,12 @@ import dataclasses
 
 from rich.console import Console
 
+from truthtrace import distributed
 from truthtrace.cli.args import add_model_args, detector_args, extract_config, int_list
 from truthtrace.detectors.base import DETECTORS
 from truthtrace.detectors.torch_base import TorchDetector
 from truthtrace.detectors.train import TrainConfig, train
-from truthtrace.evaluation.evaluate import EvalConfig, evaluate
+from truthtrace.evaluation.evaluate import EVAL_SPLITS, EvalConfig, evaluate
 from truthtrace.evaluation.report import format_table, rich_table
 from truthtrace.labels.rules import DEFAULT_EVAL_RULES, DEFAULT_RULE, LABEL_RULE_HELP
 from truthtrace.labels.score import SPANS
@@ -39,7 +40,14 @@ def cmd_train(args) -> None:
     cfg = TrainConfig(**names, seeds=tuple(int_list(args.seeds)),
                       batch_size=args.batch_size, num_workers=args.num_workers,
                       detector_args=detector_args(args.detector_args), overwrite=args.overwrite)
-    summary = train(args.features, args.labels, args.out, with_compile(cfg, args.compile))
+    cfg = with_compile(cfg, args.compile)
+    if distributed.launched():  # torchrun: DDP for the torch detectors; only rank 0 writes --out and prints
+        summary = distributed.on_ranks(lambda out: train(args.features, args.labels, out, cfg,
+                                                         progress=distributed.is_main()), args.out)
+        if summary is None:
+            return
+    else:
+        summary = train(args.features, args.labels, args.out, cfg)
     for name, runs in summary["detectors"].items():
         for seed, info in runs.items():
             print(f"  {name:<12} {seed:<8} {info.get('detail', '')} {info.get('skipped', '')}"
@@ -53,10 +61,13 @@ def cmd_evaluate(args) -> None:
     cfg = EvalConfig(detectors=tuple(args.detectors.split(",")), seed=args.seed, n_bootstrap=args.n_bootstrap,
                      test_features=args.test_features, test_labels=args.test_labels, figures=not args.no_figures,
                      label_rules=label_rules_arg(args.label_rules), judge_model=args.judge_model,
-                     label_span=args.label_span, stack=not args.no_stack)
+                     label_span=args.label_span, stack=not args.no_stack, split=args.split,
+                     ood_detectors=tuple(args.ood_detectors.split(",")) if args.ood_detectors else None,
+                     transfer_detector=args.transfer_detector)
     report = evaluate(args.features, args.labels, args.detectors_dir, args.out, cfg)
     Console(width=200).print(rich_table(report))
-    print(f"report -> {args.out}/report.md, {args.out}/report.json" + (", roc.png" if report.get("figures") else "")
+    figures = ", ".join(p.rsplit("/", 1)[-1] for p in report.get("figures", []) if p.endswith(".png"))
+    print(f"report -> {args.out}/report.md, {args.out}/report.json" + (f", {figures}" if figures else "")
           + f"; {peak_memory_line()}")
 
 
@@ -64,7 +75,7 @@ def cmd_run(args) -> None:
     """``truthtrace run``: every stage in order, then the table and where each stage wrote."""
     cfg = RunConfig(out_dir=args.out, n_questions=args.n, questions=args.questions, seed=args.seed,
                     extract=extract_config(args), label_rule=args.rule, seeds=tuple(int_list(args.seeds)),
-                    label_rules=label_rules_arg(args.label_rules), judge_model=args.judge_model,
+                    label_rules=label_rules_arg(args.label_rules), judge_model=args.judge_model, split=args.split,
                     graphs=not args.no_graphs, trace_sample=args.trace_sample, full_traces=args.full_traces,
                     **({"detectors": args.detectors.split(",")} if args.detectors else {}))
     report = run(cfg)
@@ -131,6 +142,11 @@ def register(sub) -> None:
     add_label_rule_args(p)
     p.add_argument("--label-span", default="sentence", choices=SPANS, help="the part of each answer the rules score")
     p.add_argument("--no-stack", action="store_true", help="do not fit the stack detector over the others' scores")
+    p.add_argument("--split", default="random", choices=EVAL_SPLITS,
+                   help="category: also refit the detectors leaving each category out, and a transfer matrix")
+    p.add_argument("--ood-detectors", default=None, help="detectors refit per category (default: every saved one "
+                   "that is not torch-trained: an MLP/LSTM/GNN refit per category costs hours on a CPU)")
+    p.add_argument("--transfer-detector", default="probe", help="the detector of the transfer matrix ('' for none)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_evaluate)
 
@@ -147,6 +163,8 @@ def register(sub) -> None:
                    help="store every full trace, then preprocess them (the old path: ~2 MB a question on disk)")
     p.add_argument("--rule", default=DEFAULT_RULE, help=LABEL_RULE_HELP)
     add_label_rule_args(p)
+    p.add_argument("--split", default="random", choices=EVAL_SPLITS,
+                   help="category: the report also refits the non-torch detectors leaving each category out")
     p.add_argument("--detectors", default=None, help="comma-separated (default: every detector of the report)")
     add_model_args(p)
     p.set_defaults(func=cmd_run)

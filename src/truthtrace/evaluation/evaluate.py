@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from truthtrace import metrics
-from truthtrace.detectors import CONFIG_FILE, load_detector
+from truthtrace.detectors import CONFIG_FILE, DETECTORS, load_detector
 from truthtrace.detectors.calibration import read_calibration
 from truthtrace.evaluation.grading import aggregate_row, run_metrics
+from truthtrace.evaluation.ood import ood_section
 from truthtrace.evaluation.report import report_markdown, write_report
 from truthtrace.evaluation.sections import calibration_section, label_rule_section, length_control, test_lengths
 from truthtrace.evaluation.stacking import stack_row
@@ -38,6 +39,10 @@ from truthtrace.machine import machine_info, versions
 from truthtrace.store import TraceStore
 from truthtrace.viz.reliability import plot_reliability, plot_risk_coverage
 from truthtrace.viz.roc import plot_roc
+from truthtrace.viz.transfer import plot_transfer
+
+
+EVAL_SPLITS = ("random", "category")
 
 
 @dataclass
@@ -59,6 +64,10 @@ class EvalConfig:
         judge_model: the local instruction model of the ``judge`` rule (required when it is asked for).
         stack: fit the ``stack`` detector on the other detectors' validation scores and grade it.
         length_bins: answer-length strata of the length control (quantile bins of the test lengths).
+        split: "random" (the train split only) or "category": also refit detectors leaving each category out
+            and draw the transfer matrix (:mod:`truthtrace.evaluation.ood`; written under ``<out>/ood/``).
+        ood_detectors: detectors refit per category (None: every saved one that is not torch-trained).
+        transfer_detector: the detector of the transfer matrix ("" for none).
     Raises:
         ValueError: naming the field for out-of-range values.
     """
@@ -77,6 +86,9 @@ class EvalConfig:
     judge_model: str | None = None
     stack: bool = True
     length_bins: int = 4
+    split: str = "random"
+    ood_detectors: tuple[str, ...] | None = None
+    transfer_detector: str = "probe"
 
     def __post_init__(self) -> None:
         if self.detectors is not None:
@@ -101,6 +113,15 @@ class EvalConfig:
             raise ValueError(f"label_span must be one of {SPANS}, got {self.label_span!r}")
         if self.length_bins < 1:
             raise ValueError(f"length_bins must be >= 1, got {self.length_bins}")
+        if self.split not in EVAL_SPLITS:
+            raise ValueError(f"split must be one of {EVAL_SPLITS}, got {self.split!r}")
+        if self.split == "category" and self.test_features is not None:
+            raise ValueError("split: 'category' refits on the training store; it does not go with test_features")
+        self.ood_detectors = tuple(self.ood_detectors) if self.ood_detectors else None
+        unknown = [d for d in (self.ood_detectors or ()) + ((self.transfer_detector,) if self.transfer_detector
+                                                              else ()) if d not in DETECTORS or d == "stack"]
+        if unknown:
+            raise ValueError(f"ood_detectors/transfer_detector: unknown or not refittable {unknown}")
 
 
 def find_runs(detectors_dir: Path, names: tuple[str, ...] | None) -> dict[str, list[Path]]:
@@ -211,7 +232,9 @@ def evaluate(features_dir: str | Path, labels_csv: str | Path, detectors_dir: st
     extra = {"label_rules": label_rule_section(rows, data["test_labels"], config),
              "length_control": length_control(rows, test_lengths(data, split_batches, config.batch_size), config),
              "calibration": calibration_section(rows),
-             "stack": stacked["stack"] if stacked is not None else None}
+             "stack": stacked["stack"] if stacked is not None else None,
+             "ood": ood_section(Path(features_dir), labels_csv, ddir, out / "ood", rows, config)
+             if config.split == "category" else None}
     for r in rows:
         for key in [k for k in r if k.startswith("_")]:
             r.pop(key)
@@ -236,6 +259,8 @@ def _figures(report: dict, out: Path) -> list[str]:
         paths = plot_roc(report, out / "roc") + plot_risk_coverage(report, out / "risk_coverage")
         if report.get("calibration"):
             paths += plot_reliability(report["calibration"], out / "reliability")
+        if (report.get("ood") or {}).get("transfer") and report["ood"]["transfer"]["categories"]:
+            paths += plot_transfer(report["ood"]["transfer"], out / "transfer")
         return [str(p) for p in paths]
     except ImportError as exc:  # matplotlib missing: pyplot() names the extra
         warnings.warn(f"figures skipped: {exc}", stacklevel=2)

@@ -85,6 +85,34 @@ def stack_text(report: dict) -> list[str]:
             f"[{lo:+.3f}, {hi:+.3f}].", ""]
 
 
+def ood_text(report: dict) -> list[str]:
+    """Leave-one-category-out AUROC beside the in-distribution one, the OOD paired interval, the transfer matrix."""
+    sec = report.get("ood")
+    if not sec:
+        return []
+    cats = [c for c, v in sec["categories"].items() if "skipped" not in v]
+    head = ["detector", "in-distribution", "leave-category-out (mean)", "gap"] + cats
+    body = [[name, _f(d["in_distribution"]), _f(d["leave_category_out"]), _f(d["gap"])]
+            + [_f(d["per_category"].get(c)) for c in cats] for name, d in sec["detectors"].items()]
+    lines = ["## Out of distribution: leave one category out", "",
+             "Each detector refit without the category and tested on all of its traces; the mean is weighted by "
+             "the category's size. Skipped: " + (", ".join(f"{c} ({v['skipped']})" for c, v in
+                                                        sec["categories"].items() if "skipped" in v) or "none") + ".",
+             ""] + _table(head, body) + [""]
+    c = sec.get("comparison")
+    if c:
+        lo, hi = c["difference_ci"]
+        lines += [f"Out of distribution, the best learned `{c['best_learned']}` minus the best training-free "
+                  f"`{c['best_training_free']}`: {c['difference']:+.3f}, paired interval [{lo:+.3f}, {hi:+.3f}] "
+                  f"(resampled within each category){'' if c['significant'] else ' - not clearly above zero'}.", ""]
+    t = sec.get("transfer")
+    if t and t["categories"]:
+        lines += [f"Transfer matrix of `{t['detector']}` (row: trained on, column: tested on; the diagonal is a "
+                  "held-in 15%): `transfer.png`.", ""]
+    return lines
+
+
 def sections_markdown(report: dict) -> list[str]:
     """Every extra section present in ``report``, as markdown lines."""
-    return label_rules_text(report) + length_text(report) + calibration_text(report) + stack_text(report)
+    return (label_rules_text(report) + length_text(report) + calibration_text(report) + stack_text(report)
+            + ood_text(report))

@@ -174,3 +174,44 @@ def split_balance(doc: dict, labels: dict[str, int]) -> dict:
         ys = [labels[t] for t in doc[name] if t in labels]
         n[name], rate[name] = len(ys), round(float(np.mean(ys)), 3) if ys else None
     return {"n": n, "hallucination_rate": rate}
+
+
+def group_split(trace_ids: Sequence[str], question_ids: Sequence[str], groups: Sequence[str],
+                train_groups: Sequence[str], test_groups: Sequence[str], val_fraction: float = 0.15,
+                test_fraction_in_train: float = 0.0, seed: int = 0) -> dict:
+    """A ``split.json`` document for out-of-distribution tests: train and val from some groups, test from others.
+
+    Questions of ``train_groups`` are cut by question hash (:func:`split_by_question`) into train / val /
+    an optional held-in test share; every trace of ``test_groups`` goes to test. Leave-one-category-out is
+    ``train_groups`` = all but one, ``test_groups`` = that one; a transfer matrix row trains on one category
+    and tests on its own held-in share and on every other category.
+
+    Args:
+        trace_ids, question_ids, groups: ``(N,)`` per trace: its id, question and group (e.g. category).
+        train_groups, test_groups: group names (a group may be in both only with ``test_fraction_in_train``).
+        val_fraction: share of the train groups' questions used for validation.
+        test_fraction_in_train: share of the train groups' questions tested too (the transfer diagonal).
+        seed: the question-hash seed.
+    Raises:
+        ValueError: mismatched lengths, unknown groups, an empty train or test side.
+    """
+    if not len(trace_ids) == len(question_ids) == len(groups):
+        raise ValueError(f"trace_ids, question_ids and groups differ in length: {len(trace_ids)}, "
+                         f"{len(question_ids)}, {len(groups)}")
+    known = set(map(str, groups))
+    unknown = sorted((set(map(str, train_groups)) | set(map(str, test_groups))) - known)
+    if unknown:
+        raise ValueError(f"groups {unknown} have no traces; known: {sorted(known)}")
+    fr = check_fractions((1 - val_fraction - test_fraction_in_train, val_fraction, test_fraction_in_train),
+                         "val_fraction/test_fraction_in_train")
+    train_set, test_set = set(map(str, train_groups)), set(map(str, test_groups))
+    inside = [i for i, g in enumerate(groups) if str(g) in train_set]
+    if not inside:
+        raise ValueError("train_groups hold no traces")
+    parts = split_by_question([question_ids[i] for i in inside], fr, seed)
+    out = {name: [str(trace_ids[inside[j]]) for j in parts[name]] for name in SPLITS}
+    out["test"] += [str(t) for t, g in zip(trace_ids, groups) if str(g) in test_set - train_set]
+    if not out["test"]:
+        raise ValueError("test_groups hold no traces")
+    return {"format": SPLIT_FORMAT, "version": SPLIT_VERSION, "method": "group", "seed": seed, "fractions": list(fr),
+            "train_groups": sorted(train_set), "test_groups": sorted(test_set), **out}
