@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from truthtrace.dtypes import COMPUTE_DTYPES, STORAGE_DTYPES
+
 # scheduler name -> diffusers class name; "default" keeps the one the model directory names
 SCHEDULERS = {"ddim": "DDIMScheduler", "dpm": "DPMSolverMultistepScheduler", "euler": "EulerDiscreteScheduler",
               "default": None}
 OFFLOADS = ("none", "model", "sequential")
-MODEL_DTYPES = ("auto", "float32", "float16", "bfloat16")  # auto: float16 on CUDA, float32 elsewhere
+MODEL_DTYPES = ("auto", *COMPUTE_DTYPES)  # auto: float16 on CUDA, float32 elsewhere
 _DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -72,7 +74,7 @@ class DiffuseConfig:
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
             raise ValueError(f"seed must be an int >= 0, got {self.seed!r}")
         for name, table in (("scheduler", SCHEDULERS), ("offload", OFFLOADS), ("dtype", MODEL_DTYPES),
-                            ("device", _DEVICES), ("storage_dtype", ("float16", "bfloat16", "float32"))):
+                            ("device", _DEVICES), ("storage_dtype", STORAGE_DTYPES)):
             if getattr(self, name) not in table:
                 raise ValueError(f"{name} must be one of {list(table)}, got {getattr(self, name)!r}")
         if not isinstance(self.guidance, (int, float)) or isinstance(self.guidance, bool) or self.guidance < 0:
