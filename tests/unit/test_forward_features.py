@@ -7,22 +7,28 @@ So float keys agree within ATOL + RTOL * |reference| (measured ~5e-4 of the rang
 integer keys (edges) exactly.
 """
 
+import csv
 import json
 
+import numpy as np
 import pytest
 import torch
 from conftest import make_tiny_model
 
 from truthtrace.cli import main
 from truthtrace.data import Question
+from truthtrace.detectors import load_detector
+from truthtrace.detectors.train import TrainConfig, train
 from truthtrace.features import PCA_FILE, SPLIT_FILE, PreprocessConfig, preprocess
 from truthtrace.features import forward as fwd
+from truthtrace.features.dataset import FeatureDataset, make_loader
 from truthtrace.features.direct import DirectConfig, extract_features, staging_dir
 from truthtrace.features import passes
 from truthtrace.features.forward import FeatureReducer, features_attention_forward, reducing
 from truthtrace.features.passes import batch_plans
-from truthtrace.labels.score import LabelConfig, label_store
+from truthtrace.inference import Engine, EngineConfig
 from truthtrace.labels.io import read_label_csv
+from truthtrace.labels.score import LabelConfig, label_store
 from truthtrace.store import TraceStore
 from truthtrace.traces.extract import ExtractConfig, extract
 
@@ -178,3 +184,28 @@ def test_labels_and_cli_from_the_feature_store(tmp_path, model3, tiny_tokenizer,
     label_store(tmp_path / "feats", tmp_path / "b.csv", LabelConfig())
     assert read_label_csv(tmp_path / "a.csv") == read_label_csv(tmp_path / "b.csv")
     assert len(TraceStore(tmp_path / "sample")) == 2
+
+
+def test_train_and_the_live_engine_read_the_direct_store(tmp_path, tiny_model, tiny_tokenizer):
+    """Detectors trained on a feature store written in the forward pass score live answers as they score it."""
+    extract_features(QUESTIONS, tmp_path / "feats", tmp_path / "traces",
+                     DirectConfig(_ext(capture="generate", storage_dtype="float16"), PreprocessConfig(**GRAPH)),
+                     tiny_model, tiny_tokenizer, progress=False)
+    with open(tmp_path / "labels.csv", "w", newline="") as f:
+        csv.writer(f).writerows([["trace_id", "hallucinated"]] + [[q.id, i % 2] for i, q in enumerate(QUESTIONS)])
+    names = ("probe", "perplexity", "lookback", "attn_logdet", "hidden_svd")
+    train(tmp_path / "feats", tmp_path / "labels.csv", tmp_path / "det", TrainConfig(detectors=names, seeds=(0,)),
+          progress=False)
+    engine = Engine(EngineConfig(detectors=[tmp_path / "det"], dtype="float32", cache=None, max_batch=4),
+                    tiny_model, tiny_tokenizer)
+    results = engine.answer([q.question for q in QUESTIONS], ids=[q.id for q in QUESTIONS])
+    store = TraceStore(tmp_path / "feats")
+    assert [r["answer"] for r in results] == [store.meta(q.id)["generation"] for q in QUESTIONS]
+    for name in names:
+        det = load_detector(tmp_path / "det" / name / "seed-0")
+        ds = FeatureDataset(tmp_path / "feats", split=None, keys=det.inputs)
+        ids = [i for s in ds.shards for i in s]
+        offline = dict(zip(ids, det.score(iter(make_loader(ds, batch_size=64, num_workers=0)))))
+        live = np.array([r["scores"][name]["score"] for r in results])
+        want = np.array([offline[q.id] for q in QUESTIONS])
+        assert np.max(np.abs(live - want) / (1 + np.abs(want))) < 2e-3, name
