@@ -140,6 +140,9 @@ def test_given_greedy_answers_are_judged_and_p_true_can_be_off(tmp_path, tiny_mo
 def test_offline_clusters_of_a_hand_made_example():
     answers = ["Paris", "paris.", "Paris, France", "Lyon", "The city of Lyon", "", "eight", "8 legs", " "]
     assert offline_clusters(answers) == [0, 0, 0, 1, 1, 2, 3, 3, 2]
+    # a sentence answer agrees with a bare one: the question's words and function words are no content
+    answers = ["Paris", "The capital of France is Paris.", "It is located in Paris", "Lyon", "France", "France!"]
+    assert offline_clusters(answers, "What is the capital of France?") == [0, 0, 0, 1, 2, 2]
 
 
 def _nli_dir(path, tokenizer, labels):

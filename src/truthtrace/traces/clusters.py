@@ -2,10 +2,13 @@
 
 Two answers share a meaning when:
 
-- ``offline`` (default, no model): their normalized answers are equal, or one is contained in the other
-  on whole-token boundaries ("Paris" and "Paris, France"), with the answer span and SQuAD-style
-  normalization of :mod:`truthtrace.labels` (number words as digits, articles dropped). The gold
-  aliases are never looked at: the clusters, like semantic entropy itself, know nothing of the label.
+- ``offline`` (default, no model): the content words of one answer are all among the other's ("Paris" and
+  "The capital of France is Paris, a big city" for "What is the capital of France?"), as the label rule
+  accepts an alias contained in an answer. Content words are the normalized tokens of the answer span
+  (:mod:`truthtrace.labels`: SQuAD-style normalization, number words as digits, first sentence) less the
+  question's own words and :data:`FUNCTION_WORDS`; answers with no content word compare their normalized
+  tokens. The gold aliases are never looked at: the clusters, like semantic entropy, know nothing of the
+  label.
 - ``nli``: a local natural-language-inference model (a sequence-classification model directory, e.g. a
   DeBERTa MNLI) predicts entailment in both directions between ``question + answer`` texts.
 
@@ -20,10 +23,14 @@ from typing import Callable, Sequence
 
 import torch
 
-from truthtrace.labels import answer_span, score_answer
+from truthtrace.labels import answer_span
 from truthtrace.labels.score import normalize_tokens
 
 CLUSTERINGS = ("offline", "nli")
+# words that carry no answer: a sentence answer ("It is located in Japan") and a bare one ("Japan") agree
+FUNCTION_WORDS = frozenset(
+    "i it its is are was were be been being this that these those there here in on at of to for from by with as "
+    "and or but so located situated called known named which who what where when answer think believe".split())
 
 
 def greedy_clusters(answers: Sequence[str], same: Callable[[int, int], bool]) -> list[int]:
@@ -39,19 +46,32 @@ def greedy_clusters(answers: Sequence[str], same: Callable[[int, int], bool]) ->
     return ids
 
 
-def equivalent(a: str, b: str) -> bool:
-    """Offline equivalence: equal normalized answers, or one contained in the other on token boundaries."""
-    sa, sb = answer_span(a), answer_span(b)
-    ta, tb = normalize_tokens(sa), normalize_tokens(sb)
-    if not ta or not tb:
-        return ta == tb  # two empty answers agree; an empty one matches nothing else
-    ab, ba = score_answer(sa, [sb]), score_answer(sb, [sa])
-    return bool(ab["exact_match"] or ab["contains"] or ba["contains"])
+def content_words(answer: str, question: str = "") -> tuple[list[str], set[str]]:
+    """``(normalized tokens of the answer span, its content words)``: the question's words and
+    :data:`FUNCTION_WORDS` are not content."""
+    tokens = normalize_tokens(answer_span(answer))
+    skip = FUNCTION_WORDS | set(normalize_tokens(question))
+    return tokens, {t for t in tokens if t not in skip}
 
 
-def offline_clusters(answers: Sequence[str]) -> list[int]:
-    """Cluster ids ``(K,)`` by :func:`equivalent`."""
-    return greedy_clusters(answers, lambda j, i: equivalent(answers[j], answers[i]))
+def agree(wa: tuple[list[str], set[str]], wb: tuple[list[str], set[str]]) -> bool:
+    """Whether two answers' :func:`content_words` say the same: one's content words all among the other's
+    (both non-empty), or, when neither has any, equal normalized tokens (two empty answers agree)."""
+    (ta, ca), (tb, cb) = wa, wb
+    if ca and cb:
+        return ca <= cb or cb <= ca
+    return not ca and not cb and ta == tb
+
+
+def equivalent(a: str, b: str, question: str = "") -> bool:
+    """Offline equivalence of two answers to ``question`` (see :func:`agree`)."""
+    return agree(content_words(a, question), content_words(b, question))
+
+
+def offline_clusters(answers: Sequence[str], question: str = "") -> list[int]:
+    """Cluster ids ``(K,)`` by :func:`equivalent` for answers to ``question``."""
+    words = [content_words(a, question) for a in answers]
+    return greedy_clusters(answers, lambda j, i: agree(words[j], words[i]))
 
 
 class NliJudge:

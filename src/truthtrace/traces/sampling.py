@@ -183,7 +183,7 @@ def question_record(model, tokenizer, q, prompt: list[int], greedy: str, config:
     """One question's samples-store record: ``(tensors, meta)`` (:mod:`truthtrace.features.samples`)."""
     answers, tensors = sample_answers(model, tokenizer, q.id, prompt, config, layer)
     texts = [tokenizer.decode(a, skip_special_tokens=True).strip() for a in answers]
-    clusters = judge.clusters(q.question, texts) if judge is not None else offline_clusters(texts)
+    clusters = judge.clusters(q.question, texts) if judge is not None else offline_clusters(texts, q.question)
     tensors[fmt.CLUSTER_IDS] = torch.tensor(clusters, dtype=torch.int32)
     value = p_true(model, tokenizer, q.question, greedy, config) if config.p_true else float("nan")
     tensors[fmt.P_TRUE] = torch.tensor([value], dtype=torch.float32)
