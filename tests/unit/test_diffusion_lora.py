@@ -57,6 +57,11 @@ def test_pairs_folder(data_dir, tmp_path):
     (tmp_path / "x.png").write_bytes((data_dir / "img0.png").read_bytes())
     with pytest.raises(ValueError, match="no caption file x.txt"):
         find_pairs(tmp_path)
+    (tmp_path / "x.txt").write_text("a cat")
+    (tmp_path / "y.png").write_bytes(b"not a png")
+    (tmp_path / "y.txt").write_text("a dog")
+    with pytest.raises(ValueError, match=r"y\.png: not a readable image"):
+        load_pairs(tmp_path, (IMAGE, IMAGE))
     (tmp_path / "metadata.jsonl").write_text('{"file_name": "../x.png", "text": "a"}\n')
     with pytest.raises(ValueError, match="metadata.jsonl:1: field 'file_name'"):
         find_pairs(tmp_path)

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from truthtrace.diffusion.capture import capture_cross_attention, cross_attention_names
 from truthtrace.diffusion.config import DiffuseConfig
 from truthtrace.diffusion.heatmaps import daam_heatmap, most_neglected, token_scores, word_scores, word_spans
-from truthtrace.diffusion.pipeline import generator, load_pipeline
+from truthtrace.diffusion.pipeline import generator, load_pipeline, require_pil
 from truthtrace.diffusion.prompts import load_prompts
 from truthtrace.fileio import atomic_write, read_versioned_json, write_json_atomic
 from truthtrace.machine import peak_memory
@@ -88,9 +88,7 @@ def trace_of(maps: dict[int, torch.Tensor], tokenizer, prompt: str, image: np.nd
 
 def save_png(path: Path, image: np.ndarray) -> None:
     """Write ``image`` ``(H, W, 3)`` floats in [0, 1] as a PNG, atomically."""
-    from PIL import Image
-
-    pil = Image.fromarray((image * 255).round().clip(0, 255).astype(np.uint8))
+    pil = require_pil().fromarray((image * 255).round().clip(0, 255).astype(np.uint8))
     atomic_write(path, lambda tmp: pil.save(tmp, format="PNG"))
 
 

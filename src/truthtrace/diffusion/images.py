@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from truthtrace.diffusion.pipeline import require_pil
 from truthtrace.fileio import parse_json
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -61,13 +62,12 @@ def load_image(path: Path, size: tuple[int, int]) -> torch.Tensor:
     Raises:
         ValueError: naming the file when it is not a readable image.
     """
-    from PIL import Image, UnidentifiedImageError
-
+    Image = require_pil()
     height, width = size
     try:
         with Image.open(path) as im:
             im = im.convert("RGB")
-    except (OSError, UnidentifiedImageError) as err:
+    except OSError as err:  # PIL's UnidentifiedImageError is an OSError
         raise ValueError(f"{path}: not a readable image ({err})") from None
     scale = max(height / im.height, width / im.width)
     im = im.resize((max(width, round(im.width * scale)), max(height, round(im.height * scale))), Image.BICUBIC)

@@ -27,6 +27,15 @@ def require_diffusers():
     return diffusers
 
 
+def require_pil():
+    """The ``PIL.Image`` module; ImportError naming the ``diffusion`` extra when Pillow is missing."""
+    try:
+        from PIL import Image
+    except ImportError as err:
+        raise ImportError(f"images need Pillow: {EXTRA_HINT}") from err
+    return Image
+
+
 def load_pipeline(config: DiffuseConfig):
     """The pipeline of ``config.model`` with its scheduler, adapter and memory options applied.
 
