@@ -240,3 +240,14 @@ def test_graph_detectors_reuse_the_training_pca(trained_probe, tmp_path):
         assert torch.equal(a, b)
     config, note = preprocess_config_like(tmp_path / "nowhere", graphs=True)
     assert config.pca_from is None and "refitted" in note
+
+
+def test_a_model_beyond_a_threshold_must_be_flagged_degraded(dirs, tmp_path):
+    """The noisy copy agrees < 100% with the first (see above): at min_agreement 0.9999 it must be flagged,
+    with the reason, and the exact copy must not."""
+    cfg = _config(tmp_path, text=dirs["text"], runs=1, min_agreement=0.9999, max_ppl_ratio=10.0, min_cosine=-1.0,
+                  plot=False)
+    first, same, noisy = compare_models([dirs["a"], dirs["a2"], dirs["b"]], cfg)["models"]
+    assert noisy["top1_agreement"] < 0.9999
+    assert noisy["degraded"] is True and any("top-1 agreement" in r for r in noisy["degraded_reasons"])
+    assert same["degraded"] is False and first["degraded"] is False and same["degraded_reasons"] == []
