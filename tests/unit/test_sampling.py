@@ -217,3 +217,15 @@ def test_config_from_extract_options_keeps_the_model_and_prompt():
     assert (cfg.model, cfg.model_dtype, cfg.prompt_template, cfg.seed, cfg.max_new_tokens) == (
         "m", "bfloat16", "Q: {question}", 3, 7)
     assert (cfg.samples, cfg.temperature, cfg.top_p) == (5, 0.7, 1.0)
+
+
+def test_capture_from_the_generation_steps_gives_the_same_samples(full, tmp_path, tiny_model, tiny_tokenizer):
+    out, _ = full
+    sample_questions(QUESTIONS, tmp_path / "g", _config(capture="generate"), tiny_model, tiny_tokenizer,
+                     progress=False)
+    a, b = _records(out), _records(tmp_path / "g")
+    for qid in a:
+        assert a[qid][1] == b[qid][1]  # the same answers, ids, greedy answer and seed
+        for key in (fmt.LOGPROBS, fmt.ENTROPY, fmt.EMBEDDING):
+            torch.testing.assert_close(a[qid][0][key], b[qid][0][key], atol=1e-4, rtol=1e-4)
+        assert torch.equal(a[qid][0][fmt.N_TOKENS], b[qid][0][fmt.N_TOKENS])

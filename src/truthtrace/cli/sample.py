@@ -12,7 +12,7 @@ from truthtrace.cli.args import add_question_args, questions_from
 from truthtrace.dtypes import COMPUTE_DTYPES
 from truthtrace.machine import peak_memory
 from truthtrace.models import DEFAULT_MODEL
-from truthtrace.traces.capture import DEFAULT_TEMPLATE
+from truthtrace.traces.capture import CAPTURE_MODES, DEFAULT_TEMPLATE
 from truthtrace.traces.sampling import SampleConfig, greedy_from_traces, sample_questions
 
 
@@ -24,7 +24,7 @@ def sample_config(args) -> SampleConfig:
         use_chat_template=not args.no_chat_template, max_new_tokens=args.max_new_tokens,
         max_prompt_tokens=args.max_prompt_tokens, samples=args.samples, temperature=args.temperature,
         top_p=args.top_p, seed=args.seed, batch_size=args.batch_size, embedding_layer=args.embedding_layer,
-        nli_model=args.nli_model, p_true=not args.no_p_true, overwrite=args.overwrite)
+        nli_model=args.nli_model, p_true=not args.no_p_true, capture=args.capture, overwrite=args.overwrite)
 
 
 def cmd_sample(args) -> None:
@@ -65,6 +65,9 @@ def register(sub) -> None:
     s.add_argument("--nli-model", default=None, metavar="DIR",
                    help="local NLI model folder: cluster answers by bidirectional entailment (default: offline "
                         "normalized-answer equivalence and containment)")
+    s.add_argument("--capture", default="forward", choices=CAPTURE_MODES,
+                   help="forward: the samples' tensors from one exact pass after generating; generate: from the "
+                        "generation steps (faster, equal within round-off)")
     s.add_argument("--no-p-true", action="store_true", help="do not ask the model whether its answer is true")
     s.add_argument("--traces", default=None, metavar="STORE",
                    help="judge the greedy answers of this trace store (the labelled ones) instead of generating")
