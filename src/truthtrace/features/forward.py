@@ -8,10 +8,12 @@ runs. Two kinds of capture point feed it, both live only inside :func:`reducing`
   the hidden-SVD score and, for a graph layer, its last ``n`` rows: ``(3 d + 1 + n d)`` numbers a layer.
 - attention: the model runs the attention function :data:`FEATURES_ATTENTION` (registered in transformers'
   ``AttentionInterface`` and, with the eager additive mask, in ``AttentionMaskInterface`` — without it there
-  is no causal mask). Every layer's output comes from SDPA. For a kept attention layer the weights of the
-  kept query rows are recomputed ``row_chunk`` rows at a time, as eager attention computes them, and reduced
-  to the Lookback-Lens masses, the diagonal and the graph window; at most ``(H, row_chunk, T)`` weights exist
-  at once and the function returns no weights, so no ``(L, H, T, T)`` tensor is ever built.
+  is no causal mask). Every layer's output comes from SDPA. For a kept attention layer on the CPU the fused
+  kernel also returns each row's log-sum-exp, which gives every kept row's diagonal weight (the log-det) with no
+  row of weights; the weights of the answer rows and the graph window (elsewhere: of every kept row) are
+  recomputed ``row_chunk`` rows at a time, as eager attention computes them, and reduced to the Lookback-Lens
+  masses and the window. At most ``(H, row_chunk, T)`` weights exist at once and the function returns no
+  weights, so no ``(L, H, T, T)`` tensor is ever built.
 
 The reductions call the very functions ``preprocess`` calls (``sequence_features``, ``hidden_svd``,
 ``lookback_from_mass``, ``logdet_from_diagonal``, ``build_edges``), so the records equal those of stored
@@ -27,6 +29,7 @@ import torch
 
 from truthtrace.features.config import graph_key
 from truthtrace.features.graphs import build_edges
+from truthtrace.features.kernels import diagonal_weights, fused_attention, row_weights
 from truthtrace.features.scalars import hidden_svd, logdet_from_diagonal, lookback_from_mass
 from truthtrace.features.sequences import TokenLayout, sequence_features
 from truthtrace.models.attention import attention_implementation
@@ -69,9 +72,11 @@ class FeatureReducer:
     Args:
         schema: the feature schema (``hidden_layers``, ``attn_layers``, ``n_heads``, ``graph``).
         row_chunk: attention rows whose weights are recomputed at once.
+        fused: take the output and every row's log-sum-exp from one fused CPU kernel (then weights are
+            recomputed only for answer and graph rows); False: SDPA, and weights for every kept row.
     """
 
-    def __init__(self, schema: dict, row_chunk: int = ROW_CHUNK):
+    def __init__(self, schema: dict, row_chunk: int = ROW_CHUNK, fused: bool = True):
         if not isinstance(row_chunk, int) or row_chunk < 1:
             raise ValueError(f"row_chunk must be a positive int, got {row_chunk!r}")
         self.schema, self.row_chunk = schema, row_chunk
@@ -82,6 +87,7 @@ class FeatureReducer:
         self.plans: list[SamplePlan] = []
         self.samples: list[SampleReductions] = []
         self.largest_weights: tuple[int, ...] = ()  # shape of the largest weight block built (for tests)
+        self.fused = fused
 
     def start(self, plans: list[SamplePlan]) -> None:
         """Begin a batch of ``len(plans)`` samples (batch row ``b`` is ``plans[b]``)."""
@@ -104,24 +110,29 @@ class FeatureReducer:
             out.nodes[layer] = rows[-plan.n_nodes:].clone()
 
     def add_attention_rows(self, b: int, layer: int, diag: torch.Tensor, prompt: torch.Tensor,
-                           answer: torch.Tensor, window: torch.Tensor | None) -> None:
+                           answer: torch.Tensor, window: torch.Tensor | None, first_row: int | None = None) -> None:
         """Sample ``b``'s per-row attention reductions of one layer -> its lookback ratios and log-det score.
 
         Args:
-            diag, prompt, answer: ``(H, K)`` each kept row's diagonal weight and mass on prompt / answer columns.
+            diag: ``(H, K)`` each kept row's diagonal weight.
+            prompt, answer: ``(H, t - first_row)`` the mass on prompt / answer columns of rows ``first_row ..``
+                (default: the kept rows); they must cover the answer rows.
             window: ``(H, n, n)`` weights among the graph's tokens (None when ``layer`` is no graph layer).
         """
-        out, rows = self.samples[b], self.plans[b].layout.answer_rows()
-        out.lookback[layer] = lookback_from_mass(prompt[:, rows], answer[:, rows])  # (H,)
+        lay = self.plans[b].layout
+        start = max(lay.answer_start, lay.kept_start) - (lay.kept_start if first_row is None else first_row)
+        out = self.samples[b]
+        out.lookback[layer] = lookback_from_mass(prompt[:, start:], answer[:, start:])  # (H,)
         out.logdet[layer] = logdet_from_diagonal(diag)  # ()
         if window is not None:
             out.window[layer] = window
 
     def reduce_attention(self, layer: int, query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor | None,
-                         scaling: float) -> None:
+                         scaling: float, lse: torch.Tensor | None = None) -> None:
         """Reduce layer ``layer``'s attention of the batch without building its maps.
 
         Args:
+            lse: ``(B, H, W)`` each query row's log-sum-exp of scores (from the fused kernel), or None.
             query: ``(B, H, W, D)``; key: ``(B, H_kv, W, D)`` (grouped heads are repeated here).
             mask: the additive float mask ``(B, 1, W, W)``, or None for a plain causal one.
             scaling: the score scale (``D ** -0.5`` for Llama).
@@ -130,29 +141,38 @@ class FeatureReducer:
             return
         n_rep = query.shape[1] // key.shape[1]
         for b, plan in enumerate(self.plans):
-            o, lay = plan.offset, plan.layout
-            k = key[b, :, o:o + lay.n_tokens].repeat_interleave(n_rep, dim=0)  # (H, T, D)
-            m = mask[b, 0, o:o + lay.n_tokens, o:o + lay.n_tokens] if mask is not None else None  # (T, T)
-            self._reduce_sample(b, layer, query[b, :, o:o + lay.n_tokens], k, m, scaling)
+            o, t = plan.offset, plan.layout.n_tokens
+            k = key[b, :, o:o + t].repeat_interleave(n_rep, dim=0)  # (H, T, D)
+            m = mask[b, 0, o:o + t, o:o + t] if mask is not None else None  # (T, T)
+            self._reduce_sample(b, layer, query[b, :, o:o + t], k, m, scaling,
+                                None if lse is None else lse[b, :, o:o + t])
 
-    def _reduce_sample(self, b: int, layer: int, q, k, mask, scaling) -> None:
-        """Sample ``b``'s kept rows, ``row_chunk`` at a time: ``q`` ``(H, T, D)``, ``k`` ``(H, T, D)``."""
+    def _reduce_sample(self, b: int, layer: int, q, k, mask, scaling, lse=None) -> None:
+        """Sample ``b``'s rows: ``q`` ``(H, T, D)``, ``k`` ``(H, T, D)``, ``lse`` ``(H, T)`` or None. With the
+        rows' log-sum-exp the diagonal of every kept row comes from it, and weights are recomputed (``row_chunk``
+        rows at a time) only for the answer rows and the graph window; without it, for every kept row."""
         plan = self.plans[b]
-        lay, n = plan.layout, plan.n_nodes
+        lay, n = plan.layout, plan.n_nodes if layer in self.graph_layers else 0
         t, p, k0 = lay.n_tokens, lay.n_prompt, lay.kept_start
+        first = k0 if lse is None else max(min(lay.answer_start, t - n), k0)
         diag, prompt, answer, window = [], [], [], []
-        for r0 in range(k0, t, self.row_chunk):
+        if lse is not None:
+            rows = torch.arange(k0, t, device=q.device)
+            diag.append(diagonal_weights(q[:, k0:t], k[:, k0:t], None if mask is None else mask[rows, rows],
+                                         lse[:, k0:t], scaling))
+        for r0 in range(first, t, self.row_chunk):
             r1 = min(r0 + self.row_chunk, t)
             w = row_weights(q[:, r0:r1], k, None if mask is None else mask[r0:r1], scaling, r0)  # (H, R, T)
             self.note_weights(w)
-            rows = torch.arange(r1 - r0, device=w.device)
-            diag.append(w[:, rows, rows + r0])  # (H, R)
+            if lse is None:
+                rows = torch.arange(r1 - r0, device=w.device)
+                diag.append(w[:, rows, rows + r0])  # (H, R)
             prompt.append(w[..., :p].sum(-1))
             answer.append(w[..., p:].sum(-1))
-            if layer in self.graph_layers and r1 > t - n:
+            if n and r1 > t - n:
                 window.append(w[:, max(t - n - r0, 0):, t - n:])  # (H, rows in the window, n)
         self.add_attention_rows(b, layer, torch.cat(diag, 1), torch.cat(prompt, 1), torch.cat(answer, 1),
-                                torch.cat(window, 1) if window else None)
+                                torch.cat(window, 1) if window else None, first)
 
     def note_weights(self, w: torch.Tensor) -> None:
         """Remember the largest weight block built (tests check no map is ever whole)."""
@@ -195,25 +215,6 @@ def _numel(shape: tuple[int, ...]) -> int:
     return int(torch.Size(shape).numel()) if shape else 0
 
 
-def row_weights(q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor | None, scaling: float,
-                first_row: int) -> torch.Tensor:
-    """Attention weights of ``R`` query rows as Llama's eager attention computes them.
-
-    Args:
-        q: ``(H, R, D)`` queries of absolute rows ``first_row .. first_row + R - 1``; k: ``(H, T, D)``.
-        mask: additive ``(R, T)`` mask, or None for a causal one.
-    Returns:
-        ``(H, R, T)`` float32 (softmax in float32, rounded to the query dtype as eager attention does).
-    """
-    scores = torch.matmul(q, k.transpose(-1, -2)) * scaling  # (H, R, T)
-    if mask is None:
-        rows = torch.arange(first_row, first_row + q.shape[1], device=q.device).unsqueeze(1)
-        mask = torch.zeros(q.shape[1], k.shape[1], dtype=scores.dtype, device=q.device).masked_fill(
-            torch.arange(k.shape[1], device=q.device) > rows, torch.finfo(scores.dtype).min)
-    scores = scores + mask.to(scores.device, scores.dtype)
-    return torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype).float()
-
-
 def features_attention_forward(module, query, key, value, attention_mask, **kwargs):
     """transformers attention function: SDPA output; the active reducer gets the layer's weights' reductions.
 
@@ -222,19 +223,22 @@ def features_attention_forward(module, query, key, value, attention_mask, **kwar
         query: ``(B, H, W, D)``; key, value: ``(B, H_kv, W, D)``; attention_mask: additive ``(B, 1, W, W)``.
     Returns:
         ``(output (B, W, H, D), None)``: never any weights.
-    Raises:
-        ValueError: the module has no ``layer_idx``.
     """
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     kwargs.pop("output_attentions", None)
-    output, _ = sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
-    if _ACTIVE:
-        layer = getattr(module, "layer_idx", None)
-        if layer is None:
-            raise ValueError(f"{type(module).__name__} has no layer_idx: features cannot tell its layer")
-        scaling = kwargs.get("scaling") or getattr(module, "scaling", None) or query.shape[-1] ** -0.5
-        _ACTIVE[-1].reduce_attention(int(layer), query, key, attention_mask, scaling)
+    reducer, layer = _ACTIVE[-1] if _ACTIVE else None, getattr(module, "layer_idx", None)
+    if reducer is None or layer not in reducer.attn_layers:  # no layer_idx: never reduced, record() says so
+        return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)[0], None
+    scaling = kwargs.get("scaling") or getattr(module, "scaling", None) or query.shape[-1] ** -0.5
+    fused = None
+    if getattr(reducer, "fused", False) and not (module.training and kwargs.get("dropout")):
+        fused = fused_attention(query, key, value, attention_mask, scaling)
+    if fused is None:
+        output, lse = sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)[0], None
+    else:
+        output, lse = fused
+    reducer.reduce_attention(int(layer), query, key, attention_mask, scaling, lse)
     return output, None
 
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import torch
 
-from truthtrace.features.forward import ROW_CHUNK, FeatureReducer, SamplePlan, reducing, row_weights
+from truthtrace.features.forward import ROW_CHUNK, FeatureReducer, SamplePlan, reducing
 from truthtrace.features.graphs import graph_window
+from truthtrace.features.kernels import row_weights
 from truthtrace.features.scalars import logprob_stats
 from truthtrace.features.sequences import TokenLayout
 from truthtrace.naming import ANSWER_ENTROPY, ANSWER_LOGPROBS
@@ -90,8 +91,9 @@ class StepReducer:
         for b, o in enumerate(self.offsets):
             self.rows[layer][b].append(hidden[b, max(o - self.first, 0):].to(torch.float32, copy=True))
 
-    def reduce_attention(self, layer: int, query, key, mask, scaling: float) -> None:
-        """Per-row reductions of this call's rows: ``query`` ``(B, H, Q, D)``, ``key`` ``(B, H_kv, W, D)``."""
+    def reduce_attention(self, layer: int, query, key, mask, scaling: float, lse=None) -> None:
+        """Per-row reductions of this call's rows: ``query`` ``(B, H, Q, D)``, ``key`` ``(B, H_kv, W, D)``
+        (``lse`` is unused: the bands need every row's weights anyway)."""
         if layer not in self.attn_layers:
             return
         width, n_rep = key.shape[2], query.shape[1] // key.shape[1]
