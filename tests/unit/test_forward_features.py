@@ -209,3 +209,17 @@ def test_train_and_the_live_engine_read_the_direct_store(tmp_path, tiny_model, t
         live = np.array([r["scores"][name]["score"] for r in results])
         want = np.array([offline[q.id] for q in QUESTIONS])
         assert np.max(np.abs(live - want) / (1 + np.abs(want))) < 2e-3, name
+
+
+def test_fused_log_sum_exp_equals_recomputed_rows(model3, monkeypatch):
+    """The CPU kernel's log-sum-exp path (diagonals without rows) equals recomputing every kept row's weights."""
+    seqs, n_prompt = [list(range(4, 44)), list(range(10, 30))], [35, 15]
+    schema = dict(hidden_layers=[0, 1, 2, 3], attn_layers=[0, 1, 2], n_heads=2,
+                  graph=dict(layers=[1, 2], max_nodes=8, top_k=3, threshold=None))
+    fused = passes.forward_records(model3, seqs, n_prompt, schema, "all", 0)
+    monkeypatch.setattr(fwd, "fused_attention", lambda *a, **k: None)
+    rows = passes.forward_records(model3, seqs, n_prompt, schema, "all", 0)
+    for a, b in zip(fused, rows):
+        assert a.keys() == b.keys()
+        for key in a:
+            torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=1e-5, msg=key)
