@@ -188,7 +188,7 @@ def test_join_yields_sample_keys_by_question_id(planted):
 
 def test_semantic_entropy_separates_where_log_probs_do_not(planted):
     _, summary, rows = planted
-    assert set(rows) == set(SAMPLING) | {"perplexity", "max_entropy"}
+    assert set(SAMPLING) | {"perplexity", "max_entropy"} <= set(rows)  # (evaluate may add a stack row)
     # a quarter of the hallucinated answers are confidently wrong, so ~0.75 + 0.25 / 2 is the most one can get
     for name in ("semantic_entropy", "eigenscore", "selfcheck_ngram"):
         assert 0.78 < rows[name]["test_auroc"] < 0.96, (name, rows[name]["test_auroc"])
