@@ -242,3 +242,13 @@ def test_the_live_engine_leaves_out_detectors_that_need_samples(planted):
     assert "sep" in names and "perplexity" in names and not names & {"semantic_entropy", "eigenscore", "p_true"}
     with pytest.raises(ValueError, match="cannot score one live answer"):
         load_detector_set(root / "det" / "semantic_entropy")
+
+
+def test_a_view_of_links_to_the_feature_store_finds_its_samples(planted, tmp_path):
+    root, _, _ = planted
+    view = tmp_path / "report" / "view"  # as evaluate --split category links the store per category
+    view.mkdir(parents=True)
+    for f in (root / "features").iterdir():
+        (view / f.name).symlink_to(f)
+    ds = FeatureDataset(view, split="test", labels=root / "labels.csv", keys=(fmt.SAMPLE_CLUSTER_IDS,))
+    assert ds.samples_dir == (root / "samples").resolve()

@@ -40,6 +40,7 @@ from truthtrace.naming import (
     sample_key,
 )
 from truthtrace.store import StoreError, TraceStore
+from truthtrace.store.index import INDEX_NAME
 
 SAMPLES_KIND = "truthtrace.samples"
 SAMPLES_DIR = "samples"  # the samples store beside a feature store: <run>/features -> <run>/samples
@@ -82,8 +83,14 @@ def open_samples(path: str | Path) -> TraceStore:
 
 
 def samples_beside(feature_dir: str | Path, samples: str | Path | None = None) -> Path:
-    """Where the samples of a feature store are: ``samples`` if given, else ``<feature store>/../samples``."""
-    return Path(samples) if samples is not None else Path(feature_dir).parent / SAMPLES_DIR
+    """Where the samples of a feature store are: ``samples`` if given, else ``<feature store>/../samples``.
+
+    The feature store is where its ``index.json`` really is, so a folder of links to it (evaluate's per-category
+    views) finds the same samples.
+    """
+    if samples is not None:
+        return Path(samples)
+    return (Path(feature_dir) / INDEX_NAME).resolve().parent.parent / SAMPLES_DIR
 
 
 def check_sample_keys(keys, store: TraceStore) -> None:
