@@ -78,8 +78,11 @@ class StepReducer:
         self.hidden_layers, self.attn_layers = set(schema["hidden_layers"]), set(schema["attn_layers"])
         graph = schema["graph"] or {}
         self.graph_layers, self.band = set(graph.get("layers") or ()), graph.get("max_nodes", 0)
-        self.rows = {i: [[] for _ in prompt_lengths] for i in self.hidden_layers}  # (Q, d) pieces
-        self.stats = {i: [[] for _ in prompt_lengths] for i in self.attn_layers}  # (diag, prompt, answer, band)
+        self.width = width
+        self.rows = {i: [[] for _ in prompt_lengths] for i in self.hidden_layers}  # prefill: (P_b, d) per sample
+        self.stats = {i: [[] for _ in prompt_lengths] for i in self.attn_layers}  # prefill: (diag, prompt, ...)
+        self.step_rows = {i: [] for i in self.hidden_layers}  # decoding steps: (B, Q, d) for the whole batch
+        self.step_stats = {i: [] for i in self.attn_layers}  # decoding steps: (B, H, Q) ... for the whole batch
         self.fed, self.largest_weights = 0, ()
 
     def reduce_hidden(self, layer: int, hidden: torch.Tensor) -> None:
@@ -87,6 +90,9 @@ class StepReducer:
         if layer == 0:  # the first hook of every call: its rows are columns fed .. fed + Q - 1
             self.first, self.fed = self.fed, self.fed + hidden.shape[1]
         if layer not in self.hidden_layers:
+            return
+        if self.first >= self.width:  # a decoding step: every row belongs to every sample
+            self.step_rows[layer].append(hidden.to(torch.float32, copy=True))
             return
         for b, o in enumerate(self.offsets):
             self.rows[layer][b].append(hidden[b, max(o - self.first, 0):].to(torch.float32, copy=True))
@@ -98,6 +104,9 @@ class StepReducer:
             return
         width, n_rep = key.shape[2], query.shape[1] // key.shape[1]
         first_col = width - query.shape[2]
+        if first_col >= self.width:
+            self._step(layer, query, key.repeat_interleave(n_rep, dim=1), mask, scaling, first_col)
+            return
         for b, o in enumerate(self.offsets):
             skip = max(o - first_col, 0)
             k = key[b, :, o:].repeat_interleave(n_rep, dim=0)  # (H, W - o, D)
@@ -119,6 +128,27 @@ class StepReducer:
             band = w[:, rows.unsqueeze(1), cols.clamp_min(0)] * (cols >= 0)  # (H, R, N)
         self.stats[layer][b].append((w[:, rows, rows + pos], w[..., :p].sum(-1), w[..., p:].sum(-1), band))
 
+    def _step(self, layer: int, query, key, mask, scaling: float, first_col: int) -> None:
+        """A decoding step's rows for the whole batch at once: prompts end at column ``width`` in every sample
+        and padding columns weigh exactly 0, so the masses and bands need no per-sample slicing."""
+        scores = torch.matmul(query, key.transpose(-1, -2)) * scaling  # (B, H, Q, W)
+        if mask is not None:
+            scores = scores + mask[:, :, :, : key.shape[2]]
+        w = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype).float()
+        band = None
+        if layer in self.graph_layers:
+            cols = (first_col + torch.arange(w.shape[2], device=w.device)).unsqueeze(1) - self.band + 1 \
+                + torch.arange(self.band, device=w.device)  # (Q, N)
+            rows = torch.arange(w.shape[2], device=w.device).unsqueeze(1)
+            band = w[:, :, rows, cols.clamp_min(0)] * (cols >= 0)  # (B, H, Q, N)
+        self.step_stats[layer].append((w.diagonal(offset=first_col, dim1=-2, dim2=-1),
+                                       w[..., :self.width].sum(-1), w[..., self.width:].sum(-1), band))
+
+    def _sample_stats(self, layer: int, b: int) -> list[tuple]:
+        """Sample ``b``'s row statistics of one layer in position order: ``(H, R)`` pieces (bands ``(H, R, N)``)."""
+        steps = [tuple(None if x is None else x[b] for x in s) for s in self.step_stats[layer]]
+        return self.stats[layer][b] + steps
+
     def finish(self, answers: list[list[int]], keep: str) -> FeatureReducer:
         """A :class:`FeatureReducer` holding every sample's reductions once ``answers`` are cut."""
         reducer, graph = FeatureReducer(self.schema, self.row_chunk), self.schema["graph"]
@@ -130,10 +160,12 @@ class StepReducer:
         for b, plan in enumerate(plans):
             t, k0 = plan.layout.n_tokens, plan.layout.kept_start
             for layer, pieces in self.rows.items():
-                reducer.add_hidden_rows(b, layer, torch.cat(pieces[b])[k0:t])
-            for layer, pieces in self.stats.items():
-                diag, prompt, answer = (torch.cat([s[j] for s in pieces[b]], 1)[:, k0:t] for j in range(3))
-                window = self._window(pieces[b], t, plan.n_nodes) if layer in self.graph_layers else None
+                rows = torch.cat(pieces[b] + [step[b] for step in self.step_rows[layer]])  # (fed - o_b, d)
+                reducer.add_hidden_rows(b, layer, rows[k0:t])
+            for layer in self.stats:
+                pieces = self._sample_stats(layer, b)
+                diag, prompt, answer = (torch.cat([s[j] for s in pieces], 1)[:, k0:t] for j in range(3))
+                window = self._window(pieces, t, plan.n_nodes) if layer in self.graph_layers else None
                 reducer.add_attention_rows(b, layer, diag, prompt, answer, window)
         return reducer
 
