@@ -252,3 +252,10 @@ def test_a_view_of_links_to_the_feature_store_finds_its_samples(planted, tmp_pat
         (view / f.name).symlink_to(f)
     ds = FeatureDataset(view, split="test", labels=root / "labels.csv", keys=(fmt.SAMPLE_CLUSTER_IDS,))
     assert ds.samples_dir == (root / "samples").resolve()
+
+
+def test_p_true_without_stored_values_is_skipped(tmp_path):
+    det = get_detector("p_true")
+    val = [{fmt.SAMPLE_P_TRUE: torch.tensor([float("nan")] * 4), "label": torch.tensor([0, 1, 0, 1])}]
+    with pytest.raises(ValueError, match="no-p-true"):
+        det.fit([], val)

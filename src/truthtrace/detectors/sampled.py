@@ -32,6 +32,7 @@ import numpy as np
 
 from truthtrace import metrics
 from truthtrace.detectors.base import Batch, Detector, register
+from truthtrace.features.samples import MissingSamplesError
 from truthtrace.naming import (
     SAMPLE_CLUSTER_IDS,
     SAMPLE_GREEDY,
@@ -112,14 +113,15 @@ class SampledDetector(Detector):
         """Report the validation AUROC; ``train`` is not read.
 
         Raises:
-            ValueError: every validation score is NaN (e.g. P(True) was not asked at sampling time).
+            MissingSamplesError: every validation score is NaN (e.g. P(True) was not asked at sampling time;
+                ``train`` skips the detector with this message).
         """
         batches = list(val)
         scores = self.score(iter(batches))
         y = np.concatenate([np.asarray(b["label"]) for b in batches]) if batches else np.zeros(0)
         if len(scores) and np.isnan(scores).all():
-            raise ValueError(f"{self.name}: no finite scores on val; is the samples store missing what it reads "
-                             f"({', '.join(self.inputs)})?")
+            raise MissingSamplesError(f"{self.name}: no finite scores on val: the samples store holds no "
+                                      f"{', '.join(self.inputs)} (sampled with --no-p-true?)")
         with warnings.catch_warnings(record=True):  # one-class val: NaN is the answer
             return {"val_auroc": metrics.auroc(scores, y)}
 
