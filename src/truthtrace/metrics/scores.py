@@ -1,4 +1,4 @@
-"""Metrics for hallucination scores: higher score = more likely hallucinated (label 1).
+"""Ranking and threshold metrics of hallucination scores, bootstrap intervals and Platt scaling.
 
 Every function takes ``scores`` ``(n,)`` and labels ``y`` ``(n,)`` in {0, 1}. When ``y``
 holds only one class a ranking metric is undefined: the function warns and returns
@@ -12,13 +12,13 @@ import warnings
 import numpy as np
 
 
-def _sklearn_metrics():
+def sklearn_metrics():
     """``sklearn.metrics``, imported on first use: at the top it costs every command ~1 s of start-up."""
     from sklearn import metrics as sk_metrics
 
     return sk_metrics
 
-def _prepare(scores, y) -> tuple[np.ndarray, np.ndarray]:
+def check_scores(scores, y) -> tuple[np.ndarray, np.ndarray]:
     """Return ``(scores, y)`` as float64 / int64 arrays after checking shapes and values."""
     s = np.asarray(scores, dtype=np.float64).ravel()
     t = np.asarray(y).ravel()
@@ -31,7 +31,7 @@ def _prepare(scores, y) -> tuple[np.ndarray, np.ndarray]:
     return s, t.astype(np.int64)
 
 
-def _two_classes(y: np.ndarray, what: str) -> bool:
+def has_two_classes(y: np.ndarray, what: str) -> bool:
     """True if ``y`` has both classes; otherwise warn that ``what`` is undefined."""
     if len(np.unique(y)) == 2:
         return True
@@ -65,14 +65,14 @@ def rank_auroc(s: np.ndarray, t: np.ndarray) -> float:
 
 def auroc(scores, y) -> float:
     """Area under the ROC curve; NaN (with a warning) if ``y`` has one class."""
-    s, t = _prepare(scores, y)
-    return float(_sklearn_metrics().roc_auc_score(t, s)) if _two_classes(t, "AUROC") else float("nan")
+    s, t = check_scores(scores, y)
+    return float(sklearn_metrics().roc_auc_score(t, s)) if has_two_classes(t, "AUROC") else float("nan")
 
 
 def auprc(scores, y) -> float:
     """Area under the precision-recall curve (average precision, positives = 1)."""
-    s, t = _prepare(scores, y)
-    return float(_sklearn_metrics().average_precision_score(t, s)) if _two_classes(t, "AUPRC") else float("nan")
+    s, t = check_scores(scores, y)
+    return float(sklearn_metrics().average_precision_score(t, s)) if has_two_classes(t, "AUPRC") else float("nan")
 
 
 def threshold_from_val(scores, y) -> float:
@@ -81,10 +81,10 @@ def threshold_from_val(scores, y) -> float:
     Predict hallucinated when ``score >= threshold``. Ties go to the highest threshold.
     Returns NaN (with a warning) if ``y`` has one class.
     """
-    s, t = _prepare(scores, y)
-    if not _two_classes(t, "threshold"):
+    s, t = check_scores(scores, y)
+    if not has_two_classes(t, "threshold"):
         return float("nan")
-    fpr, tpr, thresholds = _sklearn_metrics().roc_curve(t, s, drop_intermediate=False)
+    fpr, tpr, thresholds = sklearn_metrics().roc_curve(t, s, drop_intermediate=False)
     best = int(np.argmax(tpr - fpr))
     if not np.isfinite(thresholds[best]):
         # "flag nothing" wins; any threshold above the top score does that and stays JSON-safe
@@ -94,7 +94,7 @@ def threshold_from_val(scores, y) -> float:
 
 def accuracy_at(scores, y, threshold: float) -> float:
     """Fraction of traces where ``score >= threshold`` matches the label; NaN threshold -> NaN."""
-    s, t = _prepare(scores, y)
+    s, t = check_scores(scores, y)
     if np.isnan(threshold) or len(t) == 0:
         return float("nan")
     return float(np.mean((s >= threshold).astype(np.int64) == t))
@@ -102,8 +102,8 @@ def accuracy_at(scores, y, threshold: float) -> float:
 
 def balanced_accuracy_at(scores, y, threshold: float) -> float:
     """Mean of the true-positive and true-negative rates at ``threshold``."""
-    s, t = _prepare(scores, y)
-    if np.isnan(threshold) or not _two_classes(t, "balanced accuracy"):
+    s, t = check_scores(scores, y)
+    if np.isnan(threshold) or not has_two_classes(t, "balanced accuracy"):
         return float("nan")
     pred = s >= threshold
     return float((pred[t == 1].mean() + (~pred[t == 0]).mean()) / 2)
@@ -120,8 +120,8 @@ def bootstrap_auroc_ci(scores, y, n: int = 1000, seed: int = 0, level: float = 0
         raise ValueError(f"n must be > 0, got {n}")
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
-    s, t = _prepare(scores, y)
-    if not _two_classes(t, "AUROC CI"):
+    s, t = check_scores(scores, y)
+    if not has_two_classes(t, "AUROC CI"):
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
     values = []
@@ -136,7 +136,7 @@ def bootstrap_auroc_ci(scores, y, n: int = 1000, seed: int = 0, level: float = 0
 
 def f1_at(scores, y, threshold: float) -> float:
     """F1 of the hallucinated class (label 1) when flagging ``score >= threshold``."""
-    s, t = _prepare(scores, y)
+    s, t = check_scores(scores, y)
     if np.isnan(threshold) or len(t) == 0:
         return float("nan")
     pred = s >= threshold
@@ -149,19 +149,19 @@ def tpr_at_fpr(scores, y, max_fpr: float = 0.05) -> float:
     """Highest true-positive rate reachable with a false-positive rate <= ``max_fpr``."""
     if not 0 <= max_fpr <= 1:
         raise ValueError(f"max_fpr must be in [0, 1], got {max_fpr}")
-    s, t = _prepare(scores, y)
-    if not _two_classes(t, "TPR at FPR"):
+    s, t = check_scores(scores, y)
+    if not has_two_classes(t, "TPR at FPR"):
         return float("nan")
-    fpr, tpr, _ = _sklearn_metrics().roc_curve(t, s)
+    fpr, tpr, _ = sklearn_metrics().roc_curve(t, s)
     return float(tpr[fpr <= max_fpr + 1e-12].max())
 
 
 def roc_points(scores, y, max_points: int = 200) -> dict[str, list[float]]:
     """ROC curve as ``{"fpr": [...], "tpr": [...]}``, thinned to at most ``max_points``."""
-    s, t = _prepare(scores, y)
-    if not _two_classes(t, "ROC curve"):
+    s, t = check_scores(scores, y)
+    if not has_two_classes(t, "ROC curve"):
         return {"fpr": [], "tpr": []}
-    fpr, tpr, _ = _sklearn_metrics().roc_curve(t, s)
+    fpr, tpr, _ = sklearn_metrics().roc_curve(t, s)
     if len(fpr) > max_points:
         keep = np.unique(np.linspace(0, len(fpr) - 1, max_points).round().astype(np.int64))
         fpr, tpr = fpr[keep], tpr[keep]
@@ -176,8 +176,8 @@ def platt_calibrator(val_scores, val_y) -> tuple[float, float]:
     """
     from sklearn.linear_model import LogisticRegression
 
-    s, t = _prepare(val_scores, val_y)
-    if not _two_classes(t, "calibration"):
+    s, t = check_scores(val_scores, val_y)
+    if not has_two_classes(t, "calibration"):
         return float("nan"), float("nan")
     mu, sd = s.mean(), s.std() or 1.0
     clf = LogisticRegression(C=1e4, max_iter=1000).fit(((s - mu) / sd)[:, None], t)
@@ -187,7 +187,7 @@ def platt_calibrator(val_scores, val_y) -> tuple[float, float]:
 
 def expected_calibration_error(probs, y, n_bins: int = 10) -> float:
     """ECE: mean |accuracy - confidence| over ``n_bins`` equal-width bins of P(label 1), weighted by bin size."""
-    p, t = _prepare(probs, y)
+    p, t = check_scores(probs, y)
     if len(t) == 0 or not np.isfinite(p).all():
         return float("nan")
     if p.min() < 0 or p.max() > 1:
@@ -213,9 +213,9 @@ def bootstrap_mean_auroc(score_sets, y, n: int = 1000, seed: int = 0, level: flo
         ``{"mean", "ci": [lo, hi]}`` plus ``"diff", "diff_ci"`` when a baseline is given.
     """
     t = np.asarray(y).astype(np.int64)
-    sets = [_prepare(s, t)[0] for s in score_sets]
-    base = [_prepare(s, t)[0] for s in baseline_sets] if baseline_sets else None
-    if not _two_classes(t, "AUROC CI"):
+    sets = [check_scores(s, t)[0] for s in score_sets]
+    base = [check_scores(s, t)[0] for s in baseline_sets] if baseline_sets else None
+    if not has_two_classes(t, "AUROC CI"):
         return {"mean": float("nan"), "ci": [float("nan")] * 2}
 
     def mean_auc(group, idx):
@@ -238,120 +238,3 @@ def bootstrap_mean_auroc(score_sets, y, n: int = 1000, seed: int = 0, level: flo
         out["diff_ci"] = np.quantile(diffs, [alpha, 1 - alpha]).tolist()
     return out
 
-
-def risk_coverage(scores, y) -> dict[str, np.ndarray]:
-    """Risk-coverage curve: keep the ``k`` least suspicious traces, the share of them hallucinated.
-
-    Traces are kept in increasing ``scores`` (lowest = most trusted first). Tied scores are kept as
-    a group in random order, so within a tie the expected risk is used: it grows linearly with the
-    group's hallucination rate (the answer does not depend on how ties happen to be ordered).
-
-    Args:
-        scores: ``(n,)`` higher = more likely hallucinated.
-        y: ``(n,)`` labels, 1 = hallucinated.
-    Returns:
-        ``{"coverage": (n,), "risk": (n,)}`` with ``coverage[k-1] = k / n`` and ``risk[k-1]`` the
-        expected hallucination rate among the ``k`` kept traces; empty arrays for ``n = 0``.
-    """
-    s, t = _prepare(scores, y)
-    n = len(t)
-    if n == 0:
-        return {"coverage": np.zeros(0), "risk": np.zeros(0)}
-    order = np.argsort(s, kind="stable")
-    s, t = s[order], t[order].astype(np.float64)
-    starts = np.flatnonzero(np.concatenate([[True], s[1:] != s[:-1]]))
-    ends = np.concatenate([starts[1:], [n]])
-    cum = np.empty(n)
-    before = 0.0
-    for a, b in zip(starts, ends):  # expected positives kept after k traces, linear inside a tie
-        rate = t[a:b].mean()
-        cum[a:b] = before + rate * np.arange(1, b - a + 1)
-        before += t[a:b].sum()
-    k = np.arange(1, n + 1)
-    return {"coverage": k / n, "risk": cum / k}
-
-
-def aurc(scores, y) -> float:
-    """Area under the risk-coverage curve (mean risk over ``k = 1..n`` kept traces); lower is better."""
-    curve = risk_coverage(scores, y)
-    return float(curve["risk"].mean()) if len(curve["risk"]) else float("nan")
-
-
-def prediction_rejection_ratio(scores, y) -> float:
-    """PRR (lm-polygraph): how much of the oracle's risk-coverage gain over random the scores get.
-
-    ``PRR = (AURC_random - AURC) / (AURC_random - AURC_oracle)``, with the random ranking's AURC equal
-    to the hallucination rate and the oracle ranking all correct answers first. 1 = oracle, 0 = random,
-    < 0 = worse than random. Equivalent to lm-polygraph's ratio of prediction-rejection areas with
-    quality = 1 - label. NaN (with a warning) when ``y`` has one class.
-    """
-    s, t = _prepare(scores, y)
-    if not _two_classes(t, "PRR"):
-        return float("nan")
-    random_aurc, oracle_aurc = float(t.mean()), aurc(t, t)
-    return float((random_aurc - aurc(s, t)) / (random_aurc - oracle_aurc))
-
-
-def partial_correlation(x, y, z) -> float:
-    """Pearson correlation of ``x`` and ``y`` after removing the linear effect of ``z`` from both.
-
-    Args:
-        x: ``(n,)`` e.g. a detector's scores.
-        y: ``(n,)`` e.g. the labels.
-        z: ``(n,)`` or ``(n, k)`` control variables, e.g. answer length in tokens.
-    Returns:
-        the partial correlation in [-1, 1]; NaN when a residual is constant (``z`` explains it fully).
-    """
-    xv, yv = np.asarray(x, np.float64).ravel(), np.asarray(y, np.float64).ravel()
-    zv = np.asarray(z, np.float64).reshape(len(xv), -1)
-    if len(yv) != len(xv):
-        raise ValueError(f"x and y must have the same length, got {len(xv)} and {len(yv)}")
-    design = np.column_stack([np.ones(len(xv)), zv])  # (n, 1 + k)
-    rx = xv - design @ np.linalg.lstsq(design, xv, rcond=None)[0]
-    ry = yv - design @ np.linalg.lstsq(design, yv, rcond=None)[0]
-    denom = np.sqrt((rx @ rx) * (ry @ ry))
-    return float(rx @ ry / denom) if denom > 1e-12 * max(len(xv), 1) else float("nan")
-
-
-def stratified_auroc(scores, y, strata) -> dict:
-    """AUROC inside each stratum (e.g. an answer-length bin), and their size-weighted mean.
-
-    Args:
-        scores, y: ``(n,)``.
-        strata: ``(n,)`` stratum of each trace (any hashable values).
-    Returns:
-        ``{"per_stratum": {stratum: {"n", "auroc"}}, "weighted_auroc"}``; a one-class stratum has AUROC NaN
-        and is left out of the weighted mean (NaN when no stratum has both classes).
-    """
-    s, t = _prepare(scores, y)
-    g = np.asarray(strata).ravel()
-    if len(g) != len(t):
-        raise ValueError(f"strata must have one entry per score, got {len(g)} for {len(t)}")
-    out, num, den = {}, 0.0, 0
-    for value in np.unique(g):
-        m = g == value
-        ok = len(np.unique(t[m])) == 2
-        auc = float(_sklearn_metrics().roc_auc_score(t[m], s[m])) if ok else float("nan")
-        out[value.item() if hasattr(value, "item") else value] = {"n": int(m.sum()), "auroc": auc}
-        if ok:
-            num, den = num + auc * m.sum(), den + int(m.sum())
-    return {"per_stratum": out, "weighted_auroc": float(num / den) if den else float("nan")}
-
-
-def reliability_bins(probs, y, n_bins: int = 10) -> list[dict]:
-    """The reliability diagram behind :func:`expected_calibration_error`: one entry per non-empty bin.
-
-    Args:
-        probs: ``(n,)`` predicted P(label 1) in [0, 1].
-        y: ``(n,)`` labels.
-        n_bins: equal-width bins of [0, 1] (the last one closed).
-    Returns:
-        ``[{"lo", "hi", "n", "mean_p", "rate"}]``: the bin's edges, size, mean prediction and observed rate;
-        ``sum(n / N * |rate - mean_p|)`` is the ECE.
-    """
-    p, t = _prepare(probs, y)
-    if p.size and (p.min() < 0 or p.max() > 1):
-        raise ValueError("probs must lie in [0, 1]")
-    bins = np.minimum((p * n_bins).astype(np.int64), n_bins - 1)
-    return [{"lo": b / n_bins, "hi": (b + 1) / n_bins, "n": int((bins == b).sum()),
-             "mean_p": float(p[bins == b].mean()), "rate": float(t[bins == b].mean())} for b in np.unique(bins)]
