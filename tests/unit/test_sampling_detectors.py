@@ -259,3 +259,17 @@ def test_p_true_without_stored_values_is_skipped(tmp_path):
     val = [{fmt.SAMPLE_P_TRUE: torch.tensor([float("nan")] * 4), "label": torch.tensor([0, 1, 0, 1])}]
     with pytest.raises(ValueError, match="no-p-true"):
         det.fit([], val)
+
+
+def test_evaluate_leaves_out_sampling_baselines_whose_samples_are_gone(planted, tmp_path):
+    import shutil
+
+    root, _, _ = planted
+    run = tmp_path / "run"
+    shutil.copytree(root / "features", run / "features")
+    shutil.copytree(root / "det", run / "det")
+    with pytest.warns(UserWarning, match="semantic_entropy not graded: .*truthtrace sample"):
+        report = evaluate(run / "features", root / "labels.csv", run / "det", run / "report",
+                          EvalConfig(n_bootstrap=50, figures=False))
+    names = {r["detector"] for r in report["results"]}
+    assert "perplexity" in names and "sep" in names and not names & {"semantic_entropy", "eigenscore", "p_true"}

@@ -30,6 +30,7 @@ from truthtrace.evaluation.report import report_markdown, write_report
 from truthtrace.evaluation.sections import calibration_section, label_rule_section, length_control, test_lengths
 from truthtrace.evaluation.stacking import stack_row
 from truthtrace.features.dataset import FeatureDataset, make_loader
+from truthtrace.features.samples import MissingSamplesError
 from truthtrace.features.splits import SPLIT_FILE, read_split, split_balance
 from truthtrace.fileio import write_text_atomic
 from truthtrace.labels.io import read_label_csv
@@ -162,6 +163,20 @@ def _scores(det, data: dict, which: str, batch_size: int) -> tuple[np.ndarray, n
     return det.score(iter(batches)), ys, ids
 
 
+def graded_rows(runs: dict[str, list[Path]], data: dict, config: EvalConfig) -> list[dict]:
+    """:func:`evaluate_runs` of every detector but the stack; a sampling baseline whose samples store is missing
+    (e.g. none beside a cross-dataset test store) is left out with a warning saying why."""
+    rows = []
+    for name, dirs in runs.items():
+        if name == "stack":
+            continue
+        try:
+            rows.append(evaluate_runs(name, dirs, data, config))
+        except MissingSamplesError as err:
+            warnings.warn(f"detector {name} not graded: {err}", stacklevel=3)
+    return rows
+
+
 def evaluate_runs(name: str, run_dirs: list[Path], data: dict, config: EvalConfig) -> dict:
     """Score every seed of detector ``name``; return its aggregated row (``_scores`` kept for comparison)."""
     per_seed, test_sets, val_sets, y_test = [], [], [], None
@@ -224,7 +239,7 @@ def evaluate(features_dir: str | Path, labels_csv: str | Path, detectors_dir: st
     split = read_split(ddir)
     data = _data(features_dir, labels_csv, config)
     runs = find_runs(ddir, config.detectors)
-    rows = [evaluate_runs(n, dirs, data, config) for n, dirs in runs.items() if n != "stack"]
+    rows = graded_rows(runs, data, config)
     stacked = stack_row(rows, ddir, config) if config.stack or "stack" in runs else None
     rows += [stacked] if stacked is not None else []
     rows.sort(key=lambda r: -r["test_auroc"] if not math.isnan(r["test_auroc"]) else math.inf)
