@@ -182,3 +182,17 @@ def test_weak_signal_over_many_features_needs_the_detector_and_gives_real_interv
     assert lo < probe["test_auroc"] < hi and 0.04 < hi - lo < 0.3 and hi < 1.0
     cmp = report["comparison"]
     assert cmp["best_learned"] == "probe" and cmp["difference_ci"][0] > 0
+
+
+def test_judge_rule_through_evaluate_with_a_tiny_local_model(planted, tiny_model, tiny_tokenizer, tmp_path):
+    """Plumbing only (a random model's verdicts mean nothing): the judge column is there, from --judge-model DIR."""
+    root, feats, labels = planted
+    tiny_model.save_pretrained(tmp_path / "judge")
+    tiny_tokenizer.save_pretrained(tmp_path / "judge")
+    cfg = EvalConfig(n_bootstrap=20, figures=False, stack=False, label_rules=("exact", "judge"),
+                     judge_model=str(tmp_path / "judge"))
+    report = evaluate(feats, labels, root / "det", tmp_path / "rep", cfg)
+    sec = report["label_rules"]
+    assert sec["rules"] == ["exact", "judge"] and sec["n"]["judge"] == sec["n"]["exact"] == 24
+    assert set(sec["auroc"]["probe"]) == {"exact", "judge"}
+    assert "judge (n 24" in (tmp_path / "rep" / "report.md").read_text()
