@@ -124,32 +124,39 @@ def all_sum(values: Sequence[float]) -> list[float]:
 
 @contextmanager
 def rank_scratch(out: str | Path) -> Iterator[Path]:
-    """The output folder for this rank: ``out`` on rank 0; on other ranks a private copy deleted afterwards.
+    """Work in ``out``'s parent folder (rank 0) or in a private copy of it (other ranks); yields ``out``'s name.
 
-    Ranks > 0 start from a copy of what ``out`` holds (so resuming makes the same decisions on
-    every rank) and write only into it: only rank 0 writes ``out``.
+    Ranks > 0 start from a copy of ``out`` (deleted afterwards) and write only into it: only rank 0
+    writes ``out``. Every rank sees the same relative path, so paths recorded from it (a detector's
+    log and checkpoint folders) compare equal and resuming decides the same on every rank.
+    The working directory is changed inside the block: pass other paths absolute.
     """
     rank, _ = env_world()
+    out = Path(out).resolve()
+    here = Path.cwd()
+    parent = out.parent if rank == 0 else out.parent / f".{out.name}.rank-{rank}.scratch"
     if rank == 0:
         barrier()  # the others have copied ``out`` before rank 0 changes it
-        yield Path(out)
-        return
-    scratch = Path(out).parent / f".{Path(out).name}.rank-{rank}.scratch"
-    shutil.rmtree(scratch, ignore_errors=True)
-    if Path(out).is_dir():
-        shutil.copytree(out, scratch, ignore=shutil.ignore_patterns(".*.scratch"))
-    barrier()
+    else:
+        shutil.rmtree(parent, ignore_errors=True)
+        parent.mkdir(parents=True)
+        if out.is_dir():
+            shutil.copytree(out, parent / out.name)
+        barrier()
+    os.chdir(parent)
     try:
-        yield scratch
+        yield Path(out.name)
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        os.chdir(here)
+        if rank != 0:
+            shutil.rmtree(parent, ignore_errors=True)
 
 
 def on_ranks(fn: Callable[[Path], T], out: str | Path) -> T | None:
-    """Run ``fn(folder)`` on every rank of a torchrun job, rank 0 on ``out``, the others on a private copy.
+    """Run ``fn(folder)`` on every rank of a torchrun job: rank 0 on ``out``, the others on a private copy.
 
     Used by ``torchrun ... truthtrace train``: every rank makes the same fits (and resume decisions) and takes
-    part in DDP's collectives, but only rank 0 writes ``out``.
+    part in DDP's collectives, but only rank 0 writes ``out``. ``folder`` is relative (see :func:`rank_scratch`).
 
     Returns:
         ``fn``'s result on rank 0, None on the others.

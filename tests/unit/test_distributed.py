@@ -168,3 +168,8 @@ def test_train_on_two_ranks_only_rank0_writes(tmp_path):
     assert ddp_runs["probe"]["seed-0"]["val_auroc"] == one["detectors"]["probe"]["seed-0"]["val_auroc"]
     assert abs(ddp_runs["mlp"]["seed-0"]["val_auroc"] - one["detectors"]["mlp"]["seed-0"]["val_auroc"]) < 0.01
     assert (tmp_path / "ddp" / "mlp" / "seed-0" / "config.json").is_file()
+    # resuming decides the same on both ranks (else one would wait in an all-reduce forever): nothing to fit
+    torchrun(str(HERE / "dist_worker.py"), "train", str(tmp_path / "t.json"), str(feats), str(labels),
+             str(tmp_path / "ddp"))
+    again = json.loads((tmp_path / "t.json.rank0").read_text())["summary"]["detectors"]
+    assert all(run == {"skipped": "already trained"} for runs in again.values() for run in runs.values())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 from rich.console import Console
 
@@ -42,8 +43,9 @@ def cmd_train(args) -> None:
                       detector_args=detector_args(args.detector_args), overwrite=args.overwrite)
     cfg = with_compile(cfg, args.compile)
     if distributed.launched():  # torchrun: DDP for the torch detectors; only rank 0 writes --out and prints
-        summary = distributed.on_ranks(lambda out: train(args.features, args.labels, out, cfg,
-                                                         progress=distributed.is_main()), args.out)
+        feats, labels = Path(args.features).resolve(), Path(args.labels).resolve()  # on_ranks changes the cwd
+        summary = distributed.on_ranks(lambda out: train(feats, labels, out, cfg, progress=distributed.is_main()),
+                                       args.out)
         if summary is None:
             return
     else:
