@@ -240,7 +240,7 @@ def evaluate(features_dir: str | Path, labels_csv: str | Path, detectors_dir: st
     data = _data(features_dir, labels_csv, config)
     runs = find_runs(ddir, config.detectors)
     rows = graded_rows(runs, data, config)
-    stacked = stack_row(rows, ddir, config) if config.stack or "stack" in runs else None
+    stacked = stack_row(rows, ddir, config) if config.stack else None  # a saved stack is always refit
     rows += [stacked] if stacked is not None else []
     rows.sort(key=lambda r: -r["test_auroc"] if not math.isnan(r["test_auroc"]) else math.inf)
     comparison = compare_families(rows, config)
