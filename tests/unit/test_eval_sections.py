@@ -196,3 +196,15 @@ def test_judge_rule_through_evaluate_with_a_tiny_local_model(planted, tiny_model
     assert sec["rules"] == ["exact", "judge"] and sec["n"]["judge"] == sec["n"]["exact"] == 24
     assert set(sec["auroc"]["probe"]) == {"exact", "judge"}
     assert "judge (n 24" in (tmp_path / "rep" / "report.md").read_text()
+
+
+def test_run_checks_its_evaluation_options_before_extracting():
+    from truthtrace.pipeline import RunConfig
+
+    assert RunConfig().label_rules == ("contains_or_exact", "exact", "f1:0.5", "rougeL:0.5")
+    assert "length" in RunConfig().detectors
+    with pytest.raises(ValueError, match="judge_model"):
+        RunConfig(label_rules=("exact", "judge"))
+    with pytest.raises(ValueError, match="split"):
+        RunConfig(split="topic")
+    assert RunConfig(label_rules=("judge",), judge_model="some/dir").label_rules == ("judge",)
