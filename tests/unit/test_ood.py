@@ -87,3 +87,16 @@ def test_ood_config_is_checked():
         EvalConfig(split="category", test_features="a", test_labels="b")
     with pytest.raises(ValueError, match="ood_detectors"):
         EvalConfig(split="category", ood_detectors=("stack",))
+
+
+def test_cli_split_category(tmp_path, capsys):
+    from truthtrace.cli import main
+
+    feats, labels = _run(tmp_path)
+    assert main(["evaluate", "--features", str(feats), "--labels", str(labels), "--detectors-dir",
+                 str(tmp_path / "det"), "--out", str(tmp_path / "rep"), "--split", "category", "--ood-detectors",
+                 "probe", "--transfer-detector", "", "--label-rules", "none", "--n-bootstrap", "50"]) == 0
+    saved = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert list(saved["ood"]["detectors"]) == ["probe"] and saved["ood"]["transfer"] is None
+    assert saved["label_rules"] is None
+    assert "risk_coverage.png" in capsys.readouterr().out
