@@ -153,7 +153,9 @@ def add_question_args(p: argparse.ArgumentParser) -> None:
                         "hf:DATASET[:CONFIG][:SPLIT] (a Hub id or a local dataset folder; extra hf)")
     p.add_argument("--format", default="auto", help="file layout (auto-detected by default)")
     p.add_argument("--streaming", action="store_true", help="hf: datasets: read rows lazily (stops after --n)")
-    p.add_argument("--n", type=int, default=None, help="number of questions (stratified by category)")
+    p.add_argument("--n", "--num-questions", dest="n", type=int, default=None,
+                   help="number of questions (stratified by category); under torchrun write --num-questions "
+                        "(torchrun's own parser takes --n for an abbreviation of its options)")
 
 
 def questions_from(args, require_answers: bool = True):

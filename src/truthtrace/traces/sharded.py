@@ -27,8 +27,8 @@ def sharded_extract(questions: Sequence, out: str | Path, config: ExtractConfig,
     """This rank's share of ``questions`` into ``out/rank-k/``; on rank 0 also the merged store ``out/merged/``.
 
     Returns:
-        this rank's extract summary plus ``rank``, ``world_size``, ``seconds`` and peak memory; on rank 0
-        also ``merged`` (the merge summary).
+        this rank's extract summary plus ``rank``, ``world_size``, ``seconds_rank`` (with loading and waiting)
+        and peak memory; on rank 0 also ``merged`` (the merge summary) and ``seconds_with_merge``.
 
     Raises:
         StoreError: from the merge, e.g. a rank store holding ids of another rank's slice.
@@ -45,7 +45,7 @@ def sharded_extract(questions: Sequence, out: str | Path, config: ExtractConfig,
         merged = Path(out) / MERGED_DIR
         remove_merged(merged)  # an earlier run's merge of these rank stores: merged again from them
         summary["merged"] = merge_stores(merged, [distributed.rank_dir(out, r) for r in range(world)])
-        summary["seconds"] = round(time.perf_counter() - t0, 2)
+        summary["seconds_with_merge"] = round(time.perf_counter() - t0, 2)
     distributed.barrier()
     distributed.shutdown()
     return summary
