@@ -137,15 +137,17 @@ def cut_answers(rows: list[list[int]], stops: set[int]) -> list[list[int]]:
 
 @torch.no_grad()
 def generate_answers(model, tokenizer, prompts: list[list[int]], max_new_tokens: int,
-                     do_sample: bool = False, temperature: float = 1.0, top_p: float = 1.0) -> list[list[int]]:
+                     do_sample: bool = False, temperature: float = 1.0, top_p: float = 1.0,
+                     logits_processor: list | None = None) -> list[list[int]]:
     """Generate an answer for each prompt; returns answer token ids cut before the first stop token.
 
-    An answer that stops at once keeps its stop token, so every answer has >= 1 token.
+    An answer that stops at once keeps its stop token, so every answer has >= 1 token. ``logits_processor``:
+    extra transformers logits processors run before each token is chosen (the sample stage's seeded noise).
     """
     device = model.device
     ids, mask = left_pad(prompts, tokenizer.pad_token_id)
     out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new_tokens,
-                         **sampling_kwargs(tokenizer, do_sample, temperature, top_p))
+                         logits_processor=logits_processor, **sampling_kwargs(tokenizer, do_sample, temperature, top_p))
     return cut_answers(out[:, ids.shape[1]:].tolist(), stop_ids(model, tokenizer))
 
 
@@ -253,7 +255,8 @@ def _stitch_attention(steps: list[dict], layer: int, width: int, b: int) -> torc
 
 @torch.no_grad()
 def generate_with_traces(model, tokenizer, prompts: list[list[int]], opts: CaptureOptions, max_new_tokens: int,
-                         do_sample: bool = False, temperature: float = 1.0, top_p: float = 1.0):
+                         do_sample: bool = False, temperature: float = 1.0, top_p: float = 1.0,
+                         logits_processor: list | None = None):
     """Generate and capture in one go, from the generation steps (no second forward pass).
 
     One extra token is generated so the last kept answer token has been fed to the model.
@@ -263,7 +266,7 @@ def generate_with_traces(model, tokenizer, prompts: list[list[int]], opts: Captu
     ids, mask = left_pad(prompts, tokenizer.pad_token_id)
     out = model.generate(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
                          max_new_tokens=max_new_tokens + 1, return_dict_in_generate=True, output_hidden_states=True,
-                         output_attentions=opts.attentions, output_logits=True,
+                         output_attentions=opts.attentions, output_logits=True, logits_processor=logits_processor,
                          **sampling_kwargs(tokenizer, do_sample, temperature, top_p))
     width = out.sequences.shape[1] - 1  # positions fed to the model
     pmax = ids.shape[1]
