@@ -100,3 +100,17 @@ def test_cli_split_category(tmp_path, capsys):
     assert list(saved["ood"]["detectors"]) == ["probe"] and saved["ood"]["transfer"] is None
     assert saved["label_rules"] is None
     assert "risk_coverage.png" in capsys.readouterr().out
+
+
+def test_a_rerun_after_the_labels_changed_refits_every_category(tmp_path):
+    feats, labels = _run(tmp_path)
+    cfg = EvalConfig(n_bootstrap=20, split="category", label_rules=(), figures=False, transfer_detector="",
+                     ood_detectors=("probe",))
+    first = evaluate(feats, labels, tmp_path / "det", tmp_path / "rep", cfg)["ood"]["detectors"]["probe"]
+    rows = read_labels(labels)  # history's labels shuffled: a probe trained on history alone knows nothing
+    ids = [t for t, r in rows.items() if r["category"] == "history"]
+    for t, h in zip(ids, np.random.default_rng(0).permutation([rows[t]["hallucinated"] for t in ids])):
+        rows[t].update(hallucinated=int(h), correct=1 - int(h))
+    write_labels(rows.values(), labels)
+    again = evaluate(feats, labels, tmp_path / "det", tmp_path / "rep", cfg)["ood"]["detectors"]["probe"]
+    assert first["per_category"]["science"] > 0.9 > 0.7 > again["per_category"]["science"]

@@ -88,8 +88,12 @@ def _auroc(scores: np.ndarray, y: np.ndarray) -> float:
 
 
 def _fit(view: Path, labels, out: Path, names: list[str], args: dict, seed: int) -> Path:
-    """Train ``names`` on the view (first seed only) into ``out``; return it."""
-    train(view, labels, out, TrainConfig(detectors=tuple(names), seeds=(seed,), detector_args=args), progress=False)
+    """Train ``names`` on the view (first seed only) into ``out``, always afresh; return it.
+
+    ``train`` would resume detectors saved there by an earlier run, which may have had other labels.
+    """
+    cfg = TrainConfig(detectors=tuple(names), seeds=(seed,), detector_args=args, overwrite=True)
+    train(view, labels, out, cfg, progress=False)
     return out
 
 
