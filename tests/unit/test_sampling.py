@@ -11,13 +11,8 @@ from truthtrace.store import StoreError, TraceStore
 from truthtrace.features import samples as fmt
 from truthtrace.traces.capture import build_prompt_ids
 from truthtrace.traces.clusters import NliJudge, offline_clusters
-from truthtrace.traces.sampling import (
-    P_TRUE_TEMPLATE,
-    SampleConfig,
-    p_true,
-    question_seed,
-    sample_questions,
-)
+from truthtrace.traces.sampling import P_TRUE_TEMPLATE, SampleConfig, p_true, sample_questions
+from truthtrace.traces.seeded import SeededSampling, sample_seed, top_p_filter
 
 QUESTIONS = [Question(id=f"q{i}", question=f"What is {i} plus {i}?", answers=(str(2 * i),), category="numbers")
              for i in range(5)]
@@ -33,12 +28,13 @@ def _records(path) -> dict:
     return {i: (store.get(i).tensors(), store.meta(i)) for i in store.ids()}
 
 
-def _same(a: dict, b: dict) -> None:
+def _same(a: dict, b: dict, atol: float = 0.0) -> None:
+    """The same answers and meta; tensors equal (``atol`` 0) or within ``atol`` (other batch shapes)."""
     assert a.keys() == b.keys()
     for qid in a:
-        assert a[qid][1] == b[qid][1]  # texts, ids, greedy, seed
+        assert a[qid][1] == b[qid][1]  # texts, ids, greedy, seeds
         for key, value in a[qid][0].items():
-            assert torch.equal(value, b[qid][0][key]) or (value.isnan().all() and b[qid][0][key].isnan().all())
+            torch.testing.assert_close(value, b[qid][0][key], atol=atol, rtol=atol, equal_nan=True)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +54,7 @@ def test_store_holds_k_samples_per_question(full):
     n = tensors[fmt.N_TOKENS]
     assert tensors[fmt.LOGPROBS].shape == (K, int(n.max())) and tensors[fmt.EMBEDDING].shape == (K, 32)
     assert meta["sample_ids"] == [f"q2#s{k}" for k in range(K)] and len(meta["samples"]) == K
-    assert meta["seed"] == question_seed(0, "q2")
+    assert meta["sample_seeds"] == [sample_seed(0, "q2", k) for k in range(K)]
     for k in range(K):  # zero padding past each answer; entropies >= 0
         assert (tensors[fmt.LOGPROBS][k, n[k]:] == 0).all() and (tensors[fmt.ENTROPY][k, :n[k]] >= 0).all()
     assert 0 <= float(tensors[fmt.P_TRUE][0]) <= 1
@@ -69,8 +65,8 @@ def test_samples_are_reproducible_and_differ_between_questions(full, tmp_path, t
     out, _ = full
     sample_questions(QUESTIONS, tmp_path / "again", _config(), tiny_model, tiny_tokenizer, progress=False)
     _same(_records(out), _records(tmp_path / "again"))
-    seeds = {meta["seed"] for _, meta in _records(out).values()}
-    assert len(seeds) == 5
+    seeds = {s for _, meta in _records(out).values() for s in meta["sample_seeds"]}
+    assert len(seeds) == 5 * K
 
 
 def test_resume_and_other_batches_give_the_same_samples(full, tmp_path, tiny_model, tiny_tokenizer):
@@ -79,9 +75,10 @@ def test_resume_and_other_batches_give_the_same_samples(full, tmp_path, tiny_mod
     rest = sample_questions(QUESTIONS, tmp_path / "r", _config(), tiny_model, tiny_tokenizer, progress=False)
     assert part["n_new"] == 2 and rest["n_skipped"] == 2 and rest["n_new"] == 3
     _same(_records(out), _records(tmp_path / "r"))
-    cfg = SampleConfig(model="tiny", samples=K, max_new_tokens=5, batch_size=5)  # other batches and shards
-    sample_questions(QUESTIONS, tmp_path / "b", cfg, tiny_model, tiny_tokenizer, progress=False)
-    _same(_records(out), _records(tmp_path / "b"))
+    for n, batch in ((5, 5), (1, 3)):  # all five questions in one generate call; one at a time
+        cfg = SampleConfig(model="tiny", samples=K, max_new_tokens=5, batch_size=batch, sample_batch=n)
+        sample_questions(QUESTIONS, tmp_path / f"b{n}", cfg, tiny_model, tiny_tokenizer, progress=False)
+        _same(_records(out), _records(tmp_path / f"b{n}"), atol=1e-5)  # other batch shapes: round-off only
 
 
 def test_resume_with_other_settings_is_refused(full, tiny_model, tiny_tokenizer):
@@ -96,10 +93,11 @@ def test_stored_embedding_and_logprobs_equal_a_live_pass(full, tiny_model, tiny_
     store = TraceStore(out)
     tensors, meta = store.get("q1").tensors(), store.meta("q1")
     prompt = build_prompt_ids(tiny_tokenizer, QUESTIONS[1].question, _config().prompt_template)
-    torch.manual_seed(meta["seed"])  # the stage's own seed: regenerate the same samples
     from truthtrace.traces.capture import generate_answers
 
-    answers = generate_answers(tiny_model, tiny_tokenizer, [prompt] * K, 5, True, 1.0, 1.0)
+    # the samples' own seeds: regenerate each one alone
+    answers = [generate_answers(tiny_model, tiny_tokenizer, [prompt], 5, logits_processor=[SeededSampling([seed])])[0]
+               for seed in meta["sample_seeds"]]
     for k, answer in enumerate(answers):
         ids = torch.tensor([prompt + answer])
         with torch.no_grad():
@@ -229,3 +227,28 @@ def test_capture_from_the_generation_steps_gives_the_same_samples(full, tmp_path
         for key in (fmt.LOGPROBS, fmt.ENTROPY, fmt.EMBEDDING):
             torch.testing.assert_close(a[qid][0][key], b[qid][0][key], atol=1e-4, rtol=1e-4)
         assert torch.equal(a[qid][0][fmt.N_TOKENS], b[qid][0][fmt.N_TOKENS])
+
+
+def test_seeded_sampling_draws_from_the_tempered_nucleus():
+    logits = torch.log(torch.tensor([0.5, 0.3, 0.15, 0.05]))
+    n = 4000
+
+    def freq(temperature, top_p):
+        proc = SeededSampling(list(range(n)), temperature, top_p)
+        picks = proc(None, logits.expand(n, 4).clone()).argmax(-1)
+        return torch.bincount(picks, minlength=4).float() / n
+
+    torch.testing.assert_close(freq(1.0, 1.0), torch.tensor([0.5, 0.3, 0.15, 0.05]), atol=0.025, rtol=0)
+    torch.testing.assert_close(freq(1.0, 0.8), torch.tensor([0.625, 0.375, 0.0, 0.0]), atol=0.025, rtol=0)
+    tempered = torch.softmax(logits / 0.5, -1)
+    torch.testing.assert_close(freq(0.5, 1.0), tempered, atol=0.025, rtol=0)
+    assert torch.isinf(top_p_filter(logits[None], 0.8)[0, 2:]).all()
+
+
+def test_a_rows_draw_depends_on_its_seed_only():
+    scores = torch.randn(3, 50, generator=torch.Generator().manual_seed(0))
+    alone = SeededSampling([7])(None, scores[1:2].clone())
+    together = SeededSampling([3, 7, 11])(None, scores.clone())
+    assert torch.equal(alone[0], together[1])
+    with pytest.raises(ValueError, match="3 seeds for 2 rows"):
+        SeededSampling([1, 2, 3])(None, scores[:2])

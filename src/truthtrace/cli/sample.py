@@ -23,7 +23,8 @@ def sample_config(args) -> SampleConfig:
         prompt_template=args.template or DEFAULT_TEMPLATE, system_prompt=args.system_prompt,
         use_chat_template=not args.no_chat_template, max_new_tokens=args.max_new_tokens,
         max_prompt_tokens=args.max_prompt_tokens, samples=args.samples, temperature=args.temperature,
-        top_p=args.top_p, seed=args.seed, batch_size=args.batch_size, embedding_layer=args.embedding_layer,
+        top_p=args.top_p, seed=args.seed, batch_size=args.batch_size, sample_batch=args.sample_batch,
+        embedding_layer=args.embedding_layer,
         nli_model=args.nli_model, p_true=not args.no_p_true, capture=args.capture, overwrite=args.overwrite)
 
 
@@ -58,6 +59,8 @@ def register(sub) -> None:
                                                        "its id, so a resumed run gives the same samples")
     s = p.add_argument_group("sampling")
     s.add_argument("--samples", type=int, default=10, help="sampled answers per question (K)")
+    s.add_argument("--sample-batch", type=int, default=4,
+                   help="questions sampled in one generate call (K rows each); samples do not depend on it")
     s.add_argument("--temperature", type=float, default=1.0)
     s.add_argument("--top-p", type=float, default=1.0)
     s.add_argument("--embedding-layer", type=int, default=None,

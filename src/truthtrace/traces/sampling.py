@@ -10,14 +10,15 @@ their answer-token log-probs and entropies and the middle-layer hidden state of 
 model is asked whether the greedy answer is true (P(True), Kadavath et al., 2022). Only that is stored
 (:mod:`truthtrace.features.samples`), one record per question.
 
-Question ``q`` is sampled with the seed :func:`question_seed` ``(seed, q)``, so its samples do not depend on
-the batch or on which questions ran before: a resumed run (the store is resumable like any trace store,
-even after ``kill -9``) gives the same samples. Sample ids are ``<question id>#s<k>``.
+Sample ``k`` of question ``q`` (id ``<q>#s<k>``) is drawn with its own generator, seeded by a hash of
+``(seed, q, k)`` (:mod:`truthtrace.traces.seeded`), so ``sample_batch`` questions share one ``generate`` call
+and a sample still does not depend on its batch or on which questions ran before: a resumed run (the store is
+resumable like any trace store, even after ``kill -9``) gives the same samples (up to float round-off between
+batch shapes, which can only matter where two tokens tie).
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -44,6 +45,7 @@ from truthtrace.traces.capture import (
     generate_with_traces,
 )
 from truthtrace.traces.clusters import NliJudge, offline_clusters
+from truthtrace.traces.seeded import SeededSampling, sample_seed
 
 P_TRUE_TEMPLATE = ("Question: {question}\nProposed answer: {answer}\n"
                    "Is the proposed answer true or false? Reply with one word: True or False.")
@@ -79,6 +81,7 @@ class SampleConfig:
     top_p: float = 1.0
     seed: int = 0
     batch_size: int = 16  # questions per greedy batch
+    sample_batch: int = 4  # questions sampled in one generate call (K rows each)
     embedding_layer: int | None = None
     nli_model: str | None = None
     p_true: bool = True
@@ -89,7 +92,7 @@ class SampleConfig:
     def __post_init__(self):
         if "{question}" not in self.prompt_template:
             raise ValueError("prompt_template must contain '{question}'")
-        for name in ("max_new_tokens", "samples", "batch_size", "shard_max_traces"):
+        for name in ("max_new_tokens", "samples", "batch_size", "sample_batch", "shard_max_traces"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {getattr(self, name)!r}")
         if self.samples < 2:
@@ -122,11 +125,6 @@ class SampleConfig:
         if layer > n_layers:
             raise ValueError(f"embedding_layer {layer} is beyond the model's {n_layers} layers")
         return layer
-
-
-def question_seed(seed: int, question_id: str) -> int:
-    """The sampling seed of one question: a hash of ``(seed, question id)``, independent of batches and order."""
-    return int.from_bytes(hashlib.sha256(f"{seed}\0{question_id}".encode()).digest()[:8], "big") >> 1
 
 
 def sample_schema(config: SampleConfig, model, model_id: str) -> dict:
@@ -166,33 +164,40 @@ def p_true(model, tokenizer, question: str, answer: str, config: SampleConfig) -
     return p_yes / (p_yes + p_no) if p_yes + p_no > 0 else 0.5
 
 
-def sample_answers(model, tokenizer, question_id: str, prompt: list[int], config: SampleConfig,
-                   layer: int) -> tuple[list[list[int]], dict[str, torch.Tensor]]:
-    """K sampled answers of one question and their tensors.
+def sample_answers(model, tokenizer, question_ids: list[str], prompts: list[list[int]], config: SampleConfig,
+                   layer: int) -> list[tuple[list[list[int]], dict[str, torch.Tensor]]]:
+    """K sampled answers for each of a few questions, from one ``generate`` call over their K rows each.
 
     Returns:
-        ``(answers, tensors)``: the K answers' token ids, and ``logprobs``/``entropy`` ``(K, A)``,
+        per question ``(answers, tensors)``: its K answers' token ids, and ``logprobs``/``entropy`` ``(K, A)``,
         ``n_tokens`` ``(K,)``, ``embedding`` ``(K, d)`` (last answer token at hidden layer ``layer``).
     """
-    torch.manual_seed(question_seed(config.seed, question_id))
+    k = config.samples
+    rows = [p for p in prompts for _ in range(k)]
+    seeds = [sample_seed(config.seed, q, j) for q in question_ids for j in range(k)]
+    noise = [SeededSampling(seeds, config.temperature, config.top_p)]  # greedy over seeded noise = sampling
     opts = CaptureOptions(hidden_layers=(layer,), attentions=False, keep="last:1")
-    sampling = (config.max_new_tokens, True, config.temperature, config.top_p)
     if config.capture == "generate":
-        answers, recs = generate_with_traces(model, tokenizer, [prompt] * config.samples, opts, *sampling)
+        answers, recs = generate_with_traces(model, tokenizer, rows, opts, config.max_new_tokens,
+                                             logits_processor=noise)
     else:
-        answers = generate_answers(model, tokenizer, [prompt] * config.samples, *sampling)
-        recs = forward_traces(model, [prompt + a for a in answers], [len(prompt)] * len(answers), opts,
+        answers = generate_answers(model, tokenizer, rows, config.max_new_tokens, logits_processor=noise)
+        recs = forward_traces(model, [p + a for p, a in zip(rows, answers)], [len(p) for p in rows], opts,
                               tokenizer.pad_token_id)
-    return answers, {fmt.LOGPROBS: fmt.pad_rows([r[ANSWER_LOGPROBS] for r in recs]),
-                     fmt.ENTROPY: fmt.pad_rows([r[ANSWER_ENTROPY] for r in recs]),
-                     fmt.N_TOKENS: torch.tensor([len(a) for a in answers], dtype=torch.int32),
-                     fmt.EMBEDDING: torch.stack([r[layer_key(layer, "hidden")][-1] for r in recs]).float()}
+    out = []
+    for i in range(0, len(rows), k):
+        ans, rec = answers[i:i + k], recs[i:i + k]
+        out.append((ans, {fmt.LOGPROBS: fmt.pad_rows([r[ANSWER_LOGPROBS] for r in rec]),
+                          fmt.ENTROPY: fmt.pad_rows([r[ANSWER_ENTROPY] for r in rec]),
+                          fmt.N_TOKENS: torch.tensor([len(a) for a in ans], dtype=torch.int32),
+                          fmt.EMBEDDING: torch.stack([r[layer_key(layer, "hidden")][-1] for r in rec]).float()}))
+    return out
 
 
-def question_record(model, tokenizer, q, prompt: list[int], greedy: str, config: SampleConfig, layer: int,
-                    judge: NliJudge | None) -> tuple[dict, dict]:
-    """One question's samples-store record: ``(tensors, meta)`` (:mod:`truthtrace.features.samples`)."""
-    answers, tensors = sample_answers(model, tokenizer, q.id, prompt, config, layer)
+def question_record(model, tokenizer, q, answers: list[list[int]], tensors: dict, greedy: str,
+                    config: SampleConfig, judge: NliJudge | None) -> tuple[dict, dict]:
+    """One question's samples-store record ``(tensors, meta)`` (:mod:`truthtrace.features.samples`) from its
+    sampled ``answers`` and their ``tensors`` (:func:`sample_answers`): texts, clusters and P(True) added."""
     texts = [tokenizer.decode(a, skip_special_tokens=True).strip() for a in answers]
     clusters = judge.clusters(q.question, texts) if judge is not None else offline_clusters(texts, q.question)
     tensors[fmt.CLUSTER_IDS] = torch.tensor(clusters, dtype=torch.int32)
@@ -200,7 +205,7 @@ def question_record(model, tokenizer, q, prompt: list[int], greedy: str, config:
     tensors[fmt.P_TRUE] = torch.tensor([value], dtype=torch.float32)
     meta = {"question_id": q.id, "question": q.question, "greedy": greedy, "samples": texts,
             "sample_ids": [fmt.sample_id(q.id, k) for k in range(len(texts))],
-            "seed": question_seed(config.seed, q.id)}
+            "sample_seeds": [sample_seed(config.seed, q.id, k) for k in range(len(texts))]}
     return tensors, meta
 
 
@@ -272,11 +277,15 @@ def _write(writer, model, tokenizer, questions, prompts, config: SampleConfig, j
     bar = tqdm(total=len(questions), desc="sample", unit="q", disable=not progress)
     for i in range(0, len(questions), config.batch_size):
         batch, batch_prompts = questions[i:i + config.batch_size], prompts[i:i + config.batch_size]
-        for q, p, g in zip(batch, batch_prompts, greedy_texts(model, tokenizer, batch, batch_prompts, config, given)):
-            tensors, meta = question_record(model, tokenizer, q, p, g, config, layer, judge)
-            writer.add(q.id, tensors, meta)
-            n_new += 1
-            bar.update(1)
+        greedy = greedy_texts(model, tokenizer, batch, batch_prompts, config, given)
+        for j in range(0, len(batch), config.sample_batch):
+            group = slice(j, j + config.sample_batch)
+            sampled = sample_answers(model, tokenizer, [q.id for q in batch[group]], batch_prompts[group], config,
+                                     layer)
+            for q, g, (answers, tensors) in zip(batch[group], greedy[group], sampled):
+                writer.add(q.id, *question_record(model, tokenizer, q, answers, tensors, g, config, judge))
+                n_new += 1
+                bar.update(1)
             bar.set_postfix(samples_per_s=f"{n_new * config.samples / (time.perf_counter() - start):.1f}")
     bar.close()
     return n_new
