@@ -4,11 +4,11 @@
 
 For each question the model answers greedily once (or the answer is taken from a trace store, so the
 judged answer is the labelled one) and samples K more answers at ``temperature``/``top_p``. One forward
-pass over the K samples (:func:`truthtrace.traces.capture.forward_traces`, the extract stage's own) gives
-their answer-token log-probs and entropies and the middle-layer hidden state of their last answer token
-(INSIDE's embedding); the samples are clustered by meaning (:mod:`truthtrace.traces.clusters`) and the
-model is asked whether the greedy answer is true (P(True), Kadavath et al., 2022). Only that is stored
-(:mod:`truthtrace.features.samples`), one record per question.
+pass over the K samples (:func:`truthtrace.traces.capture.forward_traces`, the extract stage's own; or the
+generation steps with ``capture="generate"``) gives their answer-token log-probs and entropies and the
+middle-layer hidden state of their last answer token (INSIDE's embedding); the samples are clustered by
+meaning (:mod:`truthtrace.traces.clusters`) and the model is asked whether the greedy answer is true (P(True),
+Kadavath et al., 2022). Only that is stored (:mod:`truthtrace.features.samples`), one record per question.
 
 Sample ``k`` of question ``q`` (id ``<q>#s<k>``) is drawn with its own generator, seeded by a hash of
 ``(seed, q, k)`` (:mod:`truthtrace.traces.seeded`), so ``sample_batch`` questions share one ``generate`` call
@@ -64,7 +64,8 @@ class SampleConfig:
     one, as INSIDE's code takes it); ``nli_model`` a local NLI model folder for the semantic clusters (None:
     offline clusters); ``p_true`` asks the model whether its greedy answer is true; ``capture`` "forward" takes the
     samples' tensors from one exact pass after generating, "generate" from the generation steps (faster; equal
-    within round-off, as for ``extract --capture generate``).
+    within round-off, as for ``extract --capture generate``); ``sample_batch`` questions are sampled in one
+    ``generate`` call (the samples do not depend on it, so it is not part of the store's schema).
     """
 
     model: str = DEFAULT_MODEL
