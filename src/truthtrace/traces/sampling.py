@@ -51,7 +51,7 @@ P_TRUE_TEMPLATE = ("Question: {question}\nProposed answer: {answer}\n"
                    "Is the proposed answer true or false? Reply with one word: True or False.")
 TRUE_WORDS, FALSE_WORDS = ("True", " True", "true", " true"), ("False", " False", "false", " false")
 SHARED_OPTIONS = ("model", "model_dtype", "device", "threads", "prompt_template", "system_prompt",
-                  "use_chat_template", "max_new_tokens", "max_prompt_tokens", "seed", "batch_size")
+                  "use_chat_template", "max_new_tokens", "max_prompt_tokens", "seed", "batch_size", "capture")
 
 
 @dataclass
