@@ -83,6 +83,8 @@ def test_parquet_squad_nq_and_split_choice(tmp_path):
         load_hub_questions(f"hf:{folder}:test", streaming=True)
     nq = _parquet(tmp_path, "nq", {"validation": [{"question": f"q{i}", "answer": [f"a{i}", "b"]} for i in range(3)]})
     qs = load_hub_questions(f"hf:{nq}", streaming=True)
+    one_file = next(nq.glob("*.parquet"))
+    assert load_hub_questions(f"hf:{one_file}", streaming=True) == qs  # a single parquet file
     assert [q.id for q in qs] == ["nq_open-00001", "nq_open-00002", "nq_open-00003"]
     assert qs[2].answers == ("a2", "b")
 

@@ -28,6 +28,7 @@ from truthtrace.data.questions import Question
 PREFIX = "hf:"
 HUB_FORMATS = ("auto", "triviaqa", "nq_open", "squad", "truthfulqa", "generic")
 _SPLIT_NAMES = {"train", "validation", "valid", "dev", "test"}
+_FILE_BUILDERS = {".parquet": "parquet", ".json": "json", ".jsonl": "json", ".csv": "csv"}
 _GENERIC = {"question": None, "answers": None, "id": None, "category": None, "context": None}
 
 
@@ -102,9 +103,15 @@ def open_rows(text: str, streaming: bool = False, cache_dir: str | None = None) 
         return data.to_iterable_dataset() if streaming else data
     if streaming and spec.split and "[" in spec.split:
         raise ValueError(f"{text}: a split slice ({spec.split}) cannot be streamed; pass --n instead")
+    if local.is_file() and local.suffix.lower() not in _FILE_BUILDERS:
+        raise ValueError(f"{text}: a local file must be one of {sorted(_FILE_BUILDERS)}; for a question file "
+                         f"drop the hf: prefix")
+    path, config, files = str(local) if local.exists() else spec.dataset, spec.config, None
+    if local.is_file():  # one data file: datasets' builder for its type, the file as the data
+        path, files = _FILE_BUILDERS[local.suffix.lower()], str(local)
     try:
-        data = datasets.load_dataset(str(local) if local.exists() else spec.dataset, spec.config, split=spec.split,
-                                     streaming=streaming, cache_dir=cache_dir)
+        data = datasets.load_dataset(path, config, data_files=files, split=spec.split, streaming=streaming,
+                                     cache_dir=cache_dir)
     except ValueError as e:  # e.g. "Bad split: test. Available splits: [...]", which names no dataset
         raise ValueError(f"{text}: {e}") from None
     return _pick_split(data, spec, text)
