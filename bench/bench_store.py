@@ -14,7 +14,10 @@ Variants:
                   ``TraceStore`` iteration, chunk codec ``zstd-planes`` (every byte plane one zstd
                   frame, level N): the store before ``zstd-planes-2``, one thread
   store v2        the same with ``zstd-planes-2`` (each plane zstd or raw, whichever pays; raw planes
-                  under a CRC-32), on one thread and on ``--store-threads`` (the default store)
+                  under a CRC-32), on one thread and on ``--store-threads``
+  store v3        ``zstd-planes-3`` (the default): v2's planes, the chunk under one xxh3-64 hash and
+                  frames without their own checksum; on one thread and on ``--store-threads`` (the
+                  writer then also hashes the shard beside its file writes)
 
 MB/s are of raw dense fp16 bytes (the same numerator for every variant). The store is
 given the float32 tensors the model returns, so its write time includes the fp16 cast and
@@ -40,7 +43,8 @@ import torch
 
 from truthtrace.naming import layer_key
 from truthtrace.store import CHUNK_CODEC, TraceStore, TraceWriter
-from truthtrace.store.planes import V1, V2
+from truthtrace.machine import load_average, machine_info
+from truthtrace.store.planes import V1, V2, V3
 
 QUESTIONS = [
     "What is the capital of France?", "Who wrote Hamlet?", "What is the chemical symbol for gold?",
@@ -274,6 +278,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(machine())
+    print(f"machine_info: {machine_info()}")
+    print(f"load average before: {load_average()}")
     traces, source = get_traces(args.n, args.cache)
     torch.set_num_threads(1)  # storage runs on one core in every variant but the threaded default row
     lengths = [t["token_ids"].numel() for t in traces]
@@ -283,11 +289,13 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench_store_"))
     try:
         rows = {"pickle+gzip-6": bench_pickle(pickle_records(traces), work, args.repeat)}
-        rows["store v1 zstd-planes, zstd-1, 1 thread (before)"] = bench_store(traces, work, 1, args.repeat, V1)
-        rows["store v1 zstd-planes, zstd-3, 1 thread"] = bench_store(traces, work, 3, args.repeat, V1)
+        k = args.store_threads
+        rows["store v1 zstd-planes, 1 thread"] = bench_store(traces, work, 1, args.repeat, V1)
         rows["store v2 zstd-planes-2, 1 thread"] = bench_store(traces, work, 1, args.repeat, V2)
-        rows[f"store v2 zstd-planes-2, {args.store_threads} threads (default)"] = default = bench_store(
-            traces, work, 1, args.repeat, V2, args.store_threads)
+        rows[f"store v2 zstd-planes-2, {k} threads"] = bench_store(traces, work, 1, args.repeat, V2, k)
+        rows["store v3 zstd-planes-3, 1 thread"] = bench_store(traces, work, 1, args.repeat, V3)
+        rows[f"store v3 zstd-planes-3, {k} threads (default)"] = default = bench_store(
+            traces, work, 1, args.repeat, V3, k)
         blosc = bench_blosc2(traces, work, args.repeat)
         if blosc is not None:
             rows["blosc2 shuffle+zstd-1 (codec only)"] = blosc
@@ -297,6 +305,7 @@ def main() -> None:
         times.update(pickle_latency(pickle_records(traces), work, args.repeat))
         for name, ms in times.items():
             print(f"| {name} | {ms:.2f} |")
+        print(f"\nload average after: {load_average()}")
     finally:
         shutil.rmtree(work)
 

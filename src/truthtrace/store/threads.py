@@ -10,7 +10,7 @@ from __future__ import annotations
 import heapq
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -43,6 +43,12 @@ def _pool(workers: int) -> ThreadPoolExecutor:
     if key not in _pools:
         _pools[key] = ThreadPoolExecutor(workers, thread_name_prefix="truthtrace-store")
     return _pools[key]
+
+
+def beside(fn: Callable[[], R], threads: int) -> Future:
+    """Start ``fn()`` on the pool of a ``threads``-thread store (``threads >= 2``) and return its future,
+    so the caller can work beside it (the writer hashes a trace's chunks while it writes them)."""
+    return _pool(threads - 1).submit(fn)
 
 
 def _groups(weights: Sequence[int], n: int) -> list[list[int]]:

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import warnings
+from concurrent.futures import Future, wait
 from pathlib import Path
 
 from truthtrace.fileio import write_bytes_atomic
@@ -35,7 +36,7 @@ from truthtrace.store.index import (
 )
 from truthtrace.store.ownership import clear_store, drop_unlisted, start_store
 from truthtrace.store.planes import REMEASURE
-from truthtrace.store.threads import check_threads, map_chunks
+from truthtrace.store.threads import beside, check_threads, map_chunks
 
 
 def _jsonable(obj: object, field: str) -> object:
@@ -200,10 +201,10 @@ class TraceWriter:
             name = shard_files(len(self._index["shards"]))[0] + TMP_SUFFIX
             self._bin = open(self.root / name, "wb")
         start, digest, entries = self._pos, self._hash.copy(), {}
+        hashing = self._hash_chunks(digest, [payload for _, payload, _ in chunks])
         try:
             for key, payload, entry in chunks:
                 self._bin.write(payload)
-                digest.update(payload)
                 entries[key] = {"offset": self._pos, **entry}
                 self._pos += len(payload)
         except BaseException:
@@ -211,11 +212,25 @@ class TraceWriter:
             self._bin.truncate()
             self._pos = start
             raise
+        finally:
+            wait([hashing])  # the digest is never left in use by a worker
+        hashing.result()
         self._hash = digest
         self._records.append({"id": trace_id, "meta": meta, "span": [start, self._pos],
                               "tensors": entries})
         self._ids.add(trace_id)
         self._count(trace_id, entries)
+
+    def _hash_chunks(self, digest, payloads: list[bytes]) -> Future:
+        """Feed ``payloads`` to the shard's sha256 ``digest``: beside the file writes on the pool when
+        ``threads > 1`` (both release the GIL), else here; the returned future is done when hashed."""
+        if self.threads > 1:
+            return beside(lambda: [digest.update(payload) for payload in payloads], self.threads)
+        for payload in payloads:
+            digest.update(payload)
+        done: Future = Future()
+        done.set_result(None)
+        return done
 
     def _count(self, trace_id: str, entries: dict) -> None:
         """Add one trace's chunks to the shard statistics kept in the index."""
