@@ -128,8 +128,9 @@ class FeatureReducer:
             out.window[layer] = window
 
     def reduce_attention(self, layer: int, query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor | None,
-                         scaling: float, lse: torch.Tensor | None = None) -> None:
-        """Reduce layer ``layer``'s attention of the batch without building its maps.
+                         scaling: float, lse: torch.Tensor | None = None, value=None) -> None:
+        """Reduce layer ``layer``'s attention of the batch without building its maps (returns None: the output
+        comes from SDPA; ``value`` is not needed).
 
         Args:
             lse: ``(B, H, W)`` each query row's log-sum-exp of scores (from the fused kernel), or None.
@@ -216,7 +217,7 @@ def _numel(shape: tuple[int, ...]) -> int:
 
 
 def features_attention_forward(module, query, key, value, attention_mask, **kwargs):
-    """transformers attention function: SDPA output; the active reducer gets the layer's weights' reductions.
+    """transformers attention function: SDPA output (or the reducer's own); the active reducer reduces the weights.
 
     Args:
         module: the attention module (its ``layer_idx`` names the layer).
@@ -234,12 +235,13 @@ def features_attention_forward(module, query, key, value, attention_mask, **kwar
     fused = None
     if getattr(reducer, "fused", False) and not (module.training and kwargs.get("dropout")):
         fused = fused_attention(query, key, value, attention_mask, scaling)
-    if fused is None:
-        output, lse = sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)[0], None
-    else:
-        output, lse = fused
-    reducer.reduce_attention(int(layer), query, key, attention_mask, scaling, lse)
-    return output, None
+    own = reducer.reduce_attention(int(layer), query, key, attention_mask, scaling,
+                                   None if fused is None else fused[1], value)  # a reducer may compute the output
+    if own is not None:
+        return own, None
+    if fused is not None:
+        return fused[0], None
+    return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)[0], None
 
 
 def register_features_attention() -> str:

@@ -15,7 +15,6 @@ import torch
 
 from truthtrace.features.forward import ROW_CHUNK, FeatureReducer, SamplePlan, reducing
 from truthtrace.features.graphs import graph_window
-from truthtrace.features.kernels import row_weights
 from truthtrace.features.scalars import logprob_stats
 from truthtrace.features.sequences import TokenLayout
 from truthtrace.naming import ANSWER_ENTROPY, ANSWER_LOGPROBS
@@ -67,87 +66,72 @@ def forward_records(model, seqs: list[list[int]], n_prompt: list[int], schema: d
 class StepReducer:
     """Collects per-row reductions from the generation steps of one left-padded batch (see the module docstring).
 
+    Every call (the prompt, then one token a step) is reduced for the whole batch at once: under left padding
+    every prompt ends at column ``width`` and padding columns weigh exactly 0, so masses and bands need no
+    per-sample slicing until :meth:`finish`. The reduced layers' output is computed from the same weights as
+    eager attention computes it (``softmax(q k^T s + mask)`` rounded to the model dtype, times ``v``), so the
+    answers are those an eager capture generates.
+
     Args:
         schema: the feature schema; prompt_lengths: ``P_b`` per sample; width: the padded prompt width.
-        row_chunk: prompt rows whose weights are computed at once in the prefill.
+        row_chunk: prompt rows whose weights are computed at once.
     """
 
     def __init__(self, schema: dict, prompt_lengths: list[int], width: int, row_chunk: int = ROW_CHUNK):
-        self.schema, self.row_chunk, self.n_prompt = schema, row_chunk, list(prompt_lengths)
+        self.schema, self.row_chunk, self.n_prompt, self.width = schema, row_chunk, list(prompt_lengths), width
         self.offsets = [width - p for p in prompt_lengths]
         self.hidden_layers, self.attn_layers = set(schema["hidden_layers"]), set(schema["attn_layers"])
         graph = schema["graph"] or {}
         self.graph_layers, self.band = set(graph.get("layers") or ()), graph.get("max_nodes", 0)
-        self.width = width
-        self.rows = {i: [[] for _ in prompt_lengths] for i in self.hidden_layers}  # prefill: (P_b, d) per sample
-        self.stats = {i: [[] for _ in prompt_lengths] for i in self.attn_layers}  # prefill: (diag, prompt, ...)
-        self.step_rows = {i: [] for i in self.hidden_layers}  # decoding steps: (B, Q, d) for the whole batch
-        self.step_stats = {i: [] for i in self.attn_layers}  # decoding steps: (B, H, Q) ... for the whole batch
-        self.fed, self.largest_weights = 0, ()
+        self.rows = {i: [] for i in self.hidden_layers}  # (first column, (B, Q, d)) per call
+        self.stats = {i: [] for i in self.attn_layers}  # (first column, diag, prompt, answer (B, H, Q), band)
+        self.fed, self.first, self.largest_weights = 0, 0, ()
 
     def reduce_hidden(self, layer: int, hidden: torch.Tensor) -> None:
-        """Keep the rows of ``layers.{layer}.hidden`` ``(B, Q, d)`` that belong to each sample."""
-        if layer == 0:  # the first hook of every call: its rows are columns fed .. fed + Q - 1
+        """Keep ``layers.{layer}.hidden`` ``(B, Q, d)`` of this call (columns ``first .. first + Q - 1``)."""
+        if layer == 0:  # the first hook of every call
             self.first, self.fed = self.fed, self.fed + hidden.shape[1]
-        if layer not in self.hidden_layers:
-            return
-        if self.first >= self.width:  # a decoding step: every row belongs to every sample
-            self.step_rows[layer].append(hidden.to(torch.float32, copy=True))
-            return
-        for b, o in enumerate(self.offsets):
-            self.rows[layer][b].append(hidden[b, max(o - self.first, 0):].to(torch.float32, copy=True))
+        if layer in self.hidden_layers:
+            self.rows[layer].append((self.first, hidden.to(torch.float32, copy=True)))
 
-    def reduce_attention(self, layer: int, query, key, mask, scaling: float, lse=None) -> None:
-        """Per-row reductions of this call's rows: ``query`` ``(B, H, Q, D)``, ``key`` ``(B, H_kv, W, D)``
-        (``lse`` is unused: the bands need every row's weights anyway)."""
+    def reduce_attention(self, layer: int, query, key, mask, scaling: float, lse=None, value=None):
+        """Reduce this call's rows and return the layer's output as eager attention computes it.
+
+        Args:
+            query: ``(B, H, Q, D)``; key, value: ``(B, H_kv, W, D)``; mask: additive ``(B, 1, Q, W)`` or None.
+            lse: unused (the bands need every row's weights anyway).
+        Returns:
+            ``(B, Q, H, D)`` the attention output, or None when ``layer`` is not reduced.
+        """
         if layer not in self.attn_layers:
-            return
-        width, n_rep = key.shape[2], query.shape[1] // key.shape[1]
-        first_col = width - query.shape[2]
-        if first_col >= self.width:
-            self._step(layer, query, key.repeat_interleave(n_rep, dim=1), mask, scaling, first_col)
-            return
-        for b, o in enumerate(self.offsets):
-            skip = max(o - first_col, 0)
-            k = key[b, :, o:].repeat_interleave(n_rep, dim=0)  # (H, W - o, D)
-            q, m = query[b, :, skip:], None if mask is None else mask[b, 0, skip:, o:]
-            for r0 in range(0, q.shape[1], self.row_chunk):
-                pos = first_col + skip - o + r0  # sample position of the chunk's first row
-                w = row_weights(q[:, r0:r0 + self.row_chunk], k, None if m is None else m[r0:r0 + self.row_chunk],
-                                scaling, pos)  # (H, R, W - o)
-                self._keep_rows(layer, b, w, pos)
+            return None
+        n_rep = query.shape[1] // key.shape[1]
+        key, value = key.repeat_interleave(n_rep, dim=1), value.repeat_interleave(n_rep, dim=1)
+        first_col, out = key.shape[2] - query.shape[2], []
+        for r0 in range(0, query.shape[2], self.row_chunk):
+            q = query[:, :, r0:r0 + self.row_chunk]
+            scores = torch.matmul(q, key.transpose(-1, -2)) * scaling  # (B, H, R, W)
+            if mask is not None:
+                scores = scores + mask[:, :, r0:r0 + self.row_chunk, : key.shape[2]]
+            elif q.shape[2] > 1:  # a plain causal prompt
+                scores = scores + row_weights_mask(first_col + r0, q.shape[2], key.shape[2], scores)
+            w = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+            out.append(torch.matmul(w, value))  # (B, H, R, D)
+            self._keep(layer, w.float(), first_col + r0)
+        return torch.cat(out, 2).transpose(1, 2).contiguous()
 
-    def _keep_rows(self, layer: int, b: int, w: torch.Tensor, pos: int) -> None:
-        """Diagonal, prompt and answer masses, and (graph layers) the last ``max_nodes`` weights of each row."""
-        if w.numel() > torch.Size(self.largest_weights).numel() or not self.largest_weights:
+    def _keep(self, layer: int, w: torch.Tensor, first_col: int) -> None:
+        """Diagonal, prompt and answer masses and (graph layers) the last ``max_nodes`` weights of rows ``(B, H,
+        R, W)`` starting at column ``first_col``."""
+        if not self.largest_weights or w.numel() > torch.Size(self.largest_weights).numel():
             self.largest_weights = tuple(w.shape)
-        rows = torch.arange(w.shape[1], device=w.device)
-        p, band = self.n_prompt[b], None
-        if layer in self.graph_layers:
-            cols = (rows + pos).unsqueeze(1) - self.band + 1 + torch.arange(self.band, device=w.device)  # (R, N)
-            band = w[:, rows.unsqueeze(1), cols.clamp_min(0)] * (cols >= 0)  # (H, R, N)
-        self.stats[layer][b].append((w[:, rows, rows + pos], w[..., :p].sum(-1), w[..., p:].sum(-1), band))
-
-    def _step(self, layer: int, query, key, mask, scaling: float, first_col: int) -> None:
-        """A decoding step's rows for the whole batch at once: prompts end at column ``width`` in every sample
-        and padding columns weigh exactly 0, so the masses and bands need no per-sample slicing."""
-        scores = torch.matmul(query, key.transpose(-1, -2)) * scaling  # (B, H, Q, W)
-        if mask is not None:
-            scores = scores + mask[:, :, :, : key.shape[2]]
-        w = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype).float()
         band = None
         if layer in self.graph_layers:
-            cols = (first_col + torch.arange(w.shape[2], device=w.device)).unsqueeze(1) - self.band + 1 \
-                + torch.arange(self.band, device=w.device)  # (Q, N)
             rows = torch.arange(w.shape[2], device=w.device).unsqueeze(1)
-            band = w[:, :, rows, cols.clamp_min(0)] * (cols >= 0)  # (B, H, Q, N)
-        self.step_stats[layer].append((w.diagonal(offset=first_col, dim1=-2, dim2=-1),
-                                       w[..., :self.width].sum(-1), w[..., self.width:].sum(-1), band))
-
-    def _sample_stats(self, layer: int, b: int) -> list[tuple]:
-        """Sample ``b``'s row statistics of one layer in position order: ``(H, R)`` pieces (bands ``(H, R, N)``)."""
-        steps = [tuple(None if x is None else x[b] for x in s) for s in self.step_stats[layer]]
-        return self.stats[layer][b] + steps
+            cols = rows + first_col - self.band + 1 + torch.arange(self.band, device=w.device)  # (R, N)
+            band = w[:, :, rows, cols.clamp_min(0)] * (cols >= 0)  # (B, H, R, N)
+        self.stats[layer].append((first_col, w.diagonal(offset=first_col, dim1=-2, dim2=-1),
+                                  w[..., :self.width].sum(-1), w[..., self.width:].sum(-1), band))
 
     def finish(self, answers: list[list[int]], keep: str) -> FeatureReducer:
         """A :class:`FeatureReducer` holding every sample's reductions once ``answers`` are cut."""
@@ -158,23 +142,30 @@ class StepReducer:
             plans.append(SamplePlan(0, layout, graph_window(layout, graph["max_nodes"]) if graph else 0))
         reducer.start(plans)
         for b, plan in enumerate(plans):
-            t, k0 = plan.layout.n_tokens, plan.layout.kept_start
+            t, k0, o = plan.layout.n_tokens, plan.layout.kept_start, self.offsets[b]
             for layer, pieces in self.rows.items():
-                rows = torch.cat(pieces[b] + [step[b] for step in self.step_rows[layer]])  # (fed - o_b, d)
+                rows = torch.cat([h[b, max(o - first, 0):] for first, h in pieces])  # (fed - o, d)
                 reducer.add_hidden_rows(b, layer, rows[k0:t])
-            for layer in self.stats:
-                pieces = self._sample_stats(layer, b)
-                diag, prompt, answer = (torch.cat([s[j] for s in pieces], 1)[:, k0:t] for j in range(3))
-                window = self._window(pieces, t, plan.n_nodes) if layer in self.graph_layers else None
+            for layer, pieces in self.stats.items():
+                kept = [[None if x is None else x[b][:, max(o - first, 0):] for x in rest] for first, *rest in pieces]
+                diag, prompt, answer = (torch.cat([k[j] for k in kept], 1)[:, k0:t] for j in range(3))
+                window = self._window([k[3] for k in kept], t, plan.n_nodes) if layer in self.graph_layers else None
                 reducer.add_attention_rows(b, layer, diag, prompt, answer, window)
         return reducer
 
-    def _window(self, pieces: list, t: int, n: int) -> torch.Tensor:
+    def _window(self, bands: list, t: int, n: int) -> torch.Tensor:
         """``(H, n, n)`` weights among the last ``n`` of ``t`` tokens, from the rows' bands ``(H, R, N)``."""
-        bands = torch.cat([s[3] for s in pieces], 1)[:, t - n:t]  # (H, n, N): row r's columns r-N+1 .. r
+        bands = torch.cat(bands, 1)[:, t - n:t]  # (H, n, N): row r's columns r-N+1 .. r
         i, j = torch.arange(n).unsqueeze(1), torch.arange(n).unsqueeze(0)
         idx = (j - i + self.band - 1).clamp(0, self.band - 1).expand(n, n)
         return torch.gather(bands, 2, idx.unsqueeze(0).expand(bands.shape[0], n, n)) * (j <= i)
+
+
+def row_weights_mask(first_row: int, n_rows: int, n_cols: int, like: torch.Tensor) -> torch.Tensor:
+    """Additive causal mask ``(n_rows, n_cols)`` for rows ``first_row ..`` in ``like``'s dtype and device."""
+    rows = torch.arange(first_row, first_row + n_rows, device=like.device).unsqueeze(1)
+    return torch.zeros(n_rows, n_cols, dtype=like.dtype, device=like.device).masked_fill(
+        torch.arange(n_cols, device=like.device) > rows, torch.finfo(like.dtype).min)
 
 
 @torch.no_grad()
