@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 
 import torch
-from transformers import LogitsProcessor
 
 
 def sample_seed(seed: int, question_id: str, k: int) -> int:
@@ -36,8 +35,11 @@ def top_p_filter(scores: torch.Tensor, top_p: float) -> torch.Tensor:
     return scores.masked_fill(remove.scatter(1, order, remove), float("-inf"))
 
 
-class SeededSampling(LogitsProcessor):
+class SeededSampling:
     """Per-row seeded sampling for greedy ``generate`` (see module docstring).
+
+    A plain callable with ``LogitsProcessor``'s signature (``generate`` calls any such object), so importing
+    this module does not load transformers.
 
     Args:
         seeds: one seed per generated row, in row order.
