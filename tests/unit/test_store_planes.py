@@ -170,3 +170,17 @@ def test_map_chunks_keeps_order_and_raises_a_workers_error():
     with pytest.raises(ValueError, match="threads"):
         check_threads(0)
     assert 1 <= check_threads(None) <= 4
+
+
+def test_zero_size_tensors_read_back(tmp_path):
+    empty = {"scalar.lookback": torch.zeros(0, 9), "graph.0.edge_index": torch.zeros(2, 0, dtype=torch.int64),
+             "layers.0.attn": torch.zeros(3, 0, 0), "layers.0.hidden": torch.zeros(0, 4),
+             "flags": torch.zeros(0, dtype=torch.bool)}
+    with TraceWriter(tmp_path, SCHEMA) as w:
+        w.add("a", empty, {})
+    store = TraceStore(tmp_path)
+    got = store.get("a").tensors()
+    for key, want in empty.items():
+        want = want.half() if key.startswith("layers.") else want
+        assert got[key].shape == want.shape and got[key].dtype == want.dtype, key
+    assert store.verify() == []

@@ -189,6 +189,8 @@ def decode(chunk: bytes | memoryview, entry: dict, *, unpack: bool = True) -> to
     tril = entry["layout"] == "tril"
     body_shape = shape[:-2] + [shape[-1] * (shape[-1] + 1) // 2] if tril else shape
     words = join_planes(read_planes(chunk, entry, math.prod(body_shape), dtype.itemsize))
+    if words.size == 0:  # torch cannot view an empty (0, w) byte array as w-byte elements
+        return torch.empty(shape if tril and unpack else body_shape, dtype=dtype)
     if tril and unpack:  # rebuilt in numpy, one tensor made at the end
         words = _unpack_bits(words.view(_NP_BITS[dtype.itemsize]).reshape(-1, body_shape[-1]), shape[-1])
         body_shape = shape
