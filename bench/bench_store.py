@@ -15,7 +15,7 @@ Variants:
                   frame, level N): the store before ``zstd-planes-2``, one thread
   store v2        the same with ``zstd-planes-2`` (each plane zstd or raw, whichever pays; raw planes
                   under a CRC-32), on one thread and on ``--store-threads``
-  store v3        ``zstd-planes-3`` (the default): v2's planes, the chunk under one xxh3-64 hash and
+  store v3        ``zstd-planes-3`` (the default codec): v2's planes, the chunk under one xxh3-64 hash and
                   frames without their own checksum; on one thread and on ``--store-threads`` (the
                   writer then also hashes the shard beside its file writes)
 
@@ -45,6 +45,7 @@ from truthtrace.naming import layer_key
 from truthtrace.store import CHUNK_CODEC, TraceStore, TraceWriter
 from truthtrace.machine import load_average, machine_info
 from truthtrace.store.planes import V1, V2, V3
+from truthtrace.store.threads import default_threads
 
 QUESTIONS = [
     "What is the capital of France?", "Who wrote Hamlet?", "What is the chemical symbol for gold?",
@@ -274,7 +275,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2, help="torch threads for the model run")
     parser.add_argument("--cache", help="safetensors file to keep captured traces between runs")
-    parser.add_argument("--store-threads", type=int, default=2, help="encode/decode threads of the default row")
+    parser.add_argument("--store-threads", type=int, default=2, help="encode/decode threads of the multi-threaded rows")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(machine())
@@ -293,9 +294,11 @@ def main() -> None:
         rows["store v1 zstd-planes, 1 thread"] = bench_store(traces, work, 1, args.repeat, V1)
         rows["store v2 zstd-planes-2, 1 thread"] = bench_store(traces, work, 1, args.repeat, V2)
         rows[f"store v2 zstd-planes-2, {k} threads"] = bench_store(traces, work, 1, args.repeat, V2, k)
-        rows["store v3 zstd-planes-3, 1 thread"] = bench_store(traces, work, 1, args.repeat, V3)
-        rows[f"store v3 zstd-planes-3, {k} threads (default)"] = default = bench_store(
+        mine = {n: " (default here)" if n == default_threads() else "" for n in (1, k)}
+        rows[f"store v3 zstd-planes-3, 1 thread{mine[1]}"] = one = bench_store(traces, work, 1, args.repeat, V3)
+        rows[f"store v3 zstd-planes-3, {k} threads{mine[k]}"] = many = bench_store(
             traces, work, 1, args.repeat, V3, k)
+        default = one if default_threads() == 1 else many
         blosc = bench_blosc2(traces, work, args.repeat)
         if blosc is not None:
             rows["blosc2 shuffle+zstd-1 (codec only)"] = blosc

@@ -97,8 +97,8 @@ class TraceStore:
     """Read-only view of the store at ``path`` as listed by its ``index.json`` when opened.
 
     ``threads`` decode the chunks of a trace side by side in ``Trace.tensors()`` (default:
-    the usable CPUs, at most 4). Raises StoreError naming the file when the index is missing,
-    corrupt or of an unsupported version. Shards completed by a writer after opening are not seen.
+    the usable CPUs, at most 4; one on 1-2 CPUs). Raises StoreError naming the file when the
+    index is missing, corrupt or of an unsupported version. Shards completed by a writer after opening are not seen.
     """
 
     def __init__(self, path, threads: int | None = None):

@@ -16,16 +16,19 @@ from typing import TypeVar
 T = TypeVar("T")
 R = TypeVar("R")
 MAX_DEFAULT_THREADS = 4  # past this the Python part of each chunk (GIL held) gains little
+# On 2 cores a second thread lost in 3 bench_store runs of 3 (read 0.73x-0.77x of one thread,
+# write 0.79x-1.07x; BENCHMARKS.md "Trace store"), so machines with this few CPUs default to one.
+MIN_CPUS_FOR_THREADS = 3
 _pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
 
 
 def default_threads() -> int:
-    """Threads used when none are given: the CPUs this process may run on, at most 4 (2 on 2 cores)."""
+    """Threads used when none are given: the CPUs this process may run on, at most 4; 1 on 1-2 CPUs."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cpus = os.cpu_count() or 1
-    return max(1, min(MAX_DEFAULT_THREADS, cpus))
+    return 1 if cpus < MIN_CPUS_FOR_THREADS else min(MAX_DEFAULT_THREADS, cpus)
 
 
 def check_threads(threads: int | None) -> int:

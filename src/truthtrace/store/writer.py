@@ -67,7 +67,8 @@ class TraceWriter:
         overflow_dtype: dtype for layer tensors that overflow float16 ("float32" or "bfloat16").
         own_files: names of other files the caller writes into ``path`` (e.g. ``split.json``): they do
             not count as foreign, and ``overwrite`` deletes them too.
-        threads: encode the tensors of a trace on this many threads (default: the usable CPUs, at most 4).
+        threads: encode the tensors of a trace on this many threads (default: the usable CPUs, at most 4;
+            one on 1-2 CPUs).
         chunk_codec: "zstd-planes-3" (default: each byte plane zstd or raw, whichever pays, the chunk
             under one xxh3-64 hash), "zstd-planes-2" (the same planes, raw ones under a CRC-32: readable
             by truthtrace before zstd-planes-3) or "zstd-planes" (version 1, every plane zstd).
