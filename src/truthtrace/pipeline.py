@@ -24,6 +24,10 @@ from truthtrace.labels.rules import DEFAULT_EVAL_RULES
 from truthtrace.labels.score import LabelConfig, label_store
 from truthtrace.store import TraceStore
 from truthtrace.traces.extract import ExtractConfig, extract
+from truthtrace.traces.sampling import SampleConfig, greedy_from_traces, sample_questions
+
+# the detectors that read the samples store (``samples`` > 0 adds them to the default set)
+SAMPLING_DETECTORS = ("semantic_entropy", "eigenscore", "selfcheck_ngram", "p_true", "sep")
 
 
 def _without_graph_detectors(detectors: list[str]) -> list[str]:
@@ -61,6 +65,9 @@ class RunConfig:
     graphs: bool = True  # attention graphs for the gnn detector (the slowest part of preprocess)
     trace_sample: int = 32  # full traces kept for the first N questions (visualize); the rest only as features
     full_traces: bool = False  # store every full trace, then preprocess (the old path; needs ~2 MB a question)
+    samples: int = 0  # K sampled answers per question for the sampling baselines (0: none; 10 as in the papers)
+    sample_temperature: float = 1.0
+    sample_top_p: float = 1.0
 
     def __post_init__(self):
         if not self.graphs:
@@ -69,6 +76,10 @@ class RunConfig:
             raise ValueError(f"n_questions must be >= 10 to split train/val/test, got {self.n_questions}")
         if not self.detectors:
             raise ValueError("detectors must name at least one detector")
+        if not isinstance(self.samples, int) or self.samples < 0 or self.samples == 1:
+            raise ValueError(f"samples must be 0 (none) or an int >= 2, got {self.samples!r}")
+        if self.samples and list(self.detectors) == list(DEFAULT_DETECTORS):
+            self.detectors = list(self.detectors) + list(SAMPLING_DETECTORS)
         if not isinstance(self.trace_sample, int) or self.trace_sample < 0:
             raise ValueError(f"trace_sample must be an int >= 0, got {self.trace_sample!r}")
         # checked now, not after an hour of extraction: bad rules, or judge without judge_model
@@ -80,7 +91,8 @@ class RunConfig:
         """Every file or directory the run writes, by stage."""
         root = Path(self.out_dir)
         return {"questions": root / "questions.jsonl", "traces": root / "traces", "labels": root / "labels.csv",
-                "features": root / "features", "detectors": root / "detectors", "report": root / "report"}
+                "features": root / "features", "samples": root / "samples", "detectors": root / "detectors",
+                "report": root / "report"}
 
 
 def _extract(config: RunConfig, questions, model, tokenizer, progress: bool) -> dict:
@@ -101,6 +113,15 @@ def _answers_store(config: RunConfig) -> Path:
         return paths["traces"]
     _, meta = next(TraceStore(paths["features"]).metas(), (None, {}))
     return paths["features"] if "answers" in meta else paths["traces"]
+
+
+def _sample(config: RunConfig, questions, answers_from: Path, model, tokenizer, progress: bool) -> dict:
+    """The sample stage: ``config.samples`` answers per question beside the greedy one the labels judge."""
+    options = SampleConfig.from_options(config.extract, samples=config.samples, temperature=config.sample_temperature,
+                                        top_p=config.sample_top_p, capture=config.extract.capture,
+                                        overwrite=config.extract.overwrite)
+    return sample_questions(questions, config.paths["samples"], options, model, tokenizer,
+                            greedy=greedy_from_traces(answers_from), progress=progress)
 
 
 def _questions(config: RunConfig):
@@ -130,6 +151,9 @@ def run(config: RunConfig | None = None, model=None, tokenizer=None, progress: b
     answers_from = _answers_store(config)
     lab = stage("label", lambda: label_store(answers_from, paths["labels"], LabelConfig(rule=config.label_rule)))
     log(f"[3/6] labels: {lab['correct']}/{lab['n']} correct -> {paths['labels']}")
+    if config.samples:
+        smp = stage("sample", lambda: _sample(config, questions, answers_from, model, tokenizer, progress))
+        log(f"      samples: {config.samples} per question, {smp.get('samples_per_s')} samples/s -> {paths['samples']}")
     if config.full_traces:
         stage("preprocess", lambda: preprocess(paths["traces"], paths["features"],
                                                PreprocessConfig(graphs=config.graphs), labels=paths["labels"],

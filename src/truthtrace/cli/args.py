@@ -180,3 +180,13 @@ def detector_args(text: str | None) -> dict:
     if not isinstance(value, dict):
         raise ValueError("--detector-args must be a JSON object of {detector: {arg: value}}")
     return value
+
+
+def add_sample_args(p: argparse.ArgumentParser) -> None:
+    """``--samples K``, ``--sample-temperature``, ``--sample-top-p`` of ``run`` and ``extract``."""
+    g = p.add_argument_group("sampled answers (semantic_entropy, eigenscore, selfcheck_ngram, p_true, sep)")
+    g.add_argument("--samples", type=int, default=0, metavar="K",
+                   help="also sample K answers per question for the sampling baselines (0: none; 10 as in the "
+                        "papers; about K times the generation cost)")
+    g.add_argument("--sample-temperature", type=float, default=1.0)
+    g.add_argument("--sample-top-p", type=float, default=1.0)

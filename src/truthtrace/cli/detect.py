@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.console import Console
 
 from truthtrace import distributed
-from truthtrace.cli.args import add_model_args, detector_args, extract_config, int_list
+from truthtrace.cli.args import add_model_args, add_sample_args, detector_args, extract_config, int_list
 from truthtrace.detectors.base import DETECTORS
 from truthtrace.detectors.torch_base import TorchDetector
 from truthtrace.detectors.train import TrainConfig, train
@@ -79,6 +79,7 @@ def cmd_run(args) -> None:
                     extract=extract_config(args), label_rule=args.rule, seeds=tuple(int_list(args.seeds)),
                     label_rules=label_rules_arg(args.label_rules), judge_model=args.judge_model, split=args.split,
                     graphs=not args.no_graphs, trace_sample=args.trace_sample, full_traces=args.full_traces,
+                    samples=args.samples, sample_temperature=args.sample_temperature, sample_top_p=args.sample_top_p,
                     **({"detectors": args.detectors.split(",")} if args.detectors else {}))
     report = run(cfg)
     print()
@@ -163,6 +164,7 @@ def register(sub) -> None:
                         "written during extraction")
     p.add_argument("--full-traces", action="store_true",
                    help="store every full trace, then preprocess them (the old path: ~2 MB a question on disk)")
+    add_sample_args(p)
     p.add_argument("--rule", default=DEFAULT_RULE, help=LABEL_RULE_HELP)
     add_label_rule_args(p)
     p.add_argument("--split", default="random", choices=EVAL_SPLITS,

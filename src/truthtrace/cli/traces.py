@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+from truthtrace import distributed
 from truthtrace.cli.args import (
     add_feature_args,
     add_model_args,
     add_question_args,
+    add_sample_args,
     extract_config,
     feature_config,
     placement_from,
     questions_from,
 )
-from truthtrace import distributed
 from truthtrace.data import save_questions
 from truthtrace.features.direct import DirectConfig, extract_features
+from truthtrace.features.samples import SAMPLES_DIR
 from truthtrace.labels.score import DEFAULT_RULE, LABEL_RULE_HELP, LabelConfig, label_store
 from truthtrace.machine import peak_memory
 from truthtrace.models import DEFAULT_MODEL, load_model, resolve_model
 from truthtrace.traces.extract import extract
+from truthtrace.traces.sampling import SampleConfig, greedy_from_traces, sample_questions
 from truthtrace.traces.sharded import sharded_extract
 
 
@@ -40,11 +44,16 @@ def cmd_extract(args) -> None:
     With ``--features DIR`` the feature store is written during the forward pass and ``--out`` keeps full traces of
     the first ``--trace-sample`` questions only.
     """
+    if args.samples and distributed.launched():
+        raise ValueError("extract --samples does not shard over torchrun ranks yet; run truthtrace sample per rank "
+                         "store, or extract in one process")
     if args.features:
         if distributed.launched():
             raise ValueError("extract --features does not shard over torchrun ranks yet; run it in one process")
         direct = DirectConfig(extract_config(args), feature_config(args), trace_sample=args.trace_sample)
-        print(json.dumps(extract_features(questions_from(args), args.features, args.out, direct), indent=2))
+        questions = questions_from(args)
+        print(json.dumps(extract_features(questions, args.features, args.out, direct), indent=2))
+        sample_after(args, questions, args.features)
         return
     config, placement = extract_config(args), placement_from(args)
     model = tok = None
@@ -53,9 +62,23 @@ def cmd_extract(args) -> None:
     if distributed.launched():  # under torchrun: this rank's slice into OUT/rank-k/, rank 0 merges
         print(json.dumps(sharded_extract(questions_from(args), args.out, config, model, tok), indent=2))
         return
-    summary = extract(questions_from(args), args.out, config, model=model, tokenizer=tok)
+    questions = questions_from(args)
+    summary = extract(questions, args.out, config, model=model, tokenizer=tok)
     summary.pop("config")
     print(json.dumps({**summary, **peak_memory()}, indent=2))
+    sample_after(args, questions, args.out, model, tok)
+
+
+def sample_after(args, questions, answers_store, model=None, tokenizer=None) -> None:
+    """``extract --samples K``: K sampled answers per question into ``--samples-out`` (default: ``samples/`` beside
+    the store, where the feature dataset looks), judged against the greedy answers just stored."""
+    if not args.samples:
+        return
+    out = args.samples_out or Path(answers_store).resolve().parent / SAMPLES_DIR
+    config = SampleConfig.from_options(extract_config(args), samples=args.samples, temperature=args.sample_temperature,
+                                       top_p=args.sample_top_p, capture=args.capture, overwrite=args.overwrite)
+    summary = sample_questions(questions, out, config, model, tokenizer, greedy=greedy_from_traces(answers_store))
+    print(json.dumps({"samples": summary, **peak_memory()}, indent=2))
 
 
 def cmd_label(args) -> None:
@@ -91,6 +114,9 @@ def register(sub) -> None:
     f.add_argument("--trace-sample", type=int, default=0, metavar="N",
                    help="with --features: also store full traces of the first N questions in --out, for visualize")
     add_feature_args(p)
+    add_sample_args(p)
+    p.add_argument("--samples-out", default=None, metavar="DIR",
+                   help="with --samples: the samples store (default: samples/ beside --features, else beside --out)")
     p.set_defaults(func=cmd_extract)
 
     p = sub.add_parser("label", help="score answers against accepted aliases and write labels.csv")
