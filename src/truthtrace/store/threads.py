@@ -16,8 +16,8 @@ from typing import TypeVar
 T = TypeVar("T")
 R = TypeVar("R")
 MAX_DEFAULT_THREADS = 4  # past this the Python part of each chunk (GIL held) gains little
-# On 2 cores a second thread lost in 3 bench_store runs of 3 (read 0.73x-0.77x of one thread,
-# write 0.79x-1.07x; BENCHMARKS.md "Trace store"), so machines with this few CPUs default to one.
+# On 2 cores a second thread lost reading in 4 bench_store runs of 4 (0.70x-0.89x of one thread)
+# and writing in 3 of 4 (0.79x-1.07x; BENCHMARKS.md "Trace store"): this few CPUs default to one.
 MIN_CPUS_FOR_THREADS = 3
 _pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
 
