@@ -11,8 +11,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch.utils.data import DataLoader
 
+from truthtrace.detectors.train import TrainConfig, train
 from truthtrace.distributed import rank_dir, slice_for_rank
+from truthtrace.features.dataset import FeatureDataset, collate
 from truthtrace.store import StoreError, TraceStore, TraceWriter
 from truthtrace.store.merge import merge_stores
 
@@ -150,7 +153,6 @@ def test_train_on_two_ranks_only_rank0_writes(tmp_path):
     sys.path.insert(0, str(HERE))
     from planted_store import make_planted_store
 
-    from truthtrace.detectors.train import TrainConfig, train
     from truthtrace.features.build import preprocess
     from truthtrace.features.config import PreprocessConfig
 
@@ -173,3 +175,35 @@ def test_train_on_two_ranks_only_rank0_writes(tmp_path):
              str(tmp_path / "ddp"))
     again = json.loads((tmp_path / "t.json.rank0").read_text())["summary"]["detectors"]
     assert all(run == {"skipped": "already trained"} for runs in again.values() for run in runs.values())
+
+
+def test_sharded_extract_features_two_ranks_equals_one_process(tmp_path, tiny_model, tiny_tokenizer):
+    from truthtrace.cli import main
+    from truthtrace.features.splits import read_split
+
+    tiny_model.save_pretrained(tmp_path / "model")
+    tiny_tokenizer.save_pretrained(tmp_path / "model")
+    questions = [{"id": f"q{i}", "question": f"What is {i} plus {i}?", "answers": [str(2 * i)]} for i in range(6)]
+    (tmp_path / "q.jsonl").write_text("".join(json.dumps(q) + "\n" for q in questions))
+    common = ["--model", str(tmp_path / "model"), "--questions", str(tmp_path / "q.jsonl"), "--max-new-tokens", "4",
+              "--batch-size", "1", "--threads", "1", "--trace-sample", "3"]
+    torchrun("-m", "truthtrace", "extract", "--out", str(tmp_path / "ranks"), "--features", str(tmp_path / "f2"),
+             *common)
+    main(["extract", "--out", str(tmp_path / "one"), "--features", str(tmp_path / "f1"), *common])
+    assert sorted(TraceStore(tmp_path / "f2.rank-1.raw").ids()) == ["q1", "q3", "q5"]
+    merged, one = TraceStore(tmp_path / "f2"), TraceStore(tmp_path / "f1")
+    assert sorted(merged.ids()) == sorted(one.ids()) and merged.verify() == []  # rank order vs question order
+    for i in one.ids():  # batch size 1 on one thread: deterministic capture, so bit-exact
+        assert merged.keys(i) == one.keys(i) and merged.meta(i) == one.meta(i)
+        for key in one.keys(i):
+            assert torch.equal(merged.read(i, key), one.read(i, key)), (i, key)
+    assert read_split(tmp_path / "f2") == read_split(tmp_path / "f1")
+    assert (tmp_path / "f2" / "pca.safetensors").read_bytes() == (tmp_path / "f1" / "pca.safetensors").read_bytes()
+    assert sorted(TraceStore(tmp_path / "ranks" / "merged").ids()) == sorted(TraceStore(tmp_path / "one").ids())
+    main(["label", str(tmp_path / "f2"), "--out", str(tmp_path / "labels.csv")])
+    def n_read(store, split):
+        data = FeatureDataset(tmp_path / store, split, tmp_path / "labels.csv")
+        return sum(len(b["trace_id"]) for b in DataLoader(data, batch_size=4, collate_fn=collate))
+
+    for split in (None, "train"):  # the training loader reads the merged store as it reads one process's
+        assert n_read("f2", split) == n_read("f1", split) > 0

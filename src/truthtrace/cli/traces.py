@@ -19,6 +19,7 @@ from truthtrace.cli.args import (
 from truthtrace.data import save_questions
 from truthtrace.features.direct import DirectConfig, extract_features
 from truthtrace.features.samples import SAMPLES_DIR
+from truthtrace.features.sharded import sharded_extract_features
 from truthtrace.labels.score import DEFAULT_RULE, LABEL_RULE_HELP, LabelConfig, label_store
 from truthtrace.machine import peak_memory
 from truthtrace.models import DEFAULT_MODEL, load_model, resolve_model
@@ -48,10 +49,11 @@ def cmd_extract(args) -> None:
         raise ValueError("extract --samples does not shard over torchrun ranks yet; run truthtrace sample per rank "
                          "store, or extract in one process")
     if args.features:
-        if distributed.launched():
-            raise ValueError("extract --features does not shard over torchrun ranks yet; run it in one process")
         direct = DirectConfig(extract_config(args), feature_config(args), trace_sample=args.trace_sample)
         questions = questions_from(args)
+        if distributed.launched():  # rank k: F.rank-k and OUT/rank-k/; rank 0 fits the one PCA and writes F
+            print(json.dumps(sharded_extract_features(questions, args.features, args.out, direct), indent=2))
+            return
         print(json.dumps(extract_features(questions, args.features, args.out, direct), indent=2))
         sample_after(args, questions, args.features)
         return

@@ -173,7 +173,8 @@ def _given_or_none(schema: dict, config: PreprocessConfig, out: Path):
 
 
 def extract_features(questions: Sequence, out: str | Path, traces: str | Path, config: DirectConfig | None = None,
-                     model=None, tokenizer=None, progress: bool = True) -> dict:
+                     model=None, tokenizer=None, progress: bool = True, source: str | Path | None = None,
+                     finish: bool = True) -> dict:
     """Run the model on ``questions`` and write (or resume) the feature store ``out`` directly.
 
     Args:
@@ -184,6 +185,9 @@ def extract_features(questions: Sequence, out: str | Path, traces: str | Path, c
         config: options (default ``DirectConfig()``).
         model, tokenizer: a loaded model to reuse; else ``config.extract.model`` is loaded.
         progress: show progress bars.
+        source: the trace store the schema names as ``source`` (default ``traces``); a torchrun rank names the
+            merged trace store, so every rank's records share one schema (:mod:`truthtrace.features.sharded`).
+        finish: fit the PCA and move the staged records into ``out``; False (a torchrun rank) leaves them staged.
     Returns:
         summary: out, traces, n_questions, n_new, n_skipped, n_refused, refused, n_traces, split sizes, pca,
         seconds, questions_per_s, bytes_on_disk, bytes_per_record, peak_memory_mb.
@@ -205,7 +209,7 @@ def extract_features(questions: Sequence, out: str | Path, traces: str | Path, c
     kept, prompts, refused = fitting_prompts(questions, tokenizer, ext, model.config)
     if not kept:
         raise ValueError("no question to extract: every prompt is over the length limit (see the warnings)")
-    schema = feature_schema(SimpleNamespace(schema=trace_schema, root=traces), feat)
+    schema = feature_schema(SimpleNamespace(schema=trace_schema, root=Path(source or traces)), feat)
     split_doc = make_split([q.id for q in kept], [q.id for q in kept], feat.fractions, feat.split_seed)
     if config.overwrite and staging_dir(out).exists():
         shutil.rmtree(staging_dir(out))
@@ -227,7 +231,7 @@ def extract_features(questions: Sequence, out: str | Path, traces: str | Path, c
         with target if staged else nullcontext():  # the final writer is open already
             n_new = _write_batches(model, tokenizer, todo, config, schema, _given_or_none(schema, feat, out),
                                    (writer, target, sampled, sample_ids), progress)
-        if staged:
+        if staged and finish:
             finish_staged(writer, out, split_doc, schema, feat, progress)
     seconds = time.perf_counter() - t0
     info = TraceStore(out).info()
