@@ -1,6 +1,7 @@
 """``torch.compile`` side by side in one run: detector training steps/s and live-engine answers/s, eager vs compiled.
 
-    TRUTHTRACE_CACHE=/tmp/ttcache .venv/bin/python bench/bench_compile.py [--threads 2] [--mode default] [--only train|engine|extract]
+    TRUTHTRACE_CACHE=/tmp/ttcache .venv/bin/python bench/bench_compile.py [--threads 2] [--mode default]
+        [--only train|engine|extract]
 
 training  ``fit_module`` (the loop of ``truthtrace train``) on synthetic features of the embedded model's shape
           (1,600 train + 256 val traces, 31 layers x 576): the mlp detector's network on one layer

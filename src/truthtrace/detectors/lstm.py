@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from truthtrace.detectors.base import Batch, register
-from truthtrace.detectors.torch_base import TensorBatches, TorchDetector, collect, standardizer
+from truthtrace.detectors.torch_base import TorchDetector
 from truthtrace.naming import SEQ_LAST_ANSWER
 
 
@@ -44,10 +44,6 @@ class LayerLSTM(nn.Module):
         out, w = self.pool_weights(x)
         pooled = (w.unsqueeze(-1) * out).sum(dim=1)  # (B, width)
         return self.head(pooled).squeeze(-1)
-
-
-def _forward_x(module: nn.Module, batch: Batch, device: str) -> torch.Tensor:
-    return module(batch["x"].to(device))
 
 
 @register("lstm")
@@ -98,19 +94,7 @@ class LSTMDetector(TorchDetector):
         Raises:
             ValueError: if a split lacks a class.
         """
-        tr, y_tr = collect(train, (self.feature,))
-        va, y_va = collect(val, (self.feature,))
-        x_tr, x_va = tr[self.feature], va[self.feature]  # (n, Lh, d)
-        self.dims = {"n_layers": int(x_tr.shape[1]), "d": int(x_tr.shape[2])}
-        mean, std = standardizer(x_tr)  # (Lh, d) each
-
-        def prepare(module: LayerLSTM) -> None:
-            module.mean.copy_(mean)
-            module.std.copy_(std)
-
-        result = self.train_module(TensorBatches({"x": x_tr}, y_tr, self.loop.batch_size, shuffle=True,
-                                                 seed=self.loop.seed),
-                                   TensorBatches({"x": x_va}, y_va, 256), forward=_forward_x, prepare=prepare)
+        result, x_va = self.fit_layer_sequence(train, val, self.feature)
         with torch.no_grad():
             self.module.eval()
             _, w = self.module.pool_weights(x_va.to(self.device))

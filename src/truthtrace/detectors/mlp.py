@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from truthtrace.detectors.base import Batch, register
-from truthtrace.detectors.torch_base import TensorBatches, TorchDetector, collect, standardizer
+from truthtrace.detectors.torch_base import TensorBatches, TorchDetector, collect, forward_x, standardizer
 from truthtrace.naming import SEQ_LAST_ANSWER
 from truthtrace.training import FitResult
 
@@ -40,11 +40,6 @@ class MLPNet(nn.Module):
 def sweep_positions(n_layers: int, stride: int) -> list[int]:
     """Every ``stride``-th layer position from 0, plus the last."""
     return sorted(set(range(0, n_layers, stride)) | {n_layers - 1})
-
-
-def _forward_x(module: nn.Module, batch: Batch, device: str) -> torch.Tensor:
-    """Logits of an in-memory batch whose ``"x"`` is already the chosen layer ``(B, d)``."""
-    return module(batch["x"].to(device))
 
 
 @register("mlp")
@@ -110,7 +105,7 @@ class MLPDetector(TorchDetector):
         if short:
             overrides = {"max_epochs": self.sweep_epochs, "patience": self.sweep_epochs, "tracking": "none",
                          "checkpoint_dir": None, "resume": False, "quiet": True}
-        return self.train_module(train, val, forward=_forward_x, desc=f"mlp layer {pos}", prepare=prepare,
+        return self.train_module(train, val, forward=forward_x, desc=f"mlp layer {pos}", prepare=prepare,
                                  **overrides)
 
     def _sweep(self, n_layers: int, data: dict) -> dict[int, float]:

@@ -82,6 +82,11 @@ def standardizer(x: torch.Tensor, dims: tuple[int, ...] = (0,)) -> tuple[torch.T
     return mean, std
 
 
+def forward_x(module: torch.nn.Module, batch: Batch, device: str) -> torch.Tensor:
+    """Logits ``(B,)`` of an in-memory :class:`TensorBatches` batch whose ``"x"`` is the module's input."""
+    return module(batch["x"].to(device))
+
+
 class TorchDetector(Detector):
     """A detector whose fitted state is ``self.module``; subclasses implement ``build`` and ``forward``.
 
@@ -141,6 +146,29 @@ class TorchDetector(Detector):
             with torch.no_grad():
                 prepare(self.module)
         return fit_module(self.module, forward or self.forward, train, val, config, desc=desc or self.name)
+
+    def fit_layer_sequence(self, train: Iterable[Batch], val: Iterable[Batch],
+                           feature: str) -> tuple[FitResult, torch.Tensor]:
+        """Fit a module over the per-layer vectors ``batch[feature]`` ``(B, Lh, d)``, early-stopping on val.
+
+        Sets ``self.dims`` (``n_layers``, ``d``) for :meth:`build`, standardizes with train's per-(layer, dim)
+        mean and std (copied into the module's ``mean``/``std`` buffers). Returns the fit and val's ``x``
+        ``(n_val, Lh, d)``. Raises ValueError if a split lacks a class.
+        """
+        tr, y_tr = collect(train, (feature,))
+        va, y_va = collect(val, (feature,))
+        x_tr, x_va = tr[feature], va[feature]  # (n, Lh, d)
+        self.dims = {"n_layers": int(x_tr.shape[1]), "d": int(x_tr.shape[2])}
+        mean, std = standardizer(x_tr)  # (Lh, d) each
+
+        def prepare(module: torch.nn.Module) -> None:
+            module.mean.copy_(mean)
+            module.std.copy_(std)
+
+        result = self.train_module(TensorBatches({"x": x_tr}, y_tr, self.loop.batch_size, shuffle=True,
+                                                 seed=self.loop.seed),
+                                   TensorBatches({"x": x_va}, y_va, 256), forward=forward_x, prepare=prepare)
+        return result, x_va
 
     def score(self, batches: Iterable[Batch]) -> np.ndarray:
         """Return logits ``(n,)`` float64 in batch order, computed in eval mode."""

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from truthtrace.detectors.base import Batch, register
-from truthtrace.detectors.torch_base import TensorBatches, TorchDetector, collect, standardizer
+from truthtrace.detectors.torch_base import TorchDetector
 from truthtrace.naming import SEQ_LAST_ANSWER
 from truthtrace.nn import EncoderBlock, RotaryEmbedding, check_backend, resolve_backend
 
@@ -61,10 +61,6 @@ class LayerTransformer(nn.Module):
         z = self.encode(x)
         pooled = z[:, 0] if self.cls is not None else z.mean(dim=1)  # (B, width)
         return self.head(pooled).squeeze(-1)
-
-
-def _forward_x(module: nn.Module, batch: Batch, device: str) -> torch.Tensor:
-    return module(batch["x"].to(device))
 
 
 @register("transformer")
@@ -129,20 +125,8 @@ class TransformerDetector(TorchDetector):
         Raises:
             ValueError: if a split lacks a class, or ``attn_backend`` cannot run on the device.
         """
-        tr, y_tr = collect(train, (self.feature,))
-        va, y_va = collect(val, (self.feature,))
-        x_tr, x_va = tr[self.feature], va[self.feature]  # (n, Lh, d)
-        self.dims = {"n_layers": int(x_tr.shape[1]), "d": int(x_tr.shape[2])}
         backend = resolve_backend(self.attn_backend, self.device)  # fails early for an unavailable kernel
-        mean, std = standardizer(x_tr)  # (Lh, d) each
-
-        def prepare(module: LayerTransformer) -> None:
-            module.mean.copy_(mean)
-            module.std.copy_(std)
-
-        result = self.train_module(TensorBatches({"x": x_tr}, y_tr, self.loop.batch_size, shuffle=True,
-                                                 seed=self.loop.seed),
-                                   TensorBatches({"x": x_va}, y_va, 256), forward=_forward_x, prepare=prepare)
+        result, _ = self.fit_layer_sequence(train, val, self.feature)
         self.state = {"val_auroc": result.best_auroc, "best_epoch": result.best_epoch, "epochs": result.epochs,
                       "attn_backend": backend}
         return dict(self.state, pos_weight=result.pos_weight)
