@@ -53,6 +53,18 @@ def make_tiny_model(vocab_size: int, seed: int = 0, layers: int = 2, heads: int 
     return model
 
 
+def make_eos_model(vocab_size: int):
+    """A tiny llama that stops early and unevenly: seed 2, the EOS row (id 2) of lm_head set to 0.1 x a random
+    direction, so greedy answers to a handful of questions run 2 to 8 tokens."""
+    import torch
+
+    model = make_tiny_model(vocab_size, seed=2)
+    with torch.no_grad():
+        direction = torch.randn(model.config.hidden_size, generator=torch.Generator().manual_seed(5))
+        model.lm_head.weight[2] = 0.1 * direction
+    return model
+
+
 @pytest.fixture(scope="session")
 def tiny_tokenizer():
     return make_tiny_tokenizer()

@@ -7,7 +7,7 @@ early stopping and the stitching of generation steps into traces were never exer
 
 import pytest
 import torch
-from conftest import make_tiny_model
+from conftest import make_eos_model, make_tiny_model
 
 from truthtrace.data import Question
 from truthtrace.naming import ANSWER_ENTROPY, ANSWER_LOGPROBS, TOKEN_IDS, layer_key
@@ -25,11 +25,7 @@ EOS = 2
 
 @pytest.fixture(scope="module")
 def eos_model(tiny_tokenizer):
-    """Seed 2 with the EOS row of lm_head set to 0.1 x a random direction: answers of 2 to 8 tokens."""
-    model = make_tiny_model(len(tiny_tokenizer), seed=2)
-    with torch.no_grad():
-        model.lm_head.weight[EOS] = 0.1 * torch.randn(32, generator=torch.Generator().manual_seed(5))
-    return model
+    return make_eos_model(len(tiny_tokenizer))
 
 
 @pytest.fixture(scope="module")

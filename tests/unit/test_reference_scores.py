@@ -11,7 +11,7 @@ processor is active (repetition penalty, or temperature/top-p when sampling), an
 import numpy as np
 import pytest
 import torch
-from conftest import make_tiny_model
+from conftest import make_eos_model
 
 from truthtrace.detectors.baselines import STATS, MaxEntropyDetector, PerplexityDetector
 from truthtrace.features.scalars import logprob_stats
@@ -23,17 +23,12 @@ QUESTIONS = ["What is the capital of France?", "Who wrote Hamlet?", "How many le
              "Which planet is red?", "What is the symbol of gold?", "Name a large ocean.",
              "Who painted the Mona Lisa?", "What is 2+2?"]
 MAX_NEW = 8
-EOS = 2
 TOL = 1e-4
 
 
 @pytest.fixture(scope="module")
 def eos_model(tiny_tokenizer):
-    """A tiny llama that stops early and unevenly (EOS row of lm_head along a random direction)."""
-    model = make_tiny_model(len(tiny_tokenizer), seed=2)
-    with torch.no_grad():
-        model.lm_head.weight[EOS] = 0.1 * torch.randn(32, generator=torch.Generator().manual_seed(5))
-    return model
+    return make_eos_model(len(tiny_tokenizer))
 
 
 @pytest.fixture(scope="module")
