@@ -5,7 +5,6 @@ The browser tests (marker ``browser``) need the Debian packages ``chromium`` and
 The screenshot goes to ``$TRUTHTRACE_ARTIFACTS/truthtrace-demo.png`` (default /tmp/truthtrace-artifacts).
 """
 
-import csv
 import json
 import os
 import socket
@@ -17,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from tiny_runs import tiny_trained_run
 
 from truthtrace.cli import build_parser
 from truthtrace.cli.demo import engine_config
@@ -24,10 +24,7 @@ from truthtrace.data import Question
 from truthtrace.demo import DemoSession, build_app, example_questions, launch
 from truthtrace.demo.app import local_no_proxy
 from truthtrace.demo.view import MAX_QUESTION_CHARS, check_question, meter, score_rows
-from truthtrace.detectors.train import TrainConfig, train
-from truthtrace.features import PreprocessConfig, preprocess
 from truthtrace.inference import Engine, EngineConfig
-from truthtrace.traces.extract import ExtractConfig, extract
 
 WORDS = ["France", "Mars", "Hamlet", "gold", "spider", "planet", "capital", "red", "legs", "symbol"]
 QUESTIONS = [Question(id=f"q{i:02d}", question=f"What is the {WORDS[i % 10]} of {WORDS[(i * 3) % 10]} {i}?",
@@ -43,18 +40,8 @@ SCREENSHOT = Path(os.environ.get("TRUTHTRACE_ARTIFACTS", "/tmp/truthtrace-artifa
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory, tiny_model, tiny_tokenizer):
     """extract (generate capture) -> labels -> preprocess -> train on a tiny random model."""
-    root = tmp_path_factory.mktemp("demo")
-    cfg = ExtractConfig(model="tiny", batch_size=8, max_new_tokens=5, capture="generate")
-    extract(QUESTIONS, root / "traces", cfg, tiny_model, tiny_tokenizer, progress=False)
-    with open(root / "labels.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["trace_id", "hallucinated"])
-        w.writerows([q.id, i % 2] for i, q in enumerate(QUESTIONS))
-    preprocess(root / "traces", root / "feats", PreprocessConfig(node_dim=8, max_nodes=16), labels=root / "labels.csv",
-               progress=False)
-    train(root / "feats", root / "labels.csv", root / "det", TrainConfig(detectors=DETECTORS, seeds=(0,)),
-          progress=False)
-    return root
+    return tiny_trained_run(tmp_path_factory.mktemp("demo"), tiny_model, tiny_tokenizer, QUESTIONS, DETECTORS,
+                            batch_size=8)
 
 
 @pytest.fixture(scope="module")

@@ -1,18 +1,15 @@
 """The live engine: its scores equal extract -> preprocess -> detector on the same questions."""
 
-import csv
 
 import numpy as np
 import pytest
+from tiny_runs import tiny_trained_run
 
 from truthtrace.data import Question
 from truthtrace.detectors import load_detector
-from truthtrace.detectors.train import TrainConfig, train
-from truthtrace.features import PreprocessConfig, preprocess
 from truthtrace.features.dataset import FeatureDataset, make_loader
 from truthtrace.inference import Engine, EngineConfig
 from truthtrace.store import TraceStore
-from truthtrace.traces.extract import ExtractConfig, extract
 
 WORDS = ["France", "Mars", "Hamlet", "gold", "spider", "planet", "capital", "red", "legs", "symbol"]
 QUESTIONS = [Question(id=f"q{i:02d}", question=f"What is the {WORDS[i % 10]} of {WORDS[(i * 3) % 10]} {i}?",
@@ -23,20 +20,10 @@ DETECTORS = ("probe", "perplexity", "max_entropy", "attn_logdet", "hidden_svd", 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory, tiny_model, tiny_tokenizer):
     """extract (generate capture) -> labels -> preprocess -> train on a tiny random model."""
-    root = tmp_path_factory.mktemp("live")
-    cfg = ExtractConfig(model="tiny", batch_size=4, max_new_tokens=5, capture="generate")
-    extract(QUESTIONS, root / "traces", cfg, tiny_model, tiny_tokenizer, progress=False)
-    with open(root / "labels.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["trace_id", "hallucinated"])
-        w.writerows([q.id, i % 2] for i, q in enumerate(QUESTIONS))
-    preprocess(root / "traces", root / "feats", PreprocessConfig(node_dim=8, max_nodes=16), labels=root / "labels.csv",
-               progress=False)
     args = {"mlp": {"max_epochs": 2, "sweep_epochs": 1, "hidden": [8], "log_dir": None},
             "lstm": {"max_epochs": 2, "log_dir": None}, "gnn": {"max_epochs": 2, "log_dir": None}}
-    train(root / "feats", root / "labels.csv", root / "det", TrainConfig(detectors=DETECTORS, seeds=(0,),
-                                                                          detector_args=args), progress=False)
-    return root
+    return tiny_trained_run(tmp_path_factory.mktemp("live"), tiny_model, tiny_tokenizer, QUESTIONS, DETECTORS,
+                            detector_args=args)
 
 
 def offline_scores(root, name):

@@ -4,16 +4,14 @@ import csv
 import json
 
 import pytest
+from tiny_runs import tiny_trained_run
 
 import truthtrace.inference.engine as engine_module
 from truthtrace.cli import main
 from truthtrace.data import Question
-from truthtrace.detectors.train import TrainConfig, train
-from truthtrace.features import PreprocessConfig, preprocess
 from truthtrace.inference import Engine, EngineConfig
 from truthtrace.inference.answers_io import read_answers, read_done
 from truthtrace.inference.render import answer_text, risk_color
-from truthtrace.traces.extract import ExtractConfig, extract
 
 WORDS = ["France", "Mars", "Hamlet", "gold", "spider", "planet", "capital", "red", "legs", "symbol"]
 QUESTIONS = [Question(id=f"q{i:02d}", question=f"What is the {WORDS[i % 10]} of {WORDS[(i * 3) % 10]} {i}?",
@@ -25,18 +23,7 @@ LONG = "word " * 400  # over the tiny model's context of 256
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory, tiny_model, tiny_tokenizer):
     """extract (generate capture) -> labels -> preprocess -> train on a tiny random model."""
-    root = tmp_path_factory.mktemp("live-cli")
-    cfg = ExtractConfig(model="tiny", batch_size=4, max_new_tokens=5, capture="generate")
-    extract(QUESTIONS, root / "traces", cfg, tiny_model, tiny_tokenizer, progress=False)
-    with open(root / "labels.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["trace_id", "hallucinated"])
-        w.writerows([q.id, i % 2] for i, q in enumerate(QUESTIONS))
-    preprocess(root / "traces", root / "feats", PreprocessConfig(node_dim=8, max_nodes=16), labels=root / "labels.csv",
-               progress=False)
-    train(root / "feats", root / "labels.csv", root / "det", TrainConfig(detectors=DETECTORS, seeds=(0,)),
-          progress=False)
-    return root
+    return tiny_trained_run(tmp_path_factory.mktemp("live-cli"), tiny_model, tiny_tokenizer, QUESTIONS, DETECTORS)
 
 
 @pytest.fixture(autouse=True)

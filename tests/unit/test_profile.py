@@ -1,17 +1,16 @@
 """truthtrace profile extract | train | ask on a tiny random model: the table, the Chrome trace, peak memory."""
 
-import csv
 import json
 
 import pytest
+from tiny_runs import tiny_trained_run
 
 import truthtrace.inference.engine as engine_module
 import truthtrace.profiling as profiling
 from truthtrace.cli import main
 from truthtrace.data import Question
-from truthtrace.detectors.train import TrainConfig, train
-from truthtrace.features import PreprocessConfig, preprocess
-from truthtrace.traces.extract import ExtractConfig, extract
+from truthtrace.features import PreprocessConfig
+from truthtrace.traces.extract import ExtractConfig
 
 QUESTIONS = [Question(id=f"q{i:02d}", question=f"What is the capital of planet {i}?", answers=("x",),
                       category="test") for i in range(24)]
@@ -19,17 +18,8 @@ QUESTIONS = [Question(id=f"q{i:02d}", question=f"What is the capital of planet {
 
 def tiny_run(root, model, tokenizer, detectors=("probe",)):
     """extract (generate capture) -> labels -> preprocess (no graphs) -> train ``detectors``; returns ``root``."""
-    extract(QUESTIONS, root / "traces", ExtractConfig(model="tiny", batch_size=8, max_new_tokens=4,
-                                                      capture="generate"), model, tokenizer, progress=False)
-    with open(root / "labels.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["trace_id", "hallucinated"])
-        w.writerows([q.id, i % 2] for i, q in enumerate(QUESTIONS))
-    preprocess(root / "traces", root / "feats", PreprocessConfig(graphs=False), labels=root / "labels.csv",
-               progress=False)
-    train(root / "feats", root / "labels.csv", root / "det", TrainConfig(detectors=detectors, seeds=(0,)),
-          progress=False)
-    return root
+    return tiny_trained_run(root, model, tokenizer, QUESTIONS, detectors, batch_size=8, max_new_tokens=4,
+                            features=PreprocessConfig(graphs=False))
 
 
 @pytest.fixture(scope="module")
