@@ -2,14 +2,17 @@
 
     truthtrace preprocess runs/a/traces --out runs/a/feats --labels runs/a/labels.csv
     truthtrace preprocess traces --out feats --graph-layers 8-16 --threshold 0.1 --no-pca
+    torchrun --nproc-per-node 4 -m truthtrace preprocess runs/a/traces --out runs/a/feats   # rank k: feats.rank-k
 """
 
 from __future__ import annotations
 
 import json
 
+from truthtrace import distributed
 from truthtrace.cli.args import add_feature_args, feature_config
 from truthtrace.features import preprocess
+from truthtrace.features.sharded import sharded_preprocess
 from truthtrace.machine import peak_memory, peak_memory_line
 
 
@@ -24,7 +27,15 @@ def format_bytes(n: int) -> str:
 
 def cmd_preprocess(args) -> None:
     """Run ``truthtrace.features.preprocess`` from parsed arguments and print its summary."""
-    summary = preprocess(args.store, args.out, feature_config(args), labels=args.labels, progress=not args.quiet)
+    if distributed.launched():  # torchrun: rank k preprocesses its slice into OUT.rank-k, rank 0 merges into OUT
+        summary = sharded_preprocess(args.store, args.out, feature_config(args), labels=args.labels,
+                                     progress=not args.quiet)
+        if not distributed.is_main():
+            print(json.dumps(summary) if args.json else f"rank {summary['rank']}: {summary['written_rank']} traces "
+                  f"written, {summary['skipped_rank']} skipped, in {summary['seconds_rank']:.1f} s")
+            return
+    else:
+        summary = preprocess(args.store, args.out, feature_config(args), labels=args.labels, progress=not args.quiet)
     if args.json:
         print(json.dumps({**summary, **peak_memory()}, indent=2))
         return

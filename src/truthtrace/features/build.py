@@ -161,9 +161,14 @@ def given_pca(pca_from: str | Path, schema: dict) -> tuple[torch.Tensor, torch.T
     return mean, comps
 
 
-def _prepare_pca(out: Path, source, split_doc, schema, config, resuming: bool, progress: bool):
-    """The PCA to apply: the given one (``pca_from``), reloaded when resuming, else fitted (pass 1);
-    saved beside the shards either way. None without PCA."""
+def prepare_pca(out: Path, source, split_doc, schema, config, resuming: bool, progress: bool):
+    """The PCA to apply: the given one (``pca_from``), reloaded when resuming, else fitted (pass 1).
+
+    Saved as ``out/pca.safetensors`` either way (a stale one is deleted without PCA).
+
+    Returns:
+        ``(mean (G, d), components (G, node_dim, d))``, or None without PCA.
+    """
     graph = schema["graph"]
     if not graph or not graph["pca"]:
         (out / PCA_FILE).unlink(missing_ok=True)
@@ -192,9 +197,72 @@ def _warn_unlabelled(source: TraceStore, label_map: dict[str, int] | None, label
                       "train and evaluate skip them", stacklevel=3)
 
 
+def open_source(store: str | Path, out: Path, config: PreprocessConfig, labels, warn: bool = True):
+    """Check the paths, open the source store and read the labels; the feature schema and split of ``out``.
+
+    Returns:
+        ``(source TraceStore, {trace_id: label} or None, schema, split document)``.
+    """
+    check_output_apart(out, {"trace store": store, "labels": labels if isinstance(labels, (str, Path)) else None,
+                             "--pca-from": config.pca_from})
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    source = TraceStore(store)
+    label_map = read_label_csv(labels) if isinstance(labels, (str, Path)) else labels
+    if warn:
+        _warn_unlabelled(source, label_map, labels)
+    return source, label_map, feature_schema(source, config), compute_split(source, config)
+
+
+def feature_writer(out: Path, schema: dict, config: PreprocessConfig) -> TraceWriter:
+    """The resumable float16 writer of the feature store ``out`` (``split.json``/``pca.safetensors`` its own)."""
+    return TraceWriter(out, schema, storage_dtype="float16", shard_max_traces=config.shard_max_traces,
+                       resume=True, overwrite=config.overwrite, own_files=FEATURE_FILES)
+
+
+def write_records(source: TraceStore, writer: TraceWriter, schema: dict, pca, ids: set[str] | None = None,
+                  progress: bool = True) -> tuple[int, int]:
+    """Pass 2: the record of every source trace (of ``ids``, if given) that ``writer`` lacks, in store order.
+
+    Args:
+        pca: ``(mean (G, d), components (G, k, d))`` or None (raw node features, or no graphs).
+    Returns:
+        ``(written, skipped)``: records added, and records ``writer`` held already.
+    """
+    written = skipped = 0
+    bar = tqdm(total=len(source) if ids is None else len(ids), desc="preprocess", unit="trace",
+               disable=not progress)
+    for shard in source.iter_shards():
+        for trace in shard:
+            if ids is not None and trace.id not in ids:
+                continue  # another rank's trace: not decoded
+            if writer.has(trace.id):
+                skipped += 1
+            else:
+                tensors, meta = trace_record(trace, schema, pca)
+                writer.add(trace.id, {k: feature_cast(v) for k, v in tensors.items()}, meta)
+                written += 1
+            bar.update(1)
+    bar.close()
+    return written, skipped
+
+
+def feature_summary(out: Path, source: TraceStore, schema: dict, split_doc: dict, label_map, counts: tuple[int, int],
+                    seconds: float) -> dict:
+    """``preprocess``'s summary of the feature store ``out``; ``counts`` = ``(written, skipped)``."""
+    info = TraceStore(out).info()
+    return {"out": str(out), "source": schema["source"], "n_traces": len(source), "written": counts[0],
+            "skipped": counts[1], "seconds": round(seconds, 2), "bytes_on_disk": info["bytes_on_disk"],
+            "bytes_per_key": key_bytes(out), "split": {name: len(split_doc[name]) for name in SPLITS},
+            "balance": split_balance(split_doc, label_map) if label_map is not None else None,
+            "pca": (out / PCA_FILE).exists()}
+
+
 def preprocess(store: str | Path, out: str | Path, config: PreprocessConfig | None = None,
                labels: str | Path | dict[str, int] | None = None, progress: bool = True) -> dict:
     """Build (or resume) the feature store ``out`` from the trace store ``store``.
+
+    Under torchrun see :func:`truthtrace.features.sharded.sharded_preprocess` (the CLI picks it).
 
     Args:
         store: source trace store directory.
@@ -212,40 +280,14 @@ def preprocess(store: str | Path, out: str | Path, config: PreprocessConfig | No
             write (a new store or ``overwrite`` needs a folder of nothing else; they are named, none deleted).
     """
     config, out, t0 = config or PreprocessConfig(), Path(out), time.perf_counter()
-    check_output_apart(out, {"trace store": store, "labels": labels if isinstance(labels, (str, Path)) else None,
-                             "--pca-from": config.pca_from})
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    source = TraceStore(store)
-    label_map = read_label_csv(labels) if isinstance(labels, (str, Path)) else labels
-    _warn_unlabelled(source, label_map, labels)
-    schema = feature_schema(source, config)
-    split_doc = compute_split(source, config)
+    source, label_map, schema, split_doc = open_source(store, out, config, labels)
     resuming = not config.overwrite and check_existing(out, schema, split_doc)
-    written = skipped = 0
-    with TraceWriter(out, schema, storage_dtype="float16", shard_max_traces=config.shard_max_traces,
-                     resume=True, overwrite=config.overwrite, own_files=FEATURE_FILES) as writer:
+    with feature_writer(out, schema, config) as writer:
         write_split(out, split_doc)
-        todo = [tid for tid in source.ids() if not writer.has(tid)]
-        pca = _prepare_pca(out, source, split_doc, schema, config, resuming, progress) if todo else None
-        bar = tqdm(total=len(source), desc="preprocess", unit="trace", disable=not progress)
-        for shard in source.iter_shards():
-            for trace in shard:
-                if writer.has(trace.id):
-                    skipped += 1
-                else:
-                    tensors, meta = trace_record(trace, schema, pca)
-                    writer.add(trace.id, {k: feature_cast(v) for k, v in tensors.items()}, meta)
-                    written += 1
-                bar.update(1)
-        bar.close()
-    seconds = time.perf_counter() - t0
-    info = TraceStore(out).info()
-    return {"out": str(out), "source": schema["source"], "n_traces": len(source), "written": written,
-            "skipped": skipped, "seconds": round(seconds, 2), "bytes_on_disk": info["bytes_on_disk"],
-            "bytes_per_key": key_bytes(out), "split": {name: len(split_doc[name]) for name in SPLITS},
-            "balance": split_balance(split_doc, label_map) if label_map is not None else None,
-            "pca": bool(pca is not None or (out / PCA_FILE).exists())}
+        todo = any(not writer.has(tid) for tid in source.ids())
+        pca = prepare_pca(out, source, split_doc, schema, config, resuming, progress) if todo else None
+        counts = write_records(source, writer, schema, pca, progress=progress)
+    return feature_summary(out, source, schema, split_doc, label_map, counts, time.perf_counter() - t0)
 
 
 def key_bytes(feature_dir: str | Path) -> dict[str, int]:
