@@ -37,7 +37,8 @@ def parse_key(key: str) -> tuple[int, str] | None:
     return (int(m.group(1)), m.group(2)) if m else None
 
 
-POSITIONS = ("last_answer", "mean_answer", "last_prompt")  # token positions of the layer sequences
+# token positions of the layer sequences; exact_*: the first / last token of the exact answer (LLMsKnow)
+POSITIONS = ("last_answer", "mean_answer", "last_prompt", "exact_first", "exact_last")
 SCALARS = ("logprob_stats", "lookback", "attn_logdet", "hidden_svd")
 GRAPH_PARTS = ("x", "edge_index", "edge_attr")
 _FEATURE_RE = re.compile(r"^(?:seq\.(\w+)|scalar\.(\w+)|graph\.(\d+)\.(\w+))$")
@@ -80,7 +81,7 @@ def parse_feature_key(key: str) -> tuple[str, int | None, str] | None:
     return None
 
 
-SEQ_LAST_ANSWER, SEQ_MEAN_ANSWER, SEQ_LAST_PROMPT = (seq_key(p) for p in POSITIONS)
+SEQ_LAST_ANSWER, SEQ_MEAN_ANSWER, SEQ_LAST_PROMPT, SEQ_EXACT_FIRST, SEQ_EXACT_LAST = (seq_key(p) for p in POSITIONS)
 SCALAR_LOGPROB_STATS, SCALAR_LOOKBACK, SCALAR_ATTN_LOGDET, SCALAR_HIDDEN_SVD = (scalar_key(n) for n in SCALARS)
 
 

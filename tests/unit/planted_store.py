@@ -89,7 +89,7 @@ def planted_trace(i: int, label: int, *, layers: int, heads: int, d: int, n_toke
     meta = {"question_id": f"q{i // 2:03d}", "question": f"question {i // 2}?", "answers": ["yes", "right"],
             "category": ("science", "history")[(i // 2) % 2], "prompt": f"prompt {i}",
             "generation": "no" if label else "yes", "n_prompt_tokens": n_prompt, "n_answer_tokens": n_answer,
-            "kept_start": 0}
+            "kept_start": 0, "exact_span": [0, n_answer - 1]}
     return tensors, meta
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from truthtrace.features.exact_span import alias_char_span, exact_span
+from truthtrace.traces.exact_span import alias_char_span, exact_span
 
 
 def span_text(tok, ids, span):

@@ -162,7 +162,7 @@ def test_no_attention_map_is_built(model3, tiny_tokenizer, monkeypatch):
 
     monkeypatch.setattr(fwd, "features_attention_forward", spy)
     reducer = FeatureReducer(schema, row_chunk=8)
-    reducer.start(batch_plans(seqs, n_prompt, "all", schema["graph"]))
+    reducer.start(batch_plans([len(s) for s in seqs], n_prompt, "all", schema["graph"]))
     ids = torch.tensor([seqs[0], seqs[1] + [0] * 20])
     mask = (torch.arange(40) < torch.tensor([[40], [20]])).long()  # right padding
     with reducing(model3, reducer), torch.no_grad():

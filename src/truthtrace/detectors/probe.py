@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from truthtrace import metrics
 from truthtrace.detectors.base import Batch, Detector, load_arrays, register, save_arrays
-from truthtrace.naming import SEQ_LAST_ANSWER
+from truthtrace.naming import SEQ_EXACT_LAST, SEQ_LAST_ANSWER
 
 PARAM_KEYS = ("coef", "intercept", "scaler_mean", "scaler_scale")
 PARAM_SHAPES = {"coef": ("d",), "intercept": (1,), "scaler_mean": ("d",), "scaler_scale": ("d",)}  # what load checks
@@ -181,3 +181,17 @@ class ProbeDetector(Detector):
         det.params = {k: tensors[k] for k in PARAM_KEYS}
         det.layer_index = int(tensors["layer_index"][0])
         return det
+
+
+@register("probe_exact")
+class ExactProbeDetector(ProbeDetector):
+    """LLMsKnow's probe (Orgad et al. 2024): the linear probe at the last token of the exact answer inside the
+    generation (``seq.exact_last``; ``feature="seq.exact_first"`` for its first token), the layer chosen on
+    validation. The span is found from the question and the answer alone (``truthtrace.traces.exact_span``), so
+    the probe runs at inference as it was trained."""
+
+    inputs = (SEQ_EXACT_LAST,)
+
+    def __init__(self, layer: int | str = "sweep", C: float = 0.01, max_iter: int = 1000, random_state: int = 0,
+                 feature: str = SEQ_EXACT_LAST):
+        super().__init__(layer, C, max_iter, random_state, feature)

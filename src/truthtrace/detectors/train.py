@@ -31,13 +31,13 @@ from tqdm.auto import tqdm
 from truthtrace.detectors.base import CONFIG_FILE, DETECTORS, WEIGHTS_FILE, get_detector, load_detector, read_config
 from truthtrace.detectors.calibration import fit_calibration, read_calibration, write_calibration
 from truthtrace.features.dataset import FeatureDataset, make_loader
+from truthtrace.features.samples import MissingSamplesError
 from truthtrace.features.splits import SPLIT_FILE, SPLITS, read_split, write_split
 from truthtrace.fileio import check_output_apart, clear_own_output, refuse_foreign, write_json_atomic
-from truthtrace.features.samples import MissingSamplesError
 
 SUMMARY_FILE = "train_summary.json"
-DEFAULT_DETECTORS = ("probe", "mlp", "lstm", "transformer", "gnn", "lookback", "perplexity", "max_entropy",
-                     "attn_logdet", "hidden_svd", "length")
+DEFAULT_DETECTORS = ("probe", "probe_exact", "mlp", "lstm", "transformer", "gnn", "lookback", "perplexity",
+                     "max_entropy", "attn_logdet", "hidden_svd", "length")
 # what train writes in ``<out>/<detector>/`` (paths relative to it; a folder ends in "/"): per seed the
 # saved detector, its checkpoints and everything the tracker logs in ``tb/``, plus atomic-write temps
 _SAVED = r"(config\.json|model\.safetensors|calibration\.json)"

@@ -21,7 +21,7 @@ from truthtrace.features.splits import check_fractions
 from truthtrace.naming import GRAPH_PARTS, POSITIONS, SCALARS, graph_key, scalar_key, seq_key  # noqa: F401
 
 FEATURES_KIND = "truthtrace.features"
-FEATURES_VERSION = 1
+FEATURES_VERSION = 2  # 2: seq.exact_first and seq.exact_last (schema "positions")
 PCA_FILE = "pca.safetensors"
 
 SEQ_KEYS = tuple(seq_key(p) for p in POSITIONS)

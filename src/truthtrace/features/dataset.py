@@ -25,10 +25,16 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from truthtrace.features.config import FEATURES_KIND, GRAPHS, SCALAR_KEYS, SEQ_KEYS, graph_key
-from truthtrace.features.splits import SPLITS, read_split
-from truthtrace.labels.io import read_label_csv
-from truthtrace.store import StoreError, TraceStore
+from truthtrace.features.config import (
+    FEATURES_KIND,
+    FEATURES_VERSION,
+    GRAPHS,
+    POSITIONS,
+    SCALAR_KEYS,
+    SEQ_KEYS,
+    graph_key,
+    seq_key,
+)
 from truthtrace.features.samples import (
     MissingSamplesError,
     check_sample_keys,
@@ -37,8 +43,10 @@ from truthtrace.features.samples import (
     open_samples,
     samples_beside,
 )
+from truthtrace.features.splits import SPLITS, read_split
+from truthtrace.labels.io import read_label_csv
+from truthtrace.store import StoreError, TraceStore
 
-DEFAULT_KEYS = SEQ_KEYS + SCALAR_KEYS
 UNKNOWN = -1  # label of a trace labels.csv does not cover
 
 
@@ -87,12 +95,17 @@ def _load_labels(labels) -> dict[str, int]:
 
 
 def _check_keys(keys, schema: dict, root: Path) -> tuple[str, ...]:
-    """The requested keys, validated against the feature store's schema."""
-    keys = tuple(keys)
-    allowed = DEFAULT_KEYS + ((GRAPHS,) if schema.get("graph") else ())
+    """The requested keys, validated against the feature store's schema (None: every layer sequence the store
+    holds and the scalars)."""
+    seqs = tuple(seq_key(p) for p in schema.get("positions", POSITIONS) if p in POSITIONS)
+    keys = tuple(keys) if keys is not None else seqs + SCALAR_KEYS
+    allowed = seqs + SCALAR_KEYS + ((GRAPHS,) if schema.get("graph") else ())
     bad = [k for k in keys if k not in allowed and not is_sample_key(k)]  # sample.* keys: checked on the join
     if bad or not keys:
-        raise ValueError(f"keys {bad or keys} not available in {root}; choose from {list(allowed)}")
+        older = [k for k in bad if k in SEQ_KEYS]
+        raise ValueError(f"keys {bad or keys} not available in {root}; choose from {list(allowed)}"
+                         + (f" ({older} came with feature store version {FEATURES_VERSION}: re-run preprocess or "
+                            "extract --features)" if older else ""))
     return keys
 
 
@@ -110,7 +123,8 @@ class FeatureDataset(IterableDataset):
         feature_dir: a feature store written by ``truthtrace preprocess``.
         split: "train", "val", "test" (from ``split.json``) or None for every record.
         labels: labels.csv path, ``{trace_id: label}`` or None; missing labels are -1.
-        keys: tensor keys to yield (``seq.*``, ``scalar.*``) and/or ``"graphs"``.
+        keys: tensor keys to yield (``seq.*``, ``scalar.*``) and/or ``"graphs"``; None: every layer sequence
+            the store holds and the scalars.
         shuffle: shuffle shard order, record order and through a buffer; else store order.
         buffer_size: shuffle buffer length (samples).
         seed: base seed; the epoch's seed is derived from ``(seed, epoch)``.
@@ -125,7 +139,7 @@ class FeatureDataset(IterableDataset):
             question of the split (a ValueError; ``train`` skips such detectors with this message).
     """
 
-    def __init__(self, feature_dir, split: str | None = "train", labels=None, keys=DEFAULT_KEYS,
+    def __init__(self, feature_dir, split: str | None = "train", labels=None, keys=None,
                  shuffle: bool = False, buffer_size: int = 256, seed: int = 0, require_labels: bool = False,
                  rank: int | None = None, world_size: int | None = None, samples=None):
         super().__init__()

@@ -254,7 +254,7 @@ def _write_batches(model, tokenizer, todo, config: DirectConfig, schema: dict, p
     bar = tqdm(total=len(todo), desc="extract features", unit="q", disable=not progress)
     for i in range(0, len(todo), ext.batch_size):
         batch = todo[i:i + ext.batch_size]
-        answers, records = _answer_batch(model, tokenizer, [p for _, p in batch], config, schema, implementation)
+        answers, records = _answer_batch(model, tokenizer, batch, config, schema, implementation)
         prompts = [p for _, p in batch]
         seqs, n_prompt = [p + a for p, a in zip(prompts, answers)], [len(p) for p in prompts]
         metas = [trace_meta(q, p, a, tokenizer, kept_start(ext.keep, len(p) + len(a), len(p)))
@@ -262,7 +262,7 @@ def _write_batches(model, tokenizer, todo, config: DirectConfig, schema: dict, p
         new = [j for j, (q, _) in enumerate(batch) if not (writer.has(q.id) or target.has(q.id))]
         if new and records is None:
             records = forward_records(model, [seqs[j] for j in new], [n_prompt[j] for j in new], schema, ext.keep,
-                                      tokenizer.pad_token_id, config.row_chunk)
+                                      tokenizer.pad_token_id, config.row_chunk, [metas[j]["exact_span"] for j in new])
         elif new:
             records = [records[j] for j in new]
         for j, rec in zip(new, records or []):
@@ -282,13 +282,14 @@ def _write_batches(model, tokenizer, todo, config: DirectConfig, schema: dict, p
     return n_new
 
 
-def _answer_batch(model, tokenizer, prompts: list[list[int]], config: DirectConfig, schema: dict, implementation):
-    """``(answers, records)`` of one batch: records from the generation steps (``capture="generate"``), or None
-    (``"forward"``: generated under ``implementation``; the forward pass comes after)."""
-    ext = config.extract
+def _answer_batch(model, tokenizer, batch: list, config: DirectConfig, schema: dict, implementation):
+    """``(answers, records)`` of one batch of ``(question, prompt ids)``: records from the generation steps
+    (``capture="generate"``), or None (``"forward"``: generated under ``implementation``; the forward pass comes
+    after)."""
+    ext, prompts = config.extract, [p for _, p in batch]
     sampling = (ext.do_sample, ext.temperature, ext.top_p)
     if ext.capture == "generate":
         return generate_records(model, tokenizer, prompts, schema, ext.keep, ext.max_new_tokens, sampling,
-                                config.row_chunk)
+                                config.row_chunk, [q.question for q, _ in batch])
     with attention_implementation(model, implementation):
         return generate_answers(model, tokenizer, prompts, ext.max_new_tokens, *sampling), None

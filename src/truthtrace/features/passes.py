@@ -19,20 +19,23 @@ from truthtrace.features.scalars import logprob_stats
 from truthtrace.features.sequences import TokenLayout
 from truthtrace.naming import ANSWER_ENTROPY, ANSWER_LOGPROBS
 from truthtrace.traces.capture import answer_record, cut_answers, kept_start, left_pad, sampling_kwargs, stop_ids
+from truthtrace.traces.exact_span import span_meta
 
 
-def batch_plans(seqs: list[list[int]], n_prompt: list[int], keep: str, graph: dict | None) -> list[SamplePlan]:
-    """The :class:`SamplePlan` of each right-padded sequence (offset 0) under the ``keep`` rule."""
+def batch_plans(lengths: list[int], n_prompt: list[int], keep: str, graph: dict | None,
+                spans: list | None = None) -> list[SamplePlan]:
+    """The :class:`SamplePlan` of each right-padded sequence of ``lengths`` ``T_b`` (offset 0) under the ``keep``
+    rule; ``spans``: each one's exact-answer span ``[first, last]`` or None (the trace meta's ``exact_span``)."""
     plans = []
-    for seq, p in zip(seqs, n_prompt):
-        layout = TokenLayout(len(seq), p, kept_start(keep, len(seq), p))
+    for t, p, span in zip(lengths, n_prompt, spans or [None] * len(lengths)):
+        layout = TokenLayout(t, p, kept_start(keep, t, p), None if span is None else tuple(span))
         plans.append(SamplePlan(0, layout, graph_window(layout, graph["max_nodes"]) if graph else 0))
     return plans
 
 
 @torch.no_grad()
 def forward_records(model, seqs: list[list[int]], n_prompt: list[int], schema: dict, keep: str, pad_id: int,
-                    row_chunk: int = ROW_CHUNK) -> list[dict[str, torch.Tensor]]:
+                    row_chunk: int = ROW_CHUNK, spans: list | None = None) -> list[dict[str, torch.Tensor]]:
     """One forward pass over prompt+answer sequences, reduced to one feature record per sample as it runs.
 
     The pass is the one ``forward_traces`` runs (right-padded, so sample ``b`` sees positions ``0..T-1``; the
@@ -41,6 +44,7 @@ def forward_records(model, seqs: list[list[int]], n_prompt: list[int], schema: d
     Args:
         seqs: token ids of prompt + answer, ``(T_b,)`` each; n_prompt: their prompt lengths ``P_b``.
         schema: the feature schema (layers and graph settings); keep: the kept positions (``all``, ...).
+        spans: per sample its exact-answer span ``[first, last]`` (answer-token indices) or None.
     Returns:
         per sample, :meth:`FeatureReducer.record`'s tensors (float32, graph ``x`` ``(n, d)`` not projected).
     """
@@ -50,7 +54,7 @@ def forward_records(model, seqs: list[list[int]], n_prompt: list[int], schema: d
     for b, seq in enumerate(seqs):
         ids[b, :len(seq)], mask[b, :len(seq)] = torch.tensor(seq), 1
     reducer = FeatureReducer(schema, row_chunk)
-    reducer.start(batch_plans(seqs, n_prompt, keep, schema["graph"]))
+    reducer.start(batch_plans([len(s) for s in seqs], n_prompt, keep, schema["graph"], spans))
     lo = min(n_prompt) - 1
     with reducing(model, reducer):
         out = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device), use_cache=False,
@@ -133,13 +137,12 @@ class StepReducer:
         self.stats[layer].append((first_col, w.diagonal(offset=first_col, dim1=-2, dim2=-1),
                                   w[..., :self.width].sum(-1), w[..., self.width:].sum(-1), band))
 
-    def finish(self, answers: list[list[int]], keep: str) -> FeatureReducer:
-        """A :class:`FeatureReducer` holding every sample's reductions once ``answers`` are cut."""
-        reducer, graph = FeatureReducer(self.schema, self.row_chunk), self.schema["graph"]
-        plans = []
-        for p, a in zip(self.n_prompt, answers):
-            layout = TokenLayout(p + len(a), p, kept_start(keep, p + len(a), p))
-            plans.append(SamplePlan(0, layout, graph_window(layout, graph["max_nodes"]) if graph else 0))
+    def finish(self, answers: list[list[int]], keep: str, spans: list | None = None) -> FeatureReducer:
+        """A :class:`FeatureReducer` holding every sample's reductions once ``answers`` are cut (``spans``: their
+        exact-answer spans, as for :func:`batch_plans`)."""
+        reducer = FeatureReducer(self.schema, self.row_chunk)
+        plans = batch_plans([p + len(a) for p, a in zip(self.n_prompt, answers)], self.n_prompt, keep,
+                            self.schema["graph"], spans)
         reducer.start(plans)
         for b, plan in enumerate(plans):
             t, k0, o = plan.layout.n_tokens, plan.layout.kept_start, self.offsets[b]
@@ -170,7 +173,8 @@ def row_weights_mask(first_row: int, n_rows: int, n_cols: int, like: torch.Tenso
 
 @torch.no_grad()
 def generate_records(model, tokenizer, prompts: list[list[int]], schema: dict, keep: str, max_new_tokens: int,
-                     sampling: tuple = (False, 1.0, 1.0), row_chunk: int = ROW_CHUNK):
+                     sampling: tuple = (False, 1.0, 1.0), row_chunk: int = ROW_CHUNK,
+                     questions: list[str] | None = None):
     """Generate answers and their feature records from the generation steps (no second forward pass).
 
     One extra token is generated so the last answer token has been fed (as ``generate_with_traces`` does); when
@@ -178,7 +182,8 @@ def generate_records(model, tokenizer, prompts: list[list[int]], schema: dict, k
 
     Args:
         prompts: prompt token ids ``(P_b,)``; schema, keep: as for :func:`forward_records`;
-        sampling: ``(do_sample, temperature, top_p)``.
+        sampling: ``(do_sample, temperature, top_p)``; questions: the question texts, for the exact-answer
+            spans (:func:`~truthtrace.traces.exact_span.span_meta`; None: the whole answer).
     Returns:
         ``(answers, records)``: answer token ids per sample and :func:`forward_records`-shaped records.
     """
@@ -190,11 +195,12 @@ def generate_records(model, tokenizer, prompts: list[list[int]], schema: dict, k
                              **sampling_kwargs(tokenizer, *sampling))
     pmax, fed = ids.shape[1], out.sequences.shape[1] - 1
     answers = cut_answers(out.sequences[:, pmax:pmax + max_new_tokens].tolist(), stop_ids(model, tokenizer))
+    spans = [span_meta(tokenizer, a, q) for a, q in zip(answers, questions)] if questions is not None else None
     if any(pmax + len(a) > fed for a in answers):  # e.g. every answer stopped at once: not all fed
         seqs = [p + a for p, a in zip(prompts, answers)]
         return answers, forward_records(model, seqs, [len(p) for p in prompts], schema, keep,
-                                        tokenizer.pad_token_id, row_chunk)
-    reducer, records = steps.finish(answers, keep), []
+                                        tokenizer.pad_token_id, row_chunk, spans)
+    reducer, records = steps.finish(answers, keep, spans), []
     for b, (p, a) in enumerate(zip(prompts, answers)):
         logits = torch.stack([out.logits[j][b] for j in range(len(a))])  # (A, V): step j produced token j
         rec = answer_record(p + a, len(p), torch.log_softmax(logits.float(), -1).cpu())

@@ -7,6 +7,8 @@ Both paths call these two functions, so live scores equal scores of the stored f
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from truthtrace.features.config import graph_key
@@ -56,6 +58,9 @@ def trace_record(trace, schema: dict, pca: tuple[torch.Tensor, torch.Tensor] | N
     """
     hidden = stack_layers(trace, schema["hidden_layers"], "hidden")  # (Lh, K, d)
     layout = layout_of(trace.meta, hidden.shape[1], f"trace {trace.id!r}")
+    if "exact_span" not in trace.meta:
+        warnings.warn("traces without an exact_span in their meta (extracted before truthtrace recorded it): "
+                      "seq.exact_first / seq.exact_last are their answers' first and last token", stacklevel=2)
     attn_layers = schema["attn_layers"]
     attn = stack_layers(trace, attn_layers, "attn") if attn_layers else torch.zeros(0, schema["n_heads"], 1, 1)
     out = sequence_features(hidden, layout)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from truthtrace.features.config import GRAPHS
+from truthtrace.features.config import GRAPHS, SEQ_KEYS
 from truthtrace.features.dataset import collate, record_sample
 from truthtrace.features.record import feature_cast, stack_layers, trace_record
 from truthtrace.features.scalars import logprob_stats
@@ -23,7 +23,7 @@ from truthtrace.features.sequences import layout_of, sequence_features
 from truthtrace.naming import ANSWER_ENTROPY, ANSWER_LOGPROBS, SCALAR_LOGPROB_STATS
 from truthtrace.store.codec import storage_cast
 
-RUNNING_KEYS = frozenset({"seq.last_answer", "seq.mean_answer", "seq.last_prompt", SCALAR_LOGPROB_STATS})
+RUNNING_KEYS = frozenset(SEQ_KEYS) | {SCALAR_LOGPROB_STATS}
 
 
 class MemoryTrace:
@@ -63,11 +63,13 @@ def runs_live(inputs) -> bool:
     return GRAPHS not in inputs and set(inputs) <= RUNNING_KEYS
 
 
-def prefix_features(trace: MemoryTrace, feature_schema: dict, first: int = 0) -> list[dict[str, torch.Tensor] | None]:
+def prefix_features(trace: MemoryTrace, feature_schema: dict, first: int = 0,
+                    spans: list | None = None) -> list[dict[str, torch.Tensor] | None]:
     """Features of the answer prefixes ``first..A``, the empty one (0) first: records of ``seq.*`` and log-prob stats.
 
     The empty prefix stands for the last prompt token (what a trace without answer tokens uses); a prefix is
     None when none of it was kept (``keep="answer"`` for the empty one). Prefix ``A`` is the whole answer.
+    ``spans[a]`` is prefix ``a``'s exact-answer span (``prefix_spans``); None: the meta's ``exact_span``, clamped.
     """
     hidden = stack_layers(trace, feature_schema["hidden_layers"], "hidden")  # (Lh, K, d)
     lp, ent = trace[ANSWER_LOGPROBS].float(), trace[ANSWER_ENTROPY].float()
@@ -76,7 +78,8 @@ def prefix_features(trace: MemoryTrace, feature_schema: dict, first: int = 0) ->
     for a in range(first, n_answer + 1):
         cut = hidden[:, : hidden.shape[1] - (n_answer - a)]
         try:
-            layout = layout_of(dict(trace.meta, n_answer_tokens=a), cut.shape[1], f"trace {trace.id!r}")
+            meta = dict(trace.meta, n_answer_tokens=a, **({} if spans is None else {"exact_span": spans[a]}))
+            layout = layout_of(meta, cut.shape[1], f"trace {trace.id!r}")
         except ValueError:  # nothing of this prefix was kept
             out.append(None)
             continue

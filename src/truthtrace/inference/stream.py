@@ -23,6 +23,7 @@ from truthtrace.inference.live import MemoryTrace, as_stored, detector_batch, pr
 from truthtrace.inference.results import detector_scores, error_result
 from truthtrace.naming import ANSWER_ENTROPY, ANSWER_LOGPROBS, layer_key
 from truthtrace.traces.capture import kept_start
+from truthtrace.traces.exact_span import span_meta
 
 
 class StepTap:
@@ -41,8 +42,8 @@ class StepTap:
 class PrefixState:
     """The answer so far: prompt hidden states, each fed answer token's hidden states, log-probs and entropies."""
 
-    def __init__(self, engine, prompt: list[int]):
-        self.engine, self.prompt = engine, prompt
+    def __init__(self, engine, prompt: list[int], question: str = ""):
+        self.engine, self.prompt, self.question = engine, prompt, question
         self.layers = tuple(engine.feature_schema["hidden_layers"])
         self.hidden: list[list[torch.Tensor]] | None = None
         self.pending: torch.Tensor | None = None  # log-softmax of the distribution the next token comes from
@@ -72,8 +73,9 @@ class PrefixState:
         tensors[ANSWER_LOGPROBS] = torch.tensor(self.logprobs)
         tensors[ANSWER_ENTROPY] = torch.tensor(self.entropies)
         storage = self.engine.detectors.trace_schema.get("storage_dtype", "float16")
-        return MemoryTrace("stream", as_stored(tensors, storage), {"n_prompt_tokens": p, "n_answer_tokens": a,
-                                                                   "kept_start": k0})
+        return MemoryTrace("stream", as_stored(tensors, storage), {
+            "n_prompt_tokens": p, "n_answer_tokens": a, "kept_start": k0,
+            "exact_span": span_meta(self.engine.tokenizer, self.ids, self.question)})  # the prefix's own span
 
     def event(self) -> dict:
         """The token event of the newest answer token, with every live detector's risk after it."""
@@ -110,7 +112,7 @@ def stream(engine, question, qid=None) -> Iterator[dict]:
         yield from replay(engine.guard(hit))
         return
     events: queue.Queue = queue.Queue()
-    state = PrefixState(engine, req.prompt)
+    state = PrefixState(engine, req.prompt, req.question)
     thread = threading.Thread(target=_generate, args=(engine, req, events, state.layers), daemon=True)
     thread.start()
     while True:

@@ -38,6 +38,7 @@ from truthtrace.traces.capture import (
     generate_with_traces,
     kept_start,
 )
+from truthtrace.traces.exact_span import span_meta
 from truthtrace.training.compile import check_compile_mode, compile_forward, restore_forward
 
 _KEEP_RE = re.compile(r"^(all|answer|last:[1-9]\d*)$")
@@ -200,12 +201,14 @@ def _legacy_backend(root: Path, stored: dict, schema: dict) -> dict:
 
 
 def trace_meta(q, prompt_ids: list[int], answer_ids: list[int], tokenizer, keep_start: int) -> dict:
-    """A trace's meta: the question, its answers, the decoded prompt and generation, token counts, kept start."""
+    """A trace's meta: the question, its answers, the decoded prompt and generation, token counts, kept start and
+    the exact-answer span (answer-token indices ``[first, last]``, :func:`~truthtrace.traces.exact_span.span_meta`)."""
     return {
         "question_id": q.id, "question": q.question, "answers": list(q.answers), "category": q.category,
         "prompt": tokenizer.decode(prompt_ids),
         "generation": tokenizer.decode(answer_ids, skip_special_tokens=True).strip(),
         "n_prompt_tokens": len(prompt_ids), "n_answer_tokens": len(answer_ids), "kept_start": keep_start,
+        "exact_span": span_meta(tokenizer, answer_ids, q.question),
     }
 
 
