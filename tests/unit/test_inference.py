@@ -14,7 +14,7 @@ from truthtrace.store import TraceStore
 WORDS = ["France", "Mars", "Hamlet", "gold", "spider", "planet", "capital", "red", "legs", "symbol"]
 QUESTIONS = [Question(id=f"q{i:02d}", question=f"What is the {WORDS[i % 10]} of {WORDS[(i * 3) % 10]} {i}?",
                       answers=("x",), category="test") for i in range(40)]
-DETECTORS = ("probe", "perplexity", "max_entropy", "attn_logdet", "hidden_svd", "lookback", "mlp", "lstm", "gnn")
+DETECTORS = ("probe", "probe_exact", "perplexity", "max_entropy", "attn_logdet", "hidden_svd", "lookback", "mlp", "lstm", "gnn")
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,7 @@ def test_live_scores_equal_stored_pipeline(pipeline, engine):
 
 def test_running_risk_ends_at_the_final_score(engine):
     [res] = engine.answer([QUESTIONS[3].question])
-    for name in ("probe", "perplexity", "mlp"):
+    for name in ("probe", "probe_exact", "perplexity", "mlp"):
         entry = res["scores"][name]
         assert len(entry["running"]) == len(res["tokens"]) and entry["pre_answer"] is not None
         final = entry["probability"] if entry["calibrated"] else entry["score"]
