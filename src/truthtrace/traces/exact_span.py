@@ -87,12 +87,17 @@ def exact_span(tokenizer, answer_ids: Sequence[int], aliases: Sequence[str]) -> 
     Raises:
         ValueError: for an empty answer.
     """
+    return _span(tokenizer, answer_ids, lambda text: alias_char_span(text, aliases), "alias")
+
+
+def _span(tokenizer, answer_ids: Sequence[int], find, source: str) -> ExactSpan:
+    """The tokens of the characters ``find(text)`` picks (``source``), else the core span."""
     if len(answer_ids) == 0:
         raise ValueError("answer_ids is empty: every stored answer has at least one token")
     text, ends = token_char_ends(tokenizer, answer_ids)
-    found = alias_char_span(text, aliases)
+    found = find(text)
     if found is not None:
-        return ExactSpan(*chars_to_tokens(found[0], found[1], ends), "alias")
+        return ExactSpan(*chars_to_tokens(found[0], found[1], ends), source)
     return ExactSpan(*core_span(text, ends), "core")
 
 
@@ -116,13 +121,7 @@ def answer_span(tokenizer, answer_ids: Sequence[int], question: str) -> ExactSpa
     Raises:
         ValueError: for an empty answer.
     """
-    if len(answer_ids) == 0:
-        raise ValueError("answer_ids is empty: every stored answer has at least one token")
-    text, ends = token_char_ends(tokenizer, answer_ids)
-    found = new_words_char_span(text, question)
-    if found is not None:
-        return ExactSpan(*chars_to_tokens(found[0], found[1], ends), "new")
-    return ExactSpan(*core_span(text, ends), "core")
+    return _span(tokenizer, answer_ids, lambda text: new_words_char_span(text, question), "new")
 
 
 def span_meta(tokenizer, answer_ids: Sequence[int], question: str) -> list[int] | None:
