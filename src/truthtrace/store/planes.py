@@ -116,9 +116,10 @@ def code_plane(plane: np.ndarray, level: int, hint: str | None = None,
     return (frame, "zstd") if _pays(plane.size, len(frame)) else (plane, "raw")
 
 
-def write_planes(planes: list[np.ndarray], level: int, version: str,
-                 hints: list[str] | None = None) -> tuple[bytes, dict]:
-    """The chunk bytes of ``planes`` and the entry fields that describe them.
+def plane_pieces(planes: list[np.ndarray], level: int, version: str,
+                 hints: list[str] | None = None) -> tuple[list, dict]:
+    """The stored pieces of ``planes`` (zstd frames as bytes, raw planes as the arrays given), in
+    chunk order, and the entry fields that describe them; the chunk is the pieces back to back.
 
     Fields: ``planes`` (stored length of each plane) and, for ``zstd-planes-2`` and ``-3``,
     ``plane_codecs`` (``"zstd"`` or ``"raw"`` each); then ``crc32`` (v2: of the raw planes' bytes
@@ -127,20 +128,23 @@ def write_planes(planes: list[np.ndarray], level: int, version: str,
     """
     if version == V1:
         pieces = [compressor(level).compress(plane) for plane in planes]
-        return b"".join(pieces), {"planes": [len(p) for p in pieces]}
+        return pieces, {"planes": [len(p) for p in pieces]}
     if hints is None or len(hints) != len(planes):
         hints = [None] * len(planes)
     coded = [code_plane(plane, level, hint, version == V2) for plane, hint in zip(planes, hints)]
+    pieces = [piece for piece, _ in coded]
     fields = {"planes": [len(p) if how == "zstd" else p.size for p, how in coded],
               "plane_codecs": [how for _, how in coded]}
-    chunk = b"".join(piece for piece, _ in coded)
     if version == V3:
-        return chunk, {**fields, "xxh3_64": chunk_hash(chunk)}
+        digest = xxhash.xxh3_64()  # over the pieces as stored: the hash of the joined chunk
+        for piece in pieces:
+            digest.update(piece)
+        return pieces, {**fields, "xxh3_64": digest.hexdigest()}
     crc = 0
     for piece, how in coded:
         if how == "raw":
             crc = zlib.crc32(piece, crc)
-    return chunk, {**fields, "crc32": crc}
+    return pieces, {**fields, "crc32": crc}
 
 
 def _unzstd(frame: memoryview, n: int, j: int) -> np.ndarray:

@@ -1,10 +1,9 @@
 """TraceStore: read a trace store by id, by key, or shard by shard; verify its checksums.
 
-Reading one tensor costs one seek, one read of its chunk and one decompress per zstd-coded
-byte plane; each zstd frame carries a content checksum and the raw planes a CRC-32, so every
-read is checked. ``Trace.tensors()`` decodes a trace's chunks on several threads. Whole-file
-sha256 checksums of the shards are checked by ``verify()`` (and by
-``iter_shards(verify=True)``).
+Reading one tensor costs one seek, one read of its chunk, one check of its hash and one
+decompress per zstd-coded byte plane, so every read is checked. ``Trace.tensors()`` decodes a
+trace's chunks on several threads. Whole-file sha256 checksums of the
+shards are checked by ``verify()`` (and by ``iter_shards(verify=True)``).
 """
 
 from __future__ import annotations

@@ -16,9 +16,9 @@ import warnings
 from concurrent.futures import Future, wait
 from pathlib import Path
 
-from truthtrace.fileio import write_bytes_atomic
+from truthtrace.fileio import write_buffers, write_bytes_atomic
 from truthtrace.store.arguments import check_trace, check_writer_args
-from truthtrace.store.codec import CHUNK_CODEC, CHUNK_CODECS, CODEC, encode, entry_sizes
+from truthtrace.store.codec import CHUNK_CODEC, CHUNK_CODECS, CODEC, encode_pieces, entry_sizes
 from truthtrace.store.index import (
     FORMAT_VERSION,
     INDEX_NAME,
@@ -179,18 +179,18 @@ class TraceWriter:
                             [t.numel() * t.element_size() for t in tensors.values()], self.threads)
         self._encoded += 1
         self._hints.update((key, entry.get("plane_codecs")) for key, _, entry in chunks)
-        size = sum(len(payload) for _, payload, _ in chunks)
+        size = sum(entry["nbytes"] for _, _, entry in chunks)
         if self._records and self._pos + size > self.shard_max_bytes:
             self.flush()
         self._append(trace_id, meta, chunks)
         if len(self._records) >= self.shard_max_traces or self._pos >= self.shard_max_bytes:
             self.flush()
 
-    def _encode(self, trace_id: str, key: str, tensor, fresh: bool) -> tuple[str, bytes, dict]:
-        """``(key, chunk bytes, entry)`` of one tensor; ValueError naming the key and trace."""
+    def _encode(self, trace_id: str, key: str, tensor, fresh: bool) -> tuple[str, list, dict]:
+        """``(key, chunk pieces, entry)`` of one tensor; ValueError naming the key and trace."""
         hints = None if fresh else self._hints.get(key)
         try:
-            return (key, *encode(key, tensor, storage_dtype=self._storage["dtype"], codec=self.chunk_codec,
+            return (key, *encode_pieces(key, tensor, storage_dtype=self._storage["dtype"], codec=self.chunk_codec,
                                  overflow_dtype=self._storage["overflow_dtype"], level=self.compression_level,
                                  hints=hints))
         except ValueError as err:
@@ -200,14 +200,15 @@ class TraceWriter:
         """Write one encoded trace to the shard temp file; on failure, cut the file back."""
         if self._bin is None:
             name = shard_files(len(self._index["shards"]))[0] + TMP_SUFFIX
-            self._bin = open(self.root / name, "wb")
+            self._bin = open(self.root / name, "wb", buffering=0)
         start, digest, entries = self._pos, self._hash.copy(), {}
-        hashing = self._hash_chunks(digest, [payload for _, payload, _ in chunks])
+        pieces = [piece for _, chunk, _ in chunks for piece in chunk]
+        hashing = self._hash_chunks(digest, pieces)
         try:
-            for key, payload, entry in chunks:
-                self._bin.write(payload)
+            for key, _, entry in chunks:
                 entries[key] = {"offset": self._pos, **entry}
-                self._pos += len(payload)
+                self._pos += entry["nbytes"]
+            write_buffers(self._bin.fileno(), pieces)  # one writev per trace, no joined copy
         except BaseException:
             self._bin.seek(start)
             self._bin.truncate()
@@ -222,7 +223,7 @@ class TraceWriter:
         self._ids.add(trace_id)
         self._count(trace_id, entries)
 
-    def _hash_chunks(self, digest, payloads: list[bytes]) -> Future:
+    def _hash_chunks(self, digest, payloads: list) -> Future:
         """Feed ``payloads`` to the shard's sha256 ``digest``: beside the file writes on the pool when
         ``threads > 1`` (both release the GIL), else here; the returned future is done when hashed."""
         if self.threads > 1:
