@@ -66,13 +66,19 @@ def sha256_bytes(data: bytes | memoryview) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def sha256_stream(f: BinaryIO, block: int = 4 << 20) -> str:
+    """Hex sha256 of what is left to read in binary file ``f``, read in ``block``-byte pieces into one buffer."""
+    h, buf = hashlib.sha256(), bytearray(block)
+    view = memoryview(buf)
+    while n := f.readinto(buf):
+        h.update(view[:n])
+    return h.hexdigest()
+
+
 def sha256_file(path: Path, block: int = 4 << 20) -> str:
     """Hex sha256 of the file at ``path``, read in ``block``-byte pieces."""
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        while piece := f.read(block):
-            h.update(piece)
-    return h.hexdigest()
+        return sha256_stream(f, block)
 
 
 def shard_file_status(root: Path, shard: dict, kind: str, data: bytes | None = None,

@@ -50,7 +50,7 @@ def _pool(workers: int) -> ThreadPoolExecutor:
 
 def beside(fn: Callable[[], R], threads: int) -> Future:
     """Start ``fn()`` on the pool of a ``threads``-thread store (``threads >= 2``) and return its future,
-    so the caller can work beside it (the writer hashes a trace's chunks while it writes them)."""
+    so the caller can work beside it (the writer hashes a shard while its fsync waits on the disk)."""
     return _pool(threads - 1).submit(fn)
 
 

