@@ -16,8 +16,7 @@ Variants:
   store v2        the same with ``zstd-planes-2`` (each plane zstd or raw, whichever pays; raw planes
                   under a CRC-32), on one thread and on ``--store-threads``
   store v3        ``zstd-planes-3`` (the default codec): v2's planes, the chunk under one xxh3-64 hash and
-                  frames without their own checksum; on one thread and on ``--store-threads`` (the
-                  writer then also hashes the shard beside its file writes)
+                  frames without their own checksum; on one thread and on ``--store-threads``
 
 MB/s are of raw dense fp16 bytes (the same numerator for every variant). The store is
 given the float32 tensors the model returns, so its write time includes the fp16 cast and
