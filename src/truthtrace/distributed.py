@@ -2,9 +2,12 @@
 
 truthtrace runs under ``torchrun`` (``torch.distributed``; gloo on CPU, NCCL on GPU) — no scheduler
 of its own. torchrun sets ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``/``MASTER_ADDR``/``MASTER_PORT``;
-:func:`init` joins the process group from them. accelerate's ``PartialState()`` is not used: on a
-CPU-only machine it reports one process under torchrun (unless ``cpu=True``), so every rank would
-do all the work.
+:func:`init` joins the process group from them. ``accelerate launch --multi_gpu`` runs torchrun's
+launcher, so it sets the same variables (also on a CPU-only machine); accelerate's MPI route
+(``--mpirun_hostfile``) leaves ``PMI_RANK``/``OMPI_COMM_WORLD_RANK`` instead, read as accelerate reads
+them. ``accelerate launch --cpu --num_processes N`` without mpirun starts ONE process (a warning says so).
+accelerate's ``PartialState()`` is not used: on a CPU-only machine it reports one process under
+torchrun (unless ``cpu=True``), so every rank would do all the work.
 
     torchrun --nproc-per-node 4 -m truthtrace extract --out runs/x ...   # rank k: runs/x/rank-k/, merged
     torchrun --nproc-per-node 2 -m truthtrace train ...                  # DDP over the torch detectors
@@ -15,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import warnings
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -28,18 +32,49 @@ RANK_DIR = "rank-{rank}"
 TIMEOUT = timedelta(hours=12)  # a barrier waits for the slowest rank's whole extraction
 
 
+# torchrun's names first, then MPI's (accelerate's --mpirun_hostfile route), in accelerate's own order
+RANK_VARS = ("RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK")
+WORLD_VARS = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
+LOCAL_RANK_VARS = ("LOCAL_RANK", "MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK", "MV2_COMM_WORLD_LOCAL_RANK")
+
+
+def _env_int(names: Sequence[str], default: int) -> tuple[str | None, int]:
+    """The first of ``names`` set in the environment and its integer value (``(None, default)`` if none is set)."""
+    for name in names:
+        if os.environ.get(name, "").strip():
+            try:
+                return name, int(os.environ[name])
+            except ValueError:
+                raise ValueError(f"{name}={os.environ[name]!r} is not an integer; launch with torchrun") from None
+    return None, default
+
+
 def env_world() -> tuple[int, int]:
-    """``(rank, world_size)`` from the process group when it is up, else from torchrun's environment (0, 1)."""
+    """``(rank, world_size)`` from the process group when it is up, else from the launcher's environment (0, 1).
+
+    Reads torchrun's ``RANK``/``WORLD_SIZE`` (also set by ``accelerate launch --multi_gpu``), else MPI's
+    (:data:`RANK_VARS`, :data:`WORLD_VARS`).
+
+    Raises:
+        ValueError: a variable that is not an integer, or a rank outside ``[0, world)``.
+    """
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
-    try:
-        rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    except ValueError:
-        raise ValueError(f"RANK={os.environ.get('RANK')!r} / WORLD_SIZE={os.environ.get('WORLD_SIZE')!r} are not "
-                         "integers; launch with torchrun") from None
+    (rank_var, rank), (world_var, world) = _env_int(RANK_VARS, 0), _env_int(WORLD_VARS, 1)
     if not 0 <= rank < world:
-        raise ValueError(f"RANK={rank} is not in [0, WORLD_SIZE={world})")
+        raise ValueError(f"{rank_var}={rank} is not in [0, {world_var or 'WORLD_SIZE'}={world})")
+    if world == 1 and rank_var is None and _accelerate_cpu_without_ranks():
+        warnings.warn("accelerate launch --cpu started ONE process: without mpirun (--mpirun_hostfile) accelerate "
+                      "does not start several CPU processes. For N processes on one machine use accelerate launch "
+                      "--multi_gpu --num_processes N (it runs torchrun's launcher, also without a GPU) or torchrun "
+                      "--nproc-per-node N", stacklevel=2)
     return rank, world
+
+
+def _accelerate_cpu_without_ranks() -> bool:
+    """True under ``accelerate launch --cpu --num_processes N>1`` (one process: accelerate sets ``MASTER_ADDR`` for N>1
+    but starts a single process unless mpirun does)."""
+    return os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("true", "1") and bool(os.environ.get("MASTER_ADDR"))
 
 
 def launched() -> bool:
@@ -48,7 +83,7 @@ def launched() -> bool:
 
 
 def init(backend: str | None = None) -> tuple[int, int]:
-    """Join torchrun's process group (once); ``backend`` None: NCCL with CUDA, else gloo.
+    """Join the launcher's process group (once); ``backend`` None: NCCL with CUDA, else gloo.
 
     Returns:
         ``(rank, world_size)``; ``(0, 1)`` without torchrun (nothing is initialised).
@@ -57,8 +92,9 @@ def init(backend: str | None = None) -> tuple[int, int]:
     if world > 1 and not dist.is_initialized():
         backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
         if backend == "nccl":
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-        dist.init_process_group(backend, timeout=TIMEOUT)
+            torch.cuda.set_device(_env_int(LOCAL_RANK_VARS, 0)[1])
+        # rank and world passed explicitly: under mpirun the env:// rendezvous finds no RANK/WORLD_SIZE
+        dist.init_process_group(backend, timeout=TIMEOUT, rank=rank, world_size=world)
     return rank, world
 
 

@@ -1,10 +1,18 @@
 """What each rank runs in tests/unit/test_distributed.py (launched by torch.distributed.run, gloo, CPU).
 
     python -m torch.distributed.run --nproc-per-node 2 tests/unit/dist_worker.py ddp OUT.json
+    python -m torch.distributed.run --nproc-per-node 2 tests/unit/dist_worker.py jobs JOBS.json
+
+``jobs`` runs several jobs in one launch (every rank imports torch and transformers once, not once per job):
+JOBS.json is a list of argument lists, each one of ``["ddp", OUT]``, ``["train", OUT, FEATS, LABELS, TRAIN_OUT]``
+or ``["cli", *TRUTHTRACE_ARGS]`` (``truthtrace.cli.main``, as ``python -m truthtrace`` runs it); job i's stdout
+goes to ``JOBS.json.i.rank<r>.out``. The jobs share one process group (their own ``init`` finds it up, their
+``shutdown`` is skipped until the last job is done).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 
@@ -69,17 +77,40 @@ def gradient_check() -> dict:
             "max_diff_vs_mean": float((grad - expected).abs().max())}
 
 
-def main(mode: str, out: str) -> None:
+def main(mode: str, out: str, *extra: str) -> None:
+    """Run one job (see the module docstring); ``jobs`` runs the ones listed in the file ``out``."""
+    if mode == "jobs":  # job i's stdout (a command's JSON summary) goes to OUT.i.rank<r>.out
+        rank = distributed.env_world()[0]
+        with open(out) as f:
+            jobs = json.load(f)
+        # one process group for all jobs: a group destroyed and made again in the same launch reuses its store
+        # keys, and a rank that comes early reads the other's stale gloo address and waits forever
+        distributed.init("gloo")
+        leave, distributed.shutdown = distributed.shutdown, lambda: None
+        for i, job in enumerate(jobs):
+            np.random.seed(0)  # each job starts as a fresh process would
+            with open(f"{out}.{i}.rank{rank}.out", "w") as f, contextlib.redirect_stdout(f):
+                main(*job)
+            distributed.barrier()
+        leave()
+        return
+    if mode == "cli":
+        from truthtrace.cli import main as truthtrace_main
+
+        code = truthtrace_main([out, *extra])
+        if code:
+            raise SystemExit(code)  # a failing rank exits, so torchrun stops the others
+        return
     rank, world = distributed.init("gloo") if mode != "train" else distributed.env_world()
     shares = distributed.slice_for_rank([f"q{i}" for i in range(11)], rank, world)
     doc = {"rank": rank, "world": world, "shares": shares}
     if mode == "ddp":
         doc.update(gradient_check())
-        doc.update(fit_and_test(sys.argv[3] if len(sys.argv) > 3 else None))
+        doc.update(fit_and_test(extra[0] if extra else None))
     if mode == "train":  # truthtrace train on every rank: DDP for the torch detectors, only rank 0 writes
         from truthtrace.detectors.train import TrainConfig, train
 
-        feats, labels, train_out = sys.argv[3:6]
+        feats, labels, train_out = extra[:3]
         config = TrainConfig(detectors=("probe", "mlp"), seeds=(0,), batch_size=16, num_workers=0)
         summary = distributed.on_ranks(lambda folder: train(feats, labels, folder, config, progress=False), train_out)
         doc["summary"] = summary
@@ -95,4 +126,4 @@ def main(mode: str, out: str) -> None:
 
 if __name__ == "__main__":
     np.random.seed(0)
-    main(sys.argv[1], sys.argv[2])
+    main(*sys.argv[1:])

@@ -120,12 +120,86 @@ def test_merge_stores_cli(tmp_path):
     assert sorted(TraceStore(tmp_path / "m").ids()) == ["x", "y"]
 
 
-def test_ddp_two_ranks_gradients_agree_and_auroc_matches_one_rank(tmp_path):
+def write_questions(path: Path, n: int) -> Path:
+    questions = [{"id": f"q{i}", "question": f"What is {i} plus {i}?", "answers": [str(2 * i)]} for i in range(n)]
+    path.write_text("".join(json.dumps(q) + "\n" for q in questions))
+    return path
+
+
+def extract_args(root: Path) -> list[str]:
+    """The sharded-extract case: 5 questions, batch 1 on one thread (deterministic capture, so bit-exact)."""
+    return ["--model", str(root / "model"), "--questions", str(root / "q5.jsonl"), "--max-new-tokens", "4",
+            "--batch-size", "1", "--threads", "1", "--layers", "0-2", "--attn-layers", "0,1"]
+
+
+def features_args(root: Path) -> list[str]:
+    return ["--model", str(root / "model"), "--questions", str(root / "q6.jsonl"), "--max-new-tokens", "4",
+            "--batch-size", "1", "--threads", "1", "--trace-sample", "3"]
+
+
+def job_summary(root: Path, job: int, rank: int) -> dict:
+    """The JSON summary ``truthtrace extract`` printed in job ``job`` on rank ``rank`` of :func:`launch`."""
+    text = (root / f"jobs.json.{job}.rank{rank}.out").read_text()
+    return json.loads(text[text.index("{"):])
+
+
+@pytest.fixture(scope="module")
+def launch(tmp_path_factory, tiny_model, tiny_tokenizer) -> Path:
+    """ONE torchrun launch (2 CPU ranks) runs every distributed job of this file, in order: DDP gradients and fit,
+    ``train`` and its resume, ``extract`` and its resume, ``extract --features``.
+
+    Each torchrun launch costs every rank its interpreter, torch and transformers imports (~7 s of CPU on
+    2 shared cores); one launch pays them once. The jobs share one process group (see ``dist_worker.py jobs``);
+    a failing job stops the launch, and every test here fails with its stderr.
+    """
+    sys.path.insert(0, str(HERE))
+    from planted_store import make_planted_store
+
+    from truthtrace.features.build import preprocess
+    from truthtrace.features.config import PreprocessConfig
+
+    root = tmp_path_factory.mktemp("dist")
+    tiny_model.save_pretrained(root / "model")
+    tiny_tokenizer.save_pretrained(root / "model")
+    write_questions(root / "q5.jsonl", 5)
+    write_questions(root / "q6.jsonl", 6)
+    store, labels = make_planted_store(root, n=400, layers=2, heads=2, d=8, shift=0.7)
+    preprocess(store, root / "feats", PreprocessConfig(graphs=False), labels=labels, progress=False)
+    train_job = [str(root / "feats"), str(labels), str(root / "ddp")]
+    jobs = [["ddp", str(root / "ddp.json")],
+            ["train", str(root / "t.json"), *train_job],
+            ["train", str(root / "t2.json"), *train_job],  # resumes: nothing to fit
+            ["cli", "extract", "--out", str(root / "ranks"), *extract_args(root)],
+            ["cli", "extract", "--out", str(root / "ranks"), *extract_args(root)],  # resumes every rank, merges again
+            ["cli", "extract", "--out", str(root / "franks"), "--features", str(root / "f2"), *features_args(root)]]
+    (root / "jobs.json").write_text(json.dumps(jobs))
+    torchrun(str(HERE / "dist_worker.py"), "jobs", str(root / "jobs.json"))
+    return root
+
+
+@pytest.fixture(scope="module")
+def one_store(launch) -> Path:
+    """The sharded-extract case in one process."""
+    from truthtrace.cli import main
+
+    main(["extract", "--out", str(launch / "one"), *extract_args(launch)])
+    return launch / "one"
+
+
+def assert_stores_equal(a: TraceStore, b: TraceStore) -> None:
+    """Same ids, keys, metadata and tensors (bit for bit)."""
+    assert sorted(a.ids()) == sorted(b.ids()) and a.verify() == []
+    for i in b.ids():
+        assert a.keys(i) == b.keys(i) and a.meta(i) == b.meta(i)
+        for key in b.keys(i):
+            assert torch.equal(a.read(i, key), b.read(i, key)), (i, key)
+
+
+def test_ddp_two_ranks_gradients_agree_and_auroc_matches_one_rank(launch):
     sys.path.insert(0, str(HERE))
     import dist_worker
 
-    torchrun(str(HERE / "dist_worker.py"), "ddp", str(tmp_path / "out.json"))
-    docs = [json.loads((tmp_path / f"out.json.rank{r}").read_text()) for r in range(2)]
+    docs = [json.loads((launch / f"ddp.json.rank{r}").read_text()) for r in range(2)]
     assert docs[0]["shares"] == ["q0", "q2", "q4", "q6", "q8", "q10"] and docs[1]["shares"] == ["q1", "q3", "q5",
                                                                                                 "q7", "q9"]
     for doc in docs:
@@ -135,126 +209,98 @@ def test_ddp_two_ranks_gradients_agree_and_auroc_matches_one_rank(tmp_path):
     assert abs(docs[0]["test_auroc"] - one["test_auroc"]) < 0.01
 
 
-def test_sharded_extract_two_ranks_equals_one_process(tmp_path, tiny_model, tiny_tokenizer):
-    from truthtrace.cli import main
-
-    tiny_model.save_pretrained(tmp_path / "model")
-    tiny_tokenizer.save_pretrained(tmp_path / "model")
-    questions = [{"id": f"q{i}", "question": f"What is {i} plus {i}?", "answers": [str(2 * i)]} for i in range(5)]
-    (tmp_path / "q.jsonl").write_text("".join(json.dumps(q) + "\n" for q in questions))
-    common = ["--model", str(tmp_path / "model"), "--questions", str(tmp_path / "q.jsonl"), "--max-new-tokens", "4",
-              "--batch-size", "1", "--threads", "1", "--layers", "0-2", "--attn-layers", "0,1"]
-    torchrun("-m", "truthtrace", "extract", "--out", str(tmp_path / "ranks"), *common)
-    main(["extract", "--out", str(tmp_path / "one"), *common])
-    ranks = [TraceStore(tmp_path / "ranks" / f"rank-{r}") for r in range(2)]
+def test_sharded_extract_two_ranks_equals_one_process(launch, one_store):
+    ranks = [TraceStore(launch / "ranks" / f"rank-{r}") for r in range(2)]
     assert sorted(ranks[0].ids()) == ["q0", "q2", "q4"] and sorted(ranks[1].ids()) == ["q1", "q3"]
-    merged, one = TraceStore(tmp_path / "ranks" / "merged"), TraceStore(tmp_path / "one")
-    assert sorted(merged.ids()) == sorted(one.ids()) and merged.verify() == []
-    for i in one.ids():  # batch size 1 on one thread: the capture is deterministic, so bit-exact
-        assert merged.keys(i) == one.keys(i)
-        for key in one.keys(i):
-            assert torch.equal(merged.read(i, key), one.read(i, key)), (i, key)
-    # a second run resumes every rank (nothing to extract) and merges again
-    torchrun("-m", "truthtrace", "extract", "--out", str(tmp_path / "ranks"), *common)
-    assert sorted(TraceStore(tmp_path / "ranks" / "merged").ids()) == sorted(one.ids())
+    # batch size 1 on one thread: the capture is deterministic, so bit-exact
+    assert_stores_equal(TraceStore(launch / "ranks" / "merged"), TraceStore(one_store))
+    first, again = job_summary(launch, 3, 0), job_summary(launch, 4, 0)
+    assert first["n_new"] == 3 and first["merged"]["n_traces"] == 5
+    # the second run resumed every rank (nothing to extract) and merged again
+    assert again["n_new"] == 0 and again["n_skipped"] == 3 and again["merged"]["n_traces"] == 5
+    assert job_summary(launch, 4, 1)["n_new"] == 0 and "merged" not in job_summary(launch, 4, 1)
 
 
-def test_train_on_two_ranks_only_rank0_writes(tmp_path):
-    sys.path.insert(0, str(HERE))
-    from planted_store import make_planted_store
+def test_accelerate_launch_extract_equals_torchrun(launch, one_store, tmp_path):
+    """``accelerate launch --multi_gpu`` runs torchrun's launcher (RANK/WORLD_SIZE set), also on a CPU-only machine.
 
-    from truthtrace.features.build import preprocess
-    from truthtrace.features.config import PreprocessConfig
+    Everything is passed on the command line; HF_HOME points at an empty folder so that no
+    ``accelerate config`` default file of the machine running the tests is read.
+    """
+    pytest.importorskip("accelerate")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE.parent.parent / "src"),
+           "HF_HOME": str(tmp_path / "hf")}
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           "--num_cpu_threads_per_process", "1", "--main_process_ip", "127.0.0.1",
+           "--main_process_port", str(free_port()), "-m", "truthtrace", "extract", "--out", str(tmp_path / "acc"),
+           *extract_args(launch)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-4000:]
+    ranks = [TraceStore(tmp_path / "acc" / f"rank-{r}") for r in range(2)]
+    assert sorted(ranks[0].ids()) == ["q0", "q2", "q4"] and sorted(ranks[1].ids()) == ["q1", "q3"]
+    merged = TraceStore(tmp_path / "acc" / "merged")
+    assert_stores_equal(merged, TraceStore(launch / "ranks" / "merged"))
+    assert_stores_equal(merged, TraceStore(one_store))
 
-    store, labels = make_planted_store(tmp_path, n=400, layers=2, heads=2, d=8, shift=0.7)
-    feats = tmp_path / "feats"
-    preprocess(store, feats, PreprocessConfig(graphs=False), labels=labels, progress=False)
-    torchrun(str(HERE / "dist_worker.py"), "train", str(tmp_path / "t.json"), str(feats), str(labels),
-             str(tmp_path / "ddp"))
-    docs = [json.loads((tmp_path / f"t.json.rank{r}").read_text()) for r in range(2)]
-    assert docs[1]["summary"] is None and not list(tmp_path.glob(".ddp.*"))  # rank 1's scratch copy is gone
-    one = train(feats, labels, tmp_path / "one", TrainConfig(detectors=("probe", "mlp"), seeds=(0,), batch_size=16,
-                                                             num_workers=0), progress=False)
+
+def test_rank_from_launcher_env(monkeypatch):
+    from truthtrace import distributed
+
+    for name in (*distributed.RANK_VARS, *distributed.WORLD_VARS, "ACCELERATE_USE_CPU", "MASTER_ADDR"):
+        monkeypatch.delenv(name, raising=False)
+    assert distributed.env_world() == (0, 1)
+    monkeypatch.setenv("PMI_RANK", "1")  # accelerate's MPI route (--mpirun_hostfile): MPI's names
+    monkeypatch.setenv("PMI_SIZE", "3")
+    assert distributed.env_world() == (1, 3)
+    monkeypatch.setenv("RANK", "0")  # torchrun's (and accelerate launch --multi_gpu's) names win
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert distributed.env_world() == (0, 2)
+    monkeypatch.setenv("RANK", "2")
+    with pytest.raises(ValueError, match=r"RANK=2 is not in \[0, WORLD_SIZE=2\)"):
+        distributed.env_world()
+    monkeypatch.setenv("RANK", "one")
+    with pytest.raises(ValueError, match="RANK='one' is not an integer"):
+        distributed.env_world()
+    for name in ("RANK", "WORLD_SIZE", "PMI_RANK", "PMI_SIZE"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("ACCELERATE_USE_CPU", "True")  # accelerate launch --cpu --num_processes 2: ONE process
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    with pytest.warns(UserWarning, match="accelerate launch --cpu started ONE process"):
+        assert distributed.env_world() == (0, 1)
+
+
+def test_train_on_two_ranks_only_rank0_writes(launch, tmp_path):
+    docs = [json.loads((launch / f"t.json.rank{r}").read_text()) for r in range(2)]
+    assert docs[1]["summary"] is None and not list(launch.glob(".ddp.*"))  # rank 1's scratch copy is gone
+    one = train(launch / "feats", launch / "labels.csv", tmp_path / "one",
+                TrainConfig(detectors=("probe", "mlp"), seeds=(0,), batch_size=16, num_workers=0), progress=False)
     ddp_runs = docs[0]["summary"]["detectors"]
     # the probe is not a torch detector: every rank fits it on the whole split, as one process does
     assert ddp_runs["probe"]["seed-0"]["val_auroc"] == one["detectors"]["probe"]["seed-0"]["val_auroc"]
     assert abs(ddp_runs["mlp"]["seed-0"]["val_auroc"] - one["detectors"]["mlp"]["seed-0"]["val_auroc"]) < 0.01
-    assert (tmp_path / "ddp" / "mlp" / "seed-0" / "config.json").is_file()
+    assert (launch / "ddp" / "mlp" / "seed-0" / "config.json").is_file()
     # resuming decides the same on both ranks (else one would wait in an all-reduce forever): nothing to fit
-    torchrun(str(HERE / "dist_worker.py"), "train", str(tmp_path / "t.json"), str(feats), str(labels),
-             str(tmp_path / "ddp"))
-    again = json.loads((tmp_path / "t.json.rank0").read_text())["summary"]["detectors"]
+    again = json.loads((launch / "t2.json.rank0").read_text())["summary"]["detectors"]
     assert all(run == {"skipped": "already trained"} for runs in again.values() for run in runs.values())
 
 
-def test_sharded_extract_features_two_ranks_equals_one_process(tmp_path, tiny_model, tiny_tokenizer):
+def test_sharded_extract_features_two_ranks_equals_one_process(launch, tmp_path):
     from truthtrace.cli import main
     from truthtrace.features.splits import read_split
 
-    tiny_model.save_pretrained(tmp_path / "model")
-    tiny_tokenizer.save_pretrained(tmp_path / "model")
-    questions = [{"id": f"q{i}", "question": f"What is {i} plus {i}?", "answers": [str(2 * i)]} for i in range(6)]
-    (tmp_path / "q.jsonl").write_text("".join(json.dumps(q) + "\n" for q in questions))
-    common = ["--model", str(tmp_path / "model"), "--questions", str(tmp_path / "q.jsonl"), "--max-new-tokens", "4",
-              "--batch-size", "1", "--threads", "1", "--trace-sample", "3"]
-    torchrun("-m", "truthtrace", "extract", "--out", str(tmp_path / "ranks"), "--features", str(tmp_path / "f2"),
-             *common)
-    main(["extract", "--out", str(tmp_path / "one"), "--features", str(tmp_path / "f1"), *common])
-    assert sorted(TraceStore(tmp_path / "f2.rank-1.raw").ids()) == ["q1", "q3", "q5"]
-    merged, one = TraceStore(tmp_path / "f2"), TraceStore(tmp_path / "f1")
-    assert sorted(merged.ids()) == sorted(one.ids()) and merged.verify() == []  # rank order vs question order
-    for i in one.ids():  # batch size 1 on one thread: deterministic capture, so bit-exact
-        assert merged.keys(i) == one.keys(i) and merged.meta(i) == one.meta(i)
-        for key in one.keys(i):
-            assert torch.equal(merged.read(i, key), one.read(i, key)), (i, key)
-    assert read_split(tmp_path / "f2") == read_split(tmp_path / "f1")
-    assert (tmp_path / "f2" / "pca.safetensors").read_bytes() == (tmp_path / "f1" / "pca.safetensors").read_bytes()
-    assert sorted(TraceStore(tmp_path / "ranks" / "merged").ids()) == sorted(TraceStore(tmp_path / "one").ids())
-    main(["label", str(tmp_path / "f2"), "--out", str(tmp_path / "labels.csv")])
+    main(["extract", "--out", str(tmp_path / "one"), "--features", str(tmp_path / "f1"), *features_args(launch)])
+    assert sorted(TraceStore(launch / "f2.rank-1.raw").ids()) == ["q1", "q3", "q5"]
+    # rank order vs question order; batch size 1 on one thread: deterministic capture, so bit-exact
+    assert_stores_equal(TraceStore(launch / "f2"), TraceStore(tmp_path / "f1"))
+    assert read_split(launch / "f2") == read_split(tmp_path / "f1")
+    assert (launch / "f2" / "pca.safetensors").read_bytes() == (tmp_path / "f1" / "pca.safetensors").read_bytes()
+    assert sorted(TraceStore(launch / "franks" / "merged").ids()) == sorted(TraceStore(tmp_path / "one").ids())
+    main(["label", str(launch / "f2"), "--out", str(tmp_path / "labels.csv")])
+
     def n_read(store, split):
-        data = FeatureDataset(tmp_path / store, split, tmp_path / "labels.csv")
+        data = FeatureDataset(store, split, tmp_path / "labels.csv")
         return sum(len(b["trace_id"]) for b in DataLoader(data, batch_size=4, collate_fn=collate))
 
     for split in (None, "train"):  # the training loader reads the merged store as it reads one process's
-        assert n_read("f2", split) == n_read("f1", split) > 0
-
-
-def test_sharded_preprocess_two_ranks_equals_one_process(tmp_path):
-    sys.path.insert(0, str(HERE))
-    from planted_store import make_planted_store
-
-    from truthtrace.cli import main
-    from truthtrace.features.splits import read_split
-
-    store, labels = make_planted_store(tmp_path, n=12, layers=2, heads=2, d=8, shard_max_traces=4)
-    common = ["--node-dim", "4", "--threads", "1", "--labels", str(labels)]
-    done = torchrun("-m", "truthtrace", "preprocess", str(store), "--out", str(tmp_path / "f2"), "--json", *common)
-    threads = torch.get_num_threads()
-    try:
-        main(["preprocess", str(store), "--out", str(tmp_path / "f1"), "--quiet", *common])
-    finally:
-        torch.set_num_threads(threads)
-    ids = TraceStore(store).ids()
-    assert TraceStore(tmp_path / "f2.rank-1").ids() == slice_for_rank(ids, 1, 2)
-    merged, one = TraceStore(tmp_path / "f2"), TraceStore(tmp_path / "f1")
-    assert merged.ids() == one.ids() == ids and merged.verify() == []  # merged in the source store's order
-    for i in ids:  # the same code on the same traces with the same PCA: bit-exact
-        assert merged.keys(i) == one.keys(i) and merged.meta(i) == one.meta(i)
-        for key in one.keys(i):
-            assert torch.equal(merged.read(i, key), one.read(i, key)), (i, key)
-    assert read_split(tmp_path / "f2") == read_split(tmp_path / "f1")
-    files = sorted(p.name for p in (tmp_path / "f1").iterdir())  # index, shards, split.json, pca.safetensors
-    assert files == sorted(p.name for p in (tmp_path / "f2").iterdir()) and "pca.safetensors" in files
-    assert all((tmp_path / "f2" / f).read_bytes() == (tmp_path / "f1" / f).read_bytes() for f in files)
-    assert rank_docs(done.stdout)[0]["written"] == 12 and not (tmp_path / "f2.merge").exists()
-    for split in (None, "train"):  # the loader reads both alike
-        batches = [list(DataLoader(FeatureDataset(tmp_path / f, split, labels), batch_size=4, collate_fn=collate))
-                   for f in ("f2", "f1")]
-        assert [b["trace_id"] for b in batches[0]] == [b["trace_id"] for b in batches[1]]
-        for a, b in zip(*batches):
-            assert all(torch.equal(a[k], b[k]) for k in a if isinstance(a[k], torch.Tensor))
-    # a second run resumes every rank (nothing to compute) and merges again
-    again = torchrun("-m", "truthtrace", "preprocess", str(store), "--out", str(tmp_path / "f2"), "--json", *common)
-    docs = rank_docs(again.stdout)
-    assert (docs[0]["written"], docs[0]["skipped"], docs[1]["skipped_rank"]) == (0, 12, 6)
-    assert TraceStore(tmp_path / "f2").ids() == ids
+        assert n_read(launch / "f2", split) == n_read(tmp_path / "f1", split) > 0
