@@ -11,7 +11,7 @@ import xxhash
 from truthtrace.dtypes import TENSOR_DTYPES
 from truthtrace.fileio import write_buffers
 from truthtrace.store import TraceStore, TraceWriter
-from truthtrace.store.codec import decode, encode, encode_pieces
+from truthtrace.store.codec import decode, encode, encode_pieces, storage_cast
 from truthtrace.store.planes import V1, V2, V3
 
 SCHEMA = {"kind": "truthtrace.traces", "model": "t"}
@@ -91,3 +91,12 @@ def test_write_buffers_finishes_a_short_write(tmp_path, monkeypatch):
     with open(path, "wb", buffering=0) as f:
         write_buffers(f.fileno(), buffers)
     assert path.read_bytes() == b"abcdefghijklmnopq"
+
+
+def test_a_tensor_already_in_the_storage_dtype_is_kept_without_an_overflow_check():
+    t = torch.tensor([65504.0, -65504.0, float("inf"), float("nan"), 1.0], dtype=torch.float16)
+    stored, fallback = storage_cast("layers.0.hidden", t, "float16", "float32")
+    assert stored is t and fallback is None
+    chunk, entry = encode("layers.0.hidden", t, storage_dtype="float16", overflow_dtype="float32")
+    assert entry["dtype"] == "float16" and "fallback" not in entry
+    assert torch.equal(decode(chunk, entry).view(torch.int16), t.view(torch.int16))

@@ -81,7 +81,7 @@ def storage_cast(key: str, t: torch.Tensor, storage_dtype: str,
     if not key.startswith(LAYER_PREFIX) or not t.is_floating_point():
         return t, None
     cast = t.to(TENSOR_DTYPES[storage_dtype])
-    peak = _overflow(t, cast.dtype) if _at_limit(cast) else None
+    peak = _overflow(t, cast.dtype) if t.dtype != cast.dtype and _at_limit(cast) else None  # no cast, no overflow
     if peak is None:
         return cast, None
     reason = (f"overflow: max |x| = {peak:.6g} > {storage_dtype} max "
