@@ -144,7 +144,7 @@ def test_limit_and_duplicates(tmp_path):
 
 
 @pytest.mark.parametrize("lines, match", [
-    (['{"question": "Q?", "answers": ["a"]}', '{"question": "Q2?", '], r"bad\.jsonl: line 2: invalid JSON"),
+    (['{"question": "Q?", "answers": ["a"]}', '{"question": "Q2?", '], r"bad\.jsonl: line 2: not valid JSON"),
     (['{"answers": ["a"]}'], r"bad\.jsonl: line 1: missing field 'question'"),
     (['{"question": "Q?", "answers": []}'], r"line 1: field 'answers' is empty"),
     (['{"question": "Q?", "answers": ["", " "]}'], r"line 1: field 'answers' is empty"),
@@ -173,7 +173,7 @@ def test_malformed_csv_rows(tmp_path):
 def test_malformed_dataset_files(tmp_path):
     bad_json = tmp_path / "x.json"
     bad_json.write_text('{"Data": [\n{"Question": "Q?",}\n]}', encoding="utf-8")
-    with pytest.raises(ValueError, match=r"x\.json: line 2: invalid JSON"):
+    with pytest.raises(ValueError, match=r"x\.json: line 2: not valid JSON"):
         load_questions(bad_json)
     tqa = _jsonl(tmp_path / "t.jsonl", [{"question": "Q?", "answer": {"value": "", "aliases": []}}])
     with pytest.raises(ValueError, match=r"t\.jsonl: line 1: field 'answer.aliases' is empty"):

@@ -22,7 +22,15 @@ from typing import Any, Iterator
 from truthtrace.data.fields import answer_list, get_field, require_text, text_field
 from truthtrace.data.formats import Raw, nq_open_records, squad_records, triviaqa_records, truthfulqa_records
 from truthtrace.data.questions import Question
-from truthtrace.data.textio import Record, check_input_file, csv_header, csv_rows, read_text, text_lines
+from truthtrace.data.textio import (
+    Record,
+    check_input_file,
+    csv_header,
+    csv_rows,
+    json_records,
+    jsonl_records,
+    load_json,
+)
 
 FORMATS = ("auto", "jsonl", "csv", "json", "triviaqa", "nq_open", "squad", "truthfulqa")
 TRUTHFULQA_COLUMNS = ("Type", "Category", "Question", "Best Answer", "Correct Answers",
@@ -50,46 +58,6 @@ def _csv_answers(value: Any, where: str, field: str) -> Any:
         return json.loads(text) if text.startswith("[") else text.split("|")
     except (json.JSONDecodeError, RecursionError) as e:
         raise ValueError(f"{where}: field {field!r} is not a valid JSON list ({getattr(e, 'msg', e)})") from None
-
-
-def _iter_jsonl(path: Path) -> Iterator[Record]:
-    """Objects of a JSONL file, skipping blank lines."""
-    for lineno, line in enumerate(text_lines(path), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: line {lineno}: invalid JSON ({e.msg})") from None
-        except RecursionError:
-            raise ValueError(f"{path}: line {lineno}: JSON nested too deeply") from None
-        if not isinstance(record, dict):
-            raise ValueError(f"{path}: line {lineno}: expected a JSON object")
-        yield f"{path}: line {lineno}", record
-
-
-def _load_json(path: Path) -> Any:
-    """Parsed JSON; a syntax error names the line."""
-    text = read_text(path)
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: line {e.lineno}: invalid JSON ({e.msg})") from None
-    except RecursionError:
-        raise ValueError(f"{path}: JSON nested too deeply") from None
-
-
-def _iter_json(path: Path, data: Any = None) -> Iterator[Record]:
-    """Objects of a JSON list, or of the list under a top-level ``data``/``Data`` key."""
-    data = _load_json(path) if data is None else data
-    if isinstance(data, dict) and isinstance(get_field(data, "data"), list):
-        data = get_field(data, "data")
-    if not isinstance(data, list):
-        raise ValueError(f"{path}: expected a JSON list of records (or {{'Data': [...]}})")
-    for i, record in enumerate(data, 1):
-        if not isinstance(record, dict):
-            raise ValueError(f"{path}: record {i}: expected a JSON object")
-        yield f"{path}: record {i}", record
 
 
 def generic_records(records: Iterator[Record], fields: dict, split_csv: bool,
@@ -125,12 +93,12 @@ def _detect(path: Path) -> tuple[str, Any]:
         return ("truthfulqa" if {"Question", "Best Answer", "Correct Answers"} <= set(header)
                 else "csv"), None
     if suffix in (".jsonl", ".ndjson"):
-        first = next((rec for _, rec in _iter_jsonl(path)), {})
+        first = next((rec for _, rec in jsonl_records(path)), {})
         nq = isinstance(first.get("answer"), list) and "answers" not in first
         return ("triviaqa" if isinstance(get_field(first, "answer"), dict) else
                 "nq_open" if nq else "jsonl"), None
     if suffix == ".json":
-        data = _load_json(path)
+        data = load_json(path)
         records = get_field(data, "data") if isinstance(data, dict) else data
         first = records[0] if isinstance(records, list) and records else {}
         if isinstance(first, dict) and "paragraphs" in first:
@@ -151,13 +119,13 @@ def _raw_records(path: Path, fmt: str, fields: dict, require_answers: bool = Tru
     if fmt not in ("jsonl", "json", "csv") and any(fields.values()):
         raise ValueError(f"*_field arguments apply to jsonl/csv/json files, not fmt={fmt!r}")
     if fmt == "squad":
-        return fmt, squad_records(path, _load_json(path) if data is None else data)
+        return fmt, squad_records(path, load_json(path) if data is None else data)
     if fmt in ("csv", "truthfulqa"):
         rows = csv_rows(path, TRUTHFULQA_COLUMNS if fmt == "truthfulqa" else ())
     elif fmt == "json" or (fmt == "triviaqa" and path.suffix.lower() == ".json"):
-        rows = _iter_json(path, data)
+        rows = json_records(path, data)
     else:
-        rows = _iter_jsonl(path)
+        rows = jsonl_records(path)
     readers = {"triviaqa": triviaqa_records, "nq_open": nq_open_records, "truthfulqa": truthfulqa_records}
     if fmt in readers:
         return fmt, readers[fmt](rows)

@@ -8,9 +8,12 @@ column 7)`` instead of Python's ``'utf-8' codec can't decode byte ...``, which n
 from __future__ import annotations
 
 import csv
+import json
 import re
 from pathlib import Path
 from typing import Iterator
+
+from truthtrace.data.fields import describe, get_field
 
 Record = tuple[str, dict]  # (where, record) where "where" is e.g. "path: line 3" or "path: record 3"
 
@@ -85,3 +88,52 @@ def csv_rows(path: Path, required: tuple[str, ...] = ()) -> Iterator[Record]:
             yield where, dict(zip(header, row))
     except csv.Error as err:  # e.g. a field over the csv module's size limit
         raise ValueError(f"{path}: line {reader.line_num}: not a readable CSV row ({err})") from None
+
+
+def jsonl_records(path: Path) -> Iterator[Record]:
+    """Objects of a JSONL file, blank lines skipped, each with ``file: line N``.
+
+    Raises:
+        ValueError: naming the file and line of invalid JSON or of a value that is not an object.
+    """
+    for lineno, line in enumerate(text_lines(path), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: line {lineno}: not valid JSON ({e.msg})") from None
+        except RecursionError:
+            raise ValueError(f"{path}: line {lineno}: JSON nested too deeply") from None
+        if not isinstance(record, dict):
+            raise ValueError(f"{path}: line {lineno}: expected a JSON object, got {describe(record)}")
+        yield f"{path}: line {lineno}", record
+
+
+def load_json(path: Path):
+    """The parsed JSON document of ``path``; a syntax error names the file and line."""
+    text = read_text(path)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: line {e.lineno}: not valid JSON ({e.msg})") from None
+    except RecursionError:
+        raise ValueError(f"{path}: JSON nested too deeply") from None
+
+
+def json_records(path: Path, data=None) -> Iterator[Record]:
+    """Objects of a JSON list, or of the list under a top-level ``data``/``Data`` key, each with ``file: record N``
+    (``data``: the document, when already parsed).
+
+    Raises:
+        ValueError: naming the file (and record) when the document is no such list or a record no object.
+    """
+    data = load_json(path) if data is None else data
+    if isinstance(data, dict) and isinstance(get_field(data, "data"), list):
+        data = get_field(data, "data")
+    if not isinstance(data, list):
+        raise ValueError(f"{path}: expected a JSON list of records (or {{'data': [...]}})")
+    for i, record in enumerate(data, 1):
+        if not isinstance(record, dict):
+            raise ValueError(f"{path}: record {i}: expected a JSON object, got {describe(record)}")
+        yield f"{path}: record {i}", record

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Iterator
 
 from truthtrace.data.fields import describe, get_field, text_field
-from truthtrace.data.textio import Record, check_input_file, csv_rows, read_text, text_lines
-from truthtrace.fileio import json_safe, parse_json, parse_json_object, write_bytes_atomic
+from truthtrace.data.textio import Record, check_input_file, csv_rows, json_records, jsonl_records
+from truthtrace.fileio import json_safe, parse_json_object, write_bytes_atomic
 
 ANSWER_FIELDS = ("answer", "generation", "response", "output")
 ANSWERS_FILE = "JSONL, CSV or JSON answers file"
@@ -37,34 +37,14 @@ class AnswerRow:
     where: str
 
 
-def _jsonl_records(path: Path) -> Iterator[Record]:
-    """Objects of a JSONL file (blank lines skipped), each with ``file: line N``."""
-    for lineno, line in enumerate(text_lines(path), 1):
-        if line.strip():
-            yield f"{path}: line {lineno}", parse_json_object(line, f"{path}: line {lineno}")
-
-
-def _json_records(path: Path) -> Iterator[Record]:
-    """Objects of a JSON list (or of the list under ``data``), each with ``file: record N``."""
-    doc = parse_json(read_text(path), path)
-    if isinstance(doc, dict) and isinstance(get_field(doc, "data"), list):
-        doc = get_field(doc, "data")
-    if not isinstance(doc, list):
-        raise ValueError(f"{path}: expected a JSON list of records (or {{'data': [...]}})")
-    for i, record in enumerate(doc, 1):
-        if not isinstance(record, dict):
-            raise ValueError(f"{path}: record {i}: expected a JSON object, got {describe(record)}")
-        yield f"{path}: record {i}", record
-
-
 def _records(path: Path) -> Iterator[Record]:
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
-        return _jsonl_records(path)
+        return jsonl_records(path)
     if suffix == ".csv":
         return csv_rows(path)
     if suffix == ".json":
-        return _json_records(path)
+        return json_records(path)
     raise ValueError(f"{path}: cannot tell the format from the extension {suffix!r}; "
                      "name the file .jsonl, .csv or .json")
 
