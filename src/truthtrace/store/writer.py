@@ -191,8 +191,8 @@ class TraceWriter:
         hints = None if fresh else self._hints.get(key)
         try:
             return (key, *encode_pieces(key, tensor, storage_dtype=self._storage["dtype"], codec=self.chunk_codec,
-                                 overflow_dtype=self._storage["overflow_dtype"], level=self.compression_level,
-                                 hints=hints))
+                                        overflow_dtype=self._storage["overflow_dtype"],
+                                        level=self.compression_level, hints=hints))
         except ValueError as err:
             raise ValueError(f"tensors[{key!r}] of trace {trace_id!r}: {err}") from None
 
