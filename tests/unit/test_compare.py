@@ -89,6 +89,31 @@ def test_peak_memory_in_a_fresh_subprocess(dirs):
     assert mem.get("error") is None and 0 < mem["peak_bytes"] < 100e6 and "subprocess" in mem["method"]
 
 
+def test_device_map_memory_per_device_cpu_and_disk(dirs, tmp_path):
+    from truthtrace.models.load import load_any
+    from truthtrace.models.placement import Placement
+
+    plain = load_any(dirs["a"], device="cpu").model
+    tensors = {id(t): t for t in [*plain.parameters(), *plain.buffers()]}
+    total = sum(t.numel() * t.element_size() for t in tensors.values())
+    placement = Placement(device_map="sequential", max_memory={"cpu": total // 2}, offload_folder=str(tmp_path / "off"))
+    report = compare_models([dirs["a"], dirs["a2"]], _config(tmp_path, placement=placement, plot=False))
+    for row in report["models"]:
+        assert set(row["device_bytes"]) == {"cpu", "disk"} and sum(row["device_bytes"].values()) == total
+        assert row["linear_weights_offloaded"] > 0  # offloaded weights are not read for the sparsity
+        assert row["perplexity"] == pytest.approx(report["models"][0]["perplexity"], rel=1e-6)
+    assert "weights placed by --device-map: cpu" in format_table(report) and "read from disk" in format_table(report)
+    saved = json.loads((tmp_path / "out" / "compare.json").read_text())
+    assert saved["config"]["placement"]["device_map"] == "sequential"
+    # the memory subprocess loads with the same placement, offloading into a folder of its own (removed after)
+    mem = cost.peak_memory(dirs["a"], None, "cpu", TEXT, batch_size=2, seq_len=8, threads=1, placement=placement)
+    assert mem.get("error") is None and mem["peak_bytes"] > 0
+    assert mem["device_bytes"] == report["models"][0]["device_bytes"] and mem["gpu_peak_bytes"] is None
+    assert list((tmp_path / "off").iterdir()) == []
+    with pytest.raises(ValueError, match="placement must be a Placement"):
+        CompareConfig(placement="sequential")
+
+
 def test_encoder_identical_cosine_one_and_accuracy(dirs, tmp_path):
     report = compare_models([dirs["enc"], dirs["enc2"]], _config(tmp_path, plot=False))
     assert report["kind"] == "encoder"

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 from truthtrace.cli.args import add_placement_args, placement_from
 from truthtrace.compare import CompareConfig, compare_models, print_table
 from truthtrace.dtypes import COMPUTE_DTYPES
 from truthtrace.models.adapters import with_adapter
-from truthtrace.models.load import load_any
 
 
 def cmd_compare(args) -> None:
@@ -17,11 +14,10 @@ def cmd_compare(args) -> None:
                            runs=args.runs, warmup=args.warmup, threads=args.threads, max_length=args.max_length,
                            stride=args.stride, dtype=args.dtype, device=args.device, labels_csv=args.labels_csv,
                            store=args.store, detector=args.detector, n_questions=args.n_questions,
-                           memory="off" if args.no_memory else "subprocess", plot=not args.no_plot)
-    placement = placement_from(args)
-    loader = None if placement is None else partial(load_any, placement=placement)  # the memory probe loads plainly
+                           memory="off" if args.no_memory else "subprocess", plot=not args.no_plot,
+                           placement=placement_from(args))  # the memory subprocess loads with it too
     specs = list(args.models) + ([with_adapter(args.models[0], args.adapter)] if args.adapter else [])
-    report = compare_models(specs, config, loader=loader)
+    report = compare_models(specs, config)
     print_table(report)
     files = report.get("files", {})
     if files:

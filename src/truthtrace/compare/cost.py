@@ -3,7 +3,10 @@
 Peak memory is measured in a fresh subprocess per model (``python -m truthtrace.compare.cost``):
 the peak RSS (VmHWM) while loading and running the batch once, minus the RSS
 right before loading (after a warm-up that imports the model's code). A process that has loaded
-other models would reuse freed memory and under-count.
+other models would reuse freed memory and under-count. Under ``--device-map`` the subprocess loads
+with the same placement (its own offload folder), so the figure is this machine's RAM for the layers
+placed on "cpu"; the bytes accelerate put on each device (GPUs, cpu, disk) are reported beside it
+(:func:`truthtrace.models.placement.device_bytes`), with each GPU's peak allocation.
 """
 
 from __future__ import annotations
@@ -12,20 +15,26 @@ import json
 import os
 import resource
 import statistics
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
 from truthtrace.models.load import auto_class, load_any, model_kind
+from truthtrace.models.placement import Placement, device_bytes
 from truthtrace.models.resolve import resolve_model
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".zst", ".npz")
 MEMORY_METHOD = ("fresh subprocess per model: peak RSS (VmHWM, reset after warm-up) over load + one batch, minus "
-                 "RSS before load (after importing the model's code and loading its tokenizer)")
+                 "RSS before load (after importing the model's code and loading its tokenizer); under --device-map "
+                 "loaded with the same placement (RAM of the cpu layers, plus the pages of disk-offloaded weights "
+                 "read in the batch)")
 
 
 def _compression_bytes(compression: dict | None) -> int | None:
@@ -61,6 +70,8 @@ def disk_bytes(path: str | Path | None, compression: dict | None = None) -> tupl
 
 def _dense(weight) -> torch.Tensor | None:
     """A plain tensor view of a (possibly quantized) weight, or None when it cannot be read."""
+    if getattr(weight, "is_meta", False):  # offloaded to disk by --device-map: no data in memory
+        return None
     if type(weight) in (torch.Tensor, torch.nn.Parameter):
         return weight.detach()
     for name in ("dequantize", "dequantize_weight"):
@@ -79,21 +90,24 @@ def param_stats(model) -> dict:
 
     Returns:
         dict: parameters (all), linear_weights (elements counted for sparsity), sparsity
-        (None when no linear weight could be read, e.g. an opaque quantized layout).
+        (None when no linear weight could be read, e.g. an opaque quantized layout), linear_weights_offloaded
+        (elements of linear weights offloaded to disk by ``--device-map``: not read, not in the sparsity).
     """
     params = sum(p.numel() for p in model.parameters())
     # an output head tied to the embedding table is the embedding, not a linear layer to prune
     tied = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
-    zeros = counted = 0
+    zeros = counted = offloaded = 0
     for module in model.modules():
         if not isinstance(module, torch.nn.Linear) or id(module.weight) in tied:
             continue
         w = _dense(module.weight)
         if w is None:
+            offloaded += module.weight.numel() if getattr(module.weight, "is_meta", False) else 0
             continue
         zeros += int((w == 0).sum())
         counted += w.numel()
-    return {"parameters": int(params), "linear_weights": counted, "sparsity": zeros / counted if counted else None}
+    return {"parameters": int(params), "linear_weights": counted, "sparsity": zeros / counted if counted else None,
+            "linear_weights_offloaded": offloaded}
 
 
 def make_batch(tokenizer, text: str, batch_size: int, seq_len: int) -> dict[str, torch.Tensor]:
@@ -198,30 +212,69 @@ def _warm_up(spec: str) -> None:
     torch.softmax(torch.nn.functional.linear(torch.randn(4, 8), torch.randn(8, 8)), -1)
 
 
+def _scratch_folder(placement: dict | None) -> Path:
+    """A fresh folder for the child's offloaded layers: inside the parent's offload folder when one is given
+    (same disk), never the folder itself (the parent may be reading from it)."""
+    parent = (placement or {}).get("offload_folder")
+    if parent is not None:
+        Path(parent).mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="truthtrace-offload-", dir=parent))
+
+
+def _child_placement(placement: dict | None, scratch: Path) -> Placement | None:
+    """The parent's placement, rebuilt in the child, offloading into ``scratch``."""
+    if placement is None:
+        return None
+    max_memory = placement.get("max_memory")
+    if max_memory is not None:  # JSON turned GPU indices into strings
+        max_memory = {int(k) if k.isdigit() else k: v for k, v in max_memory.items()}
+    return Placement(**{**placement, "max_memory": max_memory, "offload_folder": str(scratch)})
+
+
+def _gpu_peaks() -> dict[str, int]:
+    """Each visible GPU's peak allocated bytes since the last reset (``{}`` without CUDA)."""
+    if not torch.cuda.is_available():
+        return {}
+    return {f"cuda:{i}": int(torch.cuda.max_memory_allocated(i)) for i in range(torch.cuda.device_count())}
+
+
 def _peak_child(spec: str, dtype: str | None, device: str, text: str, batch_size: int, seq_len: int,
-                threads: int) -> dict:
-    """In the child: load ``spec``, run the batch once, report the RSS growth."""
+                threads: int, placement: dict | None = None) -> dict:
+    """In the child: load ``spec`` (with ``placement``), run the batch once, report the RSS growth."""
     torch.set_num_threads(threads)
     start = rss_bytes()
     _warm_up(spec)
-    reset_peak_rss()
-    before = rss_bytes()
-    loaded = load_any(spec, dtype=dtype, device=device)
-    run_batch(loaded.model, make_batch(loaded.tokenizer, text, batch_size, seq_len), loaded.kind == "causal")
-    peak = peak_rss_bytes()
+    scratch = _scratch_folder(placement)
+    try:
+        for i in range(torch.cuda.device_count() if torch.cuda.is_available() else 0):
+            torch.cuda.reset_peak_memory_stats(i)
+        reset_peak_rss()
+        before = rss_bytes()
+        loaded = load_any(spec, dtype=dtype, device=device, placement=_child_placement(placement, scratch))
+        run_batch(loaded.model, make_batch(loaded.tokenizer, text, batch_size, seq_len), loaded.kind == "causal")
+        peak = peak_rss_bytes()
+        placed = device_bytes(loaded.model)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     return {"peak_bytes": max(peak - before, 0), "warmup_bytes": before - start, "rss_before_load": before,
-            "max_rss": peak}
+            "max_rss": peak, "device_bytes": placed or None, "gpu_peak_bytes": _gpu_peaks() or None}
 
 
 def peak_memory(spec: str, dtype: str | None, device: str, text: str, batch_size: int, seq_len: int,
-                threads: int, timeout: float = 900) -> dict:
+                threads: int, timeout: float = 900, placement: Placement | None = None) -> dict:
     """Peak memory of loading ``spec`` and running the batch, measured in a fresh subprocess.
 
+    Args:
+        placement: ``--device-map`` (and ``--max-memory``): the subprocess loads the model placed the same way,
+            offloading into a folder of its own (inside ``placement.offload_folder`` when given), removed after.
+
     Returns:
-        dict with peak_bytes (None on failure), method, and error (the child's last stderr line) on failure.
+        dict with peak_bytes (None on failure), method, device_bytes (what accelerate put on each device in the
+        subprocess; None unplaced), gpu_peak_bytes (per GPU; None without CUDA), and error (the child's last
+        stderr line) on failure.
     """
     args = {"spec": spec, "dtype": dtype, "device": device, "text": text, "batch_size": batch_size,
-            "seq_len": seq_len, "threads": threads}
+            "seq_len": seq_len, "threads": threads, "placement": None if placement is None else asdict(placement)}
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     proc = subprocess.run([sys.executable, "-m", "truthtrace.compare.cost"], input=json.dumps(args),
                           capture_output=True, text=True, timeout=timeout, env=env)

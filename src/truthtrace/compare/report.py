@@ -51,9 +51,19 @@ def format_table(report: dict) -> str:
     return "\n".join(lines + [f"- {n}" for n in notes(report)])
 
 
+def _placement_note(row: dict) -> str:
+    """Where ``--device-map`` put a model's weights, e.g. "weights placed by --device-map: cpu 1.2 MB, disk 0.8 MB"."""
+    placed = ", ".join(f"{where} {_mb(n)} MB" for where, n in row["device_bytes"].items())
+    gpus = ", ".join(f"{gpu} {_mb(n)} MB" for gpu, n in (row.get("gpu_peak_bytes") or {}).items())
+    return (f"weights placed by --device-map: {placed}" + (" (disk layers are read from disk in every forward pass)"
+            if "disk" in row["device_bytes"] else "") + "; peak MB is this machine's RAM"
+            + (f"; GPU peak allocation {gpus}" if gpus else ""))
+
+
 def notes(report: dict) -> list[str]:
     """One line per model note or measurement error, plus the machine and load average."""
     out = [f"{r['model']}: {r['note']}" for r in report["models"] if r.get("note")]
+    out += [f"{r['model']}: {_placement_note(r)}" for r in report["models"] if r.get("device_bytes")]
     out += [f"{r['model']}: peak memory not measured ({r['memory_error']})" for r in report["models"]
             if r.get("memory_error")]
     out += [f"{r['model']}: detector AUROC: {r['detector_note']}" for r in report["models"] if r.get("detector_note")]

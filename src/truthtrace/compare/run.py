@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -20,6 +21,7 @@ from truthtrace.compare import cost, detect, quality
 from truthtrace.compare.report import write_outputs
 from truthtrace.machine import load_average, machine_info
 from truthtrace.models.load import load_any
+from truthtrace.models.placement import Placement, device_bytes
 
 FORMAT = "truthtrace.compare"
 VERSION = 1
@@ -41,6 +43,8 @@ class CompareConfig:
         labels_csv: text,label CSV for encoder accuracy.
         store, detector, n_questions: detector AUROC on traces re-extracted with each model.
         memory: "subprocess" (fresh process per model) or "off".
+        placement: ``--device-map``/``--max-memory``/``--offload-folder`` for every model (None: each on ``device``);
+            the memory subprocess loads with it too.
         max_ppl_ratio, min_agreement, min_cosine: a model beyond these is marked degraded.
     """
 
@@ -60,6 +64,7 @@ class CompareConfig:
     detector: str | None = None
     n_questions: int = 100
     memory: str = "subprocess"
+    placement: Placement | None = None
     max_ppl_ratio: float = 1.10
     min_agreement: float = 0.90
     min_cosine: float = 0.95
@@ -75,6 +80,8 @@ class CompareConfig:
             raise ValueError(f"stride ({self.stride}) must be <= max_length ({self.max_length})")
         if self.memory not in MEMORY_MODES:
             raise ValueError(f"memory must be one of {MEMORY_MODES}, got {self.memory!r}")
+        if self.placement is not None and not isinstance(self.placement, Placement):
+            raise ValueError(f"placement must be a Placement or None, got {type(self.placement).__name__}")
         if (self.store is None) != (self.detector is None):
             raise ValueError("store and detector must be given together")
         if self.max_ppl_ratio < 1 or not 0 <= self.min_agreement <= 1 or not -1 <= self.min_cosine <= 1:
@@ -169,12 +176,14 @@ def _cost_rows(loaded: list, text: str, config: CompareConfig) -> list[dict]:
         nbytes, source = cost.disk_bytes(lm.path, lm.compression)
         row = {"disk_bytes": nbytes, "disk_source": source, **cost.param_stats(lm.model),
                "latency_ms": lat["median_ms"], "latency_iqr_ms": lat["iqr_ms"], "latency_runs_ms": lat["runs_ms"],
-               "load_seconds": round(lm.load_seconds, 2), "dtype": str(next(lm.model.parameters()).dtype)}
+               "load_seconds": round(lm.load_seconds, 2), "dtype": str(next(lm.model.parameters()).dtype),
+               "device_bytes": device_bytes(lm.model) or None}  # where --device-map put the weights
         if config.memory == "subprocess":
             tqdm.write(f"peak memory of {lm.spec} in a fresh subprocess ...")
             mem = cost.peak_memory(lm.spec, config.dtype, config.device, text, config.batch_size, config.seq_len,
-                                   config.threads)
-            row.update(peak_memory_bytes=mem["peak_bytes"], memory_error=mem.get("error"))
+                                   config.threads, placement=config.placement)
+            row.update(peak_memory_bytes=mem["peak_bytes"], memory_error=mem.get("error"),
+                       memory_device_bytes=mem.get("device_bytes"), gpu_peak_bytes=mem.get("gpu_peak_bytes"))
         rows.append(row)
     return rows
 
@@ -185,7 +194,8 @@ def compare_models(specs: Sequence[str], config: CompareConfig | None = None, lo
     Args:
         specs: two or more model specs (anything ``load_any`` accepts); the first is the reference.
         config: :class:`CompareConfig`.
-        loader: ``(spec, dtype, device) -> LoadedModel``; default :func:`truthtrace.models.load_any`.
+        loader: ``(spec, dtype, device) -> LoadedModel``; default :func:`truthtrace.models.load_any` (with
+            ``config.placement``).
     Returns:
         the report (also written to ``out_dir/compare.json`` when ``out_dir`` is set).
     Raises:
@@ -196,7 +206,7 @@ def compare_models(specs: Sequence[str], config: CompareConfig | None = None, lo
         raise ValueError(f"compare-models needs at least two models, got {len(specs)}")
     torch.set_num_threads(config.threads)
     load_before, started = load_average(), time.time()
-    loaded = _load_all(specs, config, loader or load_any)
+    loaded = _load_all(specs, config, loader or partial(load_any, placement=config.placement))
     kind = _check_kinds(loaded)
     text = quality.load_text(config.text)
     qual = (_causal_rows if kind == "causal" else _encoder_rows)(loaded, text, config)

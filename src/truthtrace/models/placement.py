@@ -116,3 +116,26 @@ def device_summary(model) -> dict[str, int]:
     for where in placed.values():
         out[str(where)] = out.get(str(where), 0) + 1
     return out
+
+
+def device_bytes(model) -> dict[str, int]:
+    """Bytes of parameters and buffers on each device accelerate placed them on (``{"cpu": ..., "disk": ...}``).
+
+    A layer offloaded to disk holds meta tensors in memory; their bytes count under "disk" (read from the
+    offload folder, or the weight files themselves, for every forward pass). A tensor shared by two modules
+    (a tied output head) counts once. ``{}`` for an unplaced model.
+    """
+    placed = getattr(model, "hf_device_map", None) or {}
+    root = model.get_base_model() if hasattr(model, "get_base_model") else model  # a peft wrapper's keys are its base's
+    out: dict[str, int] = {}
+    seen: set[int] = set()
+    for name, where in placed.items():
+        module = root.get_submodule(name) if name else root
+        for t in [*module.parameters(), *module.buffers()]:
+            if id(t) in seen:
+                continue
+            seen.add(id(t))
+            # a buffer accelerate left in memory counts where it is, not under its layer's "disk"
+            device = str(where) if t.is_meta or str(where) != "disk" else t.device.type
+            out[device] = out.get(device, 0) + t.numel() * t.element_size()
+    return out
