@@ -5,8 +5,9 @@ weights ``edge_attr`` ``(E, H)``) embeds the tokens, mean and max pooling make o
 per trace and layer, and a bi-LSTM across the graph layers (``gnn``) or a plain head on
 one layer (``gnn_layer``) gives the logit. Node features (plus the attention mass each
 token receives per head) are standardized per graph layer with train statistics. Train and
-val graphs of the kept layers are read into memory once (~50 MB per layer for 1,600 traces
-of 64 nodes). Needs ``torch_geometric`` (``pip install 'truthtrace[gnn]'``).
+val graphs of the kept layers are read into memory once (~60 MB per layer for 1,600 traces
+of 64 nodes), only those layers decoded, and prepared once (:mod:`truthtrace.detectors.graph_batches`).
+Needs ``torch_geometric`` (``pip install 'truthtrace[gnn]'``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,15 @@ import torch
 from torch import nn
 
 from truthtrace.detectors.base import Batch, register
+from truthtrace.detectors.graph_batches import (
+    PreparedBatches,
+    encoder_inputs,
+    graph_stats,
+    prepare_layers,
+    read_layers,
+)
 from truthtrace.detectors.torch_base import TorchDetector
+from truthtrace.features.dataset import with_graph_layers
 
 CONVS = ("gatv2", "gine")
 
@@ -32,23 +41,16 @@ def _pyg():
 
 
 def make_conv(kind: str, width: int, n_heads: int) -> nn.Module:
-    """A message-passing layer ``width -> width`` that uses ``edge_attr`` ``(E, n_heads)``."""
+    """A message-passing layer ``width -> width`` that uses ``edge_attr`` ``(E, n_heads)``.
+
+    GATv2 is built without its own self-loop step: :func:`~truthtrace.detectors.graph_batches.with_self_loops`
+    adds the loops once per graph layer for both convs (the same edges and weights GATv2 would add in each).
+    """
     pyg_nn = _pyg()
     if kind == "gatv2":
-        return pyg_nn.GATv2Conv(width, width, heads=1, edge_dim=n_heads)
+        return pyg_nn.GATv2Conv(width, width, heads=1, edge_dim=n_heads, add_self_loops=False)
     mlp = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width))
     return pyg_nn.GINEConv(mlp, train_eps=True, edge_dim=n_heads)
-
-
-def attention_received(edge_index: torch.Tensor, edge_attr: torch.Tensor, n_nodes: int) -> torch.Tensor:
-    """Attention mass each token receives per head, ``(N, H)``: the sum of its outgoing edge weights.
-
-    Fed to the GNN as node features so that attention patterns (e.g. a sink token soaking up
-    attention) are visible even when the hidden states say little; GATv2 otherwise uses edge
-    weights only to mix neighbours.
-    """
-    out = torch.zeros(n_nodes, edge_attr.shape[1], dtype=edge_attr.dtype, device=edge_attr.device)
-    return out.index_add_(0, edge_index[0], edge_attr)
 
 
 class GraphEncoder(nn.Module):
@@ -59,10 +61,12 @@ class GraphEncoder(nn.Module):
         self.inp = nn.Linear(node_dim + n_heads, hidden)
         self.convs = nn.ModuleList([make_conv(conv, hidden, n_heads) for _ in range(2)])
         self.dropout = nn.Dropout(dropout)
+        self.self_loops = conv == "gatv2"
 
-    def forward(self, x, edge_index, edge_attr, batch, n_graphs: int) -> torch.Tensor:
+    def encode(self, x, edge_index, edge_attr, batch, n_graphs: int) -> torch.Tensor:
+        """``(n_graphs, 2 * hidden)`` from :func:`~truthtrace.detectors.graph_batches.encoder_inputs`
+        (``x`` ``(N, node_dim + H)``, edges with GATv2's self loops) and ``batch`` ``(N,)``."""
         pyg_nn = _pyg()
-        x = torch.cat([x, attention_received(edge_index, edge_attr, x.shape[0])], dim=-1)  # (N, node_dim + H)
         h = torch.relu(self.inp(x))  # (N, hidden)
         for conv in self.convs:
             h = h + self.dropout(torch.relu(conv(h, edge_index, edge_attr)))
@@ -85,11 +89,16 @@ class GraphNet(nn.Module):
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
 
     def forward(self, graphs: list) -> torch.Tensor:
-        per_layer = []
-        for i, g in enumerate(graphs):
-            enc = self.encoders[0 if self.shared else i]
-            x = (g.x.float() - self.mean[i]) / self.std[i]  # (N, node_dim)
-            per_layer.append(enc(x, g.edge_index, g.edge_attr.float(), g.batch, g.num_graphs))
+        """Logits ``(B,)`` of ``G`` ``torch_geometric`` batches of raw graphs."""
+        self_loops = self.encoders[0].self_loops
+        layers = [(*encoder_inputs(g.x, g.edge_index, g.edge_attr, self.mean[i], self.std[i], self_loops)[:3],
+                   g.batch, g.num_graphs) for i, g in enumerate(graphs)]
+        return self.forward_layers(layers)
+
+    def forward_layers(self, layers: list) -> torch.Tensor:
+        """Logits ``(B,)`` of ``G`` prepared layers ``(x, edge_index, edge_attr, batch, n_graphs)`` (see
+        :meth:`GraphEncoder.encode`)."""
+        per_layer = [self.encoders[0 if self.shared else i].encode(*layer) for i, layer in enumerate(layers)]
         z = torch.stack(per_layer, dim=1)  # (B, G, 2 * hidden)
         if self.lstm is not None:
             z = self.lstm(z)[0].mean(dim=1)  # (B, 2 * hidden)
@@ -98,86 +107,29 @@ class GraphNet(nn.Module):
         return self.head(z).squeeze(-1)
 
 
-class GraphBatches:
-    """Graphs of the selected layers held in memory, re-batched (and reshuffled per epoch) on each pass.
-
-    Reading a feature store's graphs costs far more than a GNN step on a CPU, so train and val
-    are read once; an epoch then only re-collates ``Batch.from_data_list`` for the kept layers.
-
-    Args:
-        samples: per trace, one ``torch_geometric.data.Data`` per kept graph layer.
-        labels: ``(n,)`` int64.
-        batch_size: traces per batch.
-        shuffle: permute traces each epoch (from ``seed`` and the epoch set by ``set_epoch``).
-    """
-
-    def __init__(self, samples: list[list], labels: torch.Tensor, batch_size: int, shuffle: bool = False,
-                 seed: int = 0):
-        self.samples, self.labels = samples, labels
-        self.batch_size, self.shuffle, self.seed, self.epoch = batch_size, shuffle, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self):
-        from torch_geometric.data import Batch as PygBatch
-
-        n = len(self.samples)
-        if self.shuffle:
-            order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed * 100_003 + self.epoch))
-        else:
-            order = torch.arange(n)
-        for start in range(0, n, self.batch_size):
-            idx = order[start:start + self.batch_size].tolist()
-            graphs = [PygBatch.from_data_list([self.samples[i][g] for i in idx]) for g in range(len(self.samples[0]))]
-            yield {"graphs": graphs, "label": self.labels[idx]}
+def _forward_prepared(module: nn.Module, batch: Batch, device: str) -> torch.Tensor:
+    """Logits of a :class:`PreparedBatches` batch."""
+    return module.forward_layers([(*(t.to(device) for t in layer[:4]), layer[4]) for layer in batch["layers"]])
 
 
-def read_graphs(batches: Iterable[Batch], positions: list[int]) -> tuple[list[list], torch.Tensor, int]:
-    """One pass over ``batches``: per trace the ``Data`` of graph layers ``positions``, labels ``(n,)``,
-    and the number of graph layers in the batches.
-
-    Raises:
-        ValueError: on no batches, batches without ``"graphs"``, or fewer graph layers than ``positions`` needs.
-    """
-    samples: list[list] = []
-    labels, n_layers = [], 0
+def _n_graph_layers(batches: Iterable[Batch]) -> int:
+    """Graph layers the batches hold: from the feature store's schema, else from the first batch."""
+    schema = getattr(getattr(batches, "dataset", None), "schema", None)
+    if isinstance(schema, dict) and schema.get("graph"):
+        return len(schema["graph"]["layers"])
     for batch in batches:
         if "graphs" not in batch:
             raise ValueError("batch is missing key 'graphs' (ask the loader for keys=('graphs',))")
-        n_layers = len(batch["graphs"])
-        if max(positions) >= n_layers:
-            raise ValueError(f"graph layer {max(positions)} is not stored; the batches hold {n_layers} graph layers")
-        per_layer = [batch["graphs"][p].to_data_list() for p in positions]
-        samples.extend(list(graphs) for graphs in zip(*per_layer))
-        labels.append(torch.as_tensor(batch["label"]).long().reshape(-1))
-    if not samples:
-        raise ValueError("no batches to read (empty split?)")
-    return samples, torch.cat(labels), n_layers
-
-
-def graph_stats(samples: list[list]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and std of node features per kept graph layer over all nodes: ``(G, node_dim)`` each."""
-    means, stds = [], []
-    for g in range(len(samples[0])):
-        x = torch.cat([s[g].x for s in samples]).double()  # (N_all, node_dim)
-        means.append(x.mean(0))
-        stds.append(x.std(0).nan_to_num(1.0).clamp_min(1e-4))
-    return torch.stack(means).float(), torch.stack(stds).float()
-
-
-def _forward_cached(module: nn.Module, batch: Batch, device: str) -> torch.Tensor:
-    """Logits of a :class:`GraphBatches` batch, whose graphs are already the kept layers."""
-    return module([g.to(device) for g in batch["graphs"]])
-
-
-def _first_graphs(batches: Iterable[Batch]) -> list:
-    """The ``graphs`` list of the first batch (to read sizes)."""
-    for batch in batches:
-        if "graphs" not in batch:
-            raise ValueError("batch is missing key 'graphs' (ask the loader for keys=('graphs',))")
-        return batch["graphs"]
+        return len(batch["graphs"])
     raise ValueError("no batches to read (empty split?)")
+
+
+def _read_kept(batches: Iterable[Batch], positions: list[int]) -> tuple[list[list], torch.Tensor]:
+    """:func:`read_layers` of graph layers ``positions``; a feature-store loader decodes only those layers."""
+    narrow = with_graph_layers(batches, positions)
+    if narrow is None:
+        return read_layers(batches, positions)
+    return read_layers(narrow, list(range(len(positions))))
 
 
 @register("gnn")
@@ -242,20 +194,22 @@ class GNNDetector(TorchDetector):
         Raises:
             ValueError: if a split lacks a class or batches lack ``"graphs"``.
         """
-        positions = self.positions(len(_first_graphs(val)))
-        tr, y_tr, _ = read_graphs(train, positions)
-        va, y_va, _ = read_graphs(val, positions)
-        first = tr[0][0]
+        positions = self.positions(_n_graph_layers(val))
+        tr, y_tr = _read_kept(train, positions)
+        va, y_va = _read_kept(val, positions)
+        first = tr[0][0]  # the first batch's graphs of the first kept layer
         self.dims = {"positions": positions, "node_dim": int(first.x.shape[1]),
                      "n_heads": int(first.edge_attr.shape[1])}
         mean, std = graph_stats(tr)  # (G, node_dim) each
+        loops = self.conv == "gatv2"
+        tr, va = prepare_layers(tr, mean, std, loops), prepare_layers(va, mean, std, loops)
 
         def prepare(module: GraphNet) -> None:
             module.mean.copy_(mean)
             module.std.copy_(std)
 
-        result = self.train_module(GraphBatches(tr, y_tr, self.loop.batch_size, shuffle=True, seed=self.loop.seed),
-                                   GraphBatches(va, y_va, 256), forward=_forward_cached, prepare=prepare)
+        result = self.train_module(PreparedBatches(tr, y_tr, self.loop.batch_size, shuffle=True, seed=self.loop.seed),
+                                   PreparedBatches(va, y_va, 256), forward=_forward_prepared, prepare=prepare)
         self.state = {"val_auroc": result.best_auroc, "best_epoch": result.best_epoch, "epochs": result.epochs,
                       "graph_layers": positions}
         return dict(self.state, pos_weight=result.pos_weight)

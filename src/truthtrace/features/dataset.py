@@ -17,6 +17,7 @@ of ``buffer_size`` samples) with seeds derived from ``(seed, epoch)``.
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,6 +36,7 @@ from truthtrace.features.config import (
     graph_key,
     seq_key,
 )
+from truthtrace.features.open_stores import shared_store
 from truthtrace.features.samples import (
     MissingSamplesError,
     check_sample_keys,
@@ -68,7 +70,7 @@ def split_ids(feature_dir: str | Path, split: str | None) -> list[str]:
 def _feature_store(root: Path) -> TraceStore:
     """The feature store at ``root``; ValueError naming the command that makes one otherwise."""
     try:
-        store = TraceStore(root)
+        store = shared_store(root)
     except StoreError:
         store = None
     if store is None or store.schema.get("kind") != FEATURES_KIND:
@@ -109,6 +111,19 @@ def _check_keys(keys, schema: dict, root: Path) -> tuple[str, ...]:
     return keys
 
 
+def _check_graph_layers(positions, schema: dict, root: Path) -> tuple[int, ...] | None:
+    """``graph_layers`` as a tuple, checked against the store's graph layers (None stays None)."""
+    if positions is None:
+        return None
+    n = len((schema.get("graph") or {}).get("layers", []))
+    positions = tuple(positions)
+    bad = [p for p in positions if not (isinstance(p, int) and not isinstance(p, bool) and 0 <= p < n)]
+    if bad or not positions:
+        raise ValueError(f"graph_layers {list(positions)} must be positions in [0, {n}): {root} holds {n} "
+                         "graph layers")
+    return positions
+
+
 def _consumer(rank: int, world_size: int) -> tuple[int, int]:
     """``(index, count)`` of this reader among all DataLoader workers of all ranks."""
     info = get_worker_info()
@@ -133,20 +148,25 @@ class FeatureDataset(IterableDataset):
             torchrun, where DDP training deals out the batches itself).
         samples: the samples store (``truthtrace sample``) that ``sample.*`` keys are joined from by question id;
             None: ``<feature_dir>/../samples``. Only opened when a ``sample.*`` key is asked for.
+        graph_layers: with ``"graphs"``, yield (and decode) only these positions in ``schema["graph"]["layers"]``,
+            in this order; None: every graph layer.
     Raises:
-        ValueError: not a feature store, unknown keys or split, missing labels with ``require_labels``.
+        ValueError: not a feature store, unknown keys or split, missing labels with ``require_labels``, a bad
+            ``graph_layers``.
         MissingSamplesError: a ``sample.*`` key is asked for and there is no samples store, or it lacks a
             question of the split (a ValueError; ``train`` skips such detectors with this message).
     """
 
     def __init__(self, feature_dir, split: str | None = "train", labels=None, keys=None,
                  shuffle: bool = False, buffer_size: int = 256, seed: int = 0, require_labels: bool = False,
-                 rank: int | None = None, world_size: int | None = None, samples=None):
+                 rank: int | None = None, world_size: int | None = None, samples=None,
+                 graph_layers: list[int] | tuple[int, ...] | None = None):
         super().__init__()
         self.root = Path(feature_dir)
         store = _feature_store(self.root)
         self.schema = store.schema
         self.keys = _check_keys(keys, self.schema, self.root)
+        self.graph_layers = _check_graph_layers(graph_layers, self.schema, self.root)
         wanted = set(store.ids() if split is None else split_ids(self.root, split))  # the store is open already
         # ids of the split per store shard, in store order: the unit of work
         self.shards = [[i for i in ids if i in wanted] for ids in store.shard_ids()]
@@ -166,22 +186,29 @@ class FeatureDataset(IterableDataset):
         self.rank, self.world_size = self._dist(rank, world_size)
         # shared memory, so set_epoch reaches persistent DataLoader workers too
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
-        self._store: tuple[int, TraceStore] | None = None  # (pid, store) kept across epochs
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        state["_store"] = state["_samples"] = None  # workers open their own (parsed shard documents are large)
+        state["_samples"] = None  # workers open their own (parsed shard documents are large)
         return state
 
     def _open(self) -> TraceStore:
-        """This process's TraceStore; kept across epochs so shard documents are parsed once.
+        """This process's TraceStore, shared with every other reader of the store in the process.
 
         Parsing a shard's JSON document costs more than decoding its seq/scalar tensors
-        (~0.2 s per 256 records with graphs), so a persistent worker keeps its store.
+        (~0.2 s per 256 records with graphs), so every loader of a process (train, val, calibration,
+        one detector after the other) and a persistent worker across epochs reuse the parsed documents.
         """
-        if self._store is None or self._store[0] != os.getpid():
-            self._store = (os.getpid(), TraceStore(self.root))
-        return self._store[1]
+        return shared_store(self.root)
+
+    def with_graph_layers(self, positions: list[int] | tuple[int, ...]) -> "FeatureDataset":
+        """A copy yielding only graph layers ``positions`` (see ``graph_layers``); the same split, order and
+        shuffles, sharing this one's epoch. Raises ValueError on a bad position or without ``"graphs"``."""
+        if GRAPHS not in self.keys:
+            raise ValueError(f"{self.root}: graph_layers needs the key {GRAPHS!r}")
+        narrow = copy.copy(self)
+        narrow.graph_layers = _check_graph_layers(positions, self.schema, self.root)
+        return narrow
 
     def _check_samples(self, store: TraceStore) -> None:
         """The samples store exists, knows the asked ``sample.*`` keys and holds every question of the split."""
@@ -233,9 +260,13 @@ class FeatureDataset(IterableDataset):
 
     def _sample(self, trace) -> dict:
         """One sample dict from one feature-store record."""
-        tensors = trace.tensors() if GRAPHS in self.keys else trace  # one read of the span: graphs are most of it
+        if GRAPHS in self.keys and self.graph_layers is None:
+            tensors = trace.tensors()  # one read of the span: graphs are most of it
+        else:  # decoded on demand: only the graph layers asked for
+            tensors = trace
         qid = str(trace.meta.get("question_id"))
-        sample = record_sample(trace.id, qid, tensors, self.keys, self.schema, self.labels.get(trace.id, UNKNOWN))
+        sample = record_sample(trace.id, qid, tensors, self.keys, self.schema, self.labels.get(trace.id, UNKNOWN),
+                               self.graph_layers)
         if self.sample_keys:  # joined by question id from the samples store
             sample.update(join_sample(self._open_samples(), qid, self.sample_keys))
         return sample
@@ -253,7 +284,7 @@ class FeatureDataset(IterableDataset):
 
 
 def record_sample(trace_id: str, question_id: str, tensors, keys: tuple[str, ...], schema: dict,
-                  label: int = UNKNOWN) -> dict:
+                  label: int = UNKNOWN, graph_layers: tuple[int, ...] | None = None) -> dict:
     """One sample as detectors see it, from a feature record's tensors (stored, or computed live).
 
     Args:
@@ -261,13 +292,16 @@ def record_sample(trace_id: str, question_id: str, tensors, keys: tuple[str, ...
         keys: the keys to yield, ``"graphs"`` for every graph layer of ``schema`` (``sample.*`` keys are skipped:
             :class:`FeatureDataset` joins them from the samples store).
         schema: the feature store's schema.
+        graph_layers: positions in ``schema["graph"]["layers"]`` to yield under ``"graphs"``; None: all.
 
     Returns:
         ``{"trace_id", "question_id", "label", key: float32 tensor, "graphs": [Data per layer]}``.
     """
     sample = {"trace_id": trace_id, "question_id": question_id, "label": label}
     if GRAPHS in keys:
-        sample[GRAPHS] = [_graph(tensors, layer) for layer in schema["graph"]["layers"]]
+        layers = schema["graph"]["layers"]
+        sample[GRAPHS] = [_graph(tensors, layers[p]) for p in (range(len(layers)) if graph_layers is None
+                                                               else graph_layers)]
     for key in keys:
         if key != GRAPHS and not is_sample_key(key):
             sample[key] = tensors[key].float()
@@ -321,6 +355,16 @@ def collate(samples: list[dict]) -> dict:
         else:
             batch[key] = [s[key] for s in samples]
     return batch
+
+
+def with_graph_layers(loader, positions: list[int]) -> DataLoader | None:
+    """``loader`` (made by :func:`make_loader`) reading only graph layers ``positions``: same batches and order,
+    the other graph layers never decoded. None when ``loader`` is not a DataLoader over a :class:`FeatureDataset`
+    with ``"graphs"`` (e.g. a list of batches)."""
+    ds = getattr(loader, "dataset", None)
+    if not isinstance(loader, DataLoader) or not isinstance(ds, FeatureDataset) or GRAPHS not in ds.keys:
+        return None
+    return make_loader(ds.with_graph_layers(positions), batch_size=loader.batch_size, num_workers=loader.num_workers)
 
 
 def make_loader(dataset: FeatureDataset, batch_size: int = 64, num_workers: int | None = None) -> DataLoader:
