@@ -304,3 +304,44 @@ def test_sharded_extract_features_two_ranks_equals_one_process(launch, tmp_path)
 
     for split in (None, "train"):  # the training loader reads the merged store as it reads one process's
         assert n_read(launch / "f2", split) == n_read(tmp_path / "f1", split) > 0
+
+
+def test_sharded_preprocess_two_ranks_equals_one_process(tmp_path):
+    sys.path.insert(0, str(HERE))
+    from planted_store import make_planted_store
+
+    from truthtrace.cli import main
+    from truthtrace.features.splits import read_split
+
+    store, labels = make_planted_store(tmp_path, n=12, layers=2, heads=2, d=8, shard_max_traces=4)
+    common = ["--node-dim", "4", "--threads", "1", "--labels", str(labels)]
+    done = torchrun("-m", "truthtrace", "preprocess", str(store), "--out", str(tmp_path / "f2"), "--json", *common)
+    threads = torch.get_num_threads()
+    try:
+        main(["preprocess", str(store), "--out", str(tmp_path / "f1"), "--quiet", *common])
+    finally:
+        torch.set_num_threads(threads)
+    ids = TraceStore(store).ids()
+    assert TraceStore(tmp_path / "f2.rank-1").ids() == slice_for_rank(ids, 1, 2)
+    merged, one = TraceStore(tmp_path / "f2"), TraceStore(tmp_path / "f1")
+    assert merged.ids() == one.ids() == ids and merged.verify() == []  # merged in the source store's order
+    for i in ids:  # the same code on the same traces with the same PCA: bit-exact
+        assert merged.keys(i) == one.keys(i) and merged.meta(i) == one.meta(i)
+        for key in one.keys(i):
+            assert torch.equal(merged.read(i, key), one.read(i, key)), (i, key)
+    assert read_split(tmp_path / "f2") == read_split(tmp_path / "f1")
+    files = sorted(p.name for p in (tmp_path / "f1").iterdir())  # index, shards, split.json, pca.safetensors
+    assert files == sorted(p.name for p in (tmp_path / "f2").iterdir()) and "pca.safetensors" in files
+    assert all((tmp_path / "f2" / f).read_bytes() == (tmp_path / "f1" / f).read_bytes() for f in files)
+    assert rank_docs(done.stdout)[0]["written"] == 12 and not (tmp_path / "f2.merge").exists()
+    for split in (None, "train"):  # the loader reads both alike
+        batches = [list(DataLoader(FeatureDataset(tmp_path / f, split, labels), batch_size=4, collate_fn=collate))
+                   for f in ("f2", "f1")]
+        assert [b["trace_id"] for b in batches[0]] == [b["trace_id"] for b in batches[1]]
+        for a, b in zip(*batches):
+            assert all(torch.equal(a[k], b[k]) for k in a if isinstance(a[k], torch.Tensor))
+    # a second run resumes every rank (nothing to compute) and merges again
+    again = torchrun("-m", "truthtrace", "preprocess", str(store), "--out", str(tmp_path / "f2"), "--json", *common)
+    docs = rank_docs(again.stdout)
+    assert (docs[0]["written"], docs[0]["skipped"], docs[1]["skipped_rank"]) == (0, 12, 6)
+    assert TraceStore(tmp_path / "f2").ids() == ids
