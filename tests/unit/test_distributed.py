@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -29,14 +30,29 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def launch_ranks(cmd: list[str], timeout: int = 300, **env: str) -> subprocess.CompletedProcess:
+    """Run a launcher command (one thread per rank); on a timeout kill its whole session, ranks included."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE.parent.parent / "src"), **env}
+    with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            # SIGTERM: torchrun stops its ranks (they run in sessions of their own), which SIGKILL would orphan
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+            raise
+    assert proc.returncode == 0, err[-4000:]
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
 def torchrun(*args: str, nproc: int = 2, timeout: int = 300) -> subprocess.CompletedProcess:
     """``python -m torch.distributed.run --nproc-per-node N ARGS`` on a free port, one thread per rank."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE.parent.parent / "src")}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc),
-           "--master-addr", "127.0.0.1", "--master-port", str(free_port()), *args]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
-    assert done.returncode == 0, done.stderr[-4000:]
-    return done
+    return launch_ranks([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc),
+                         "--master-addr", "127.0.0.1", "--master-port", str(free_port()), *args], timeout)
 
 
 def write_store(path: Path, ids: list[str], seed: int = 0, schema: dict = SCHEMA, shard_max_traces: int = 2) -> None:
@@ -228,15 +244,11 @@ def test_accelerate_launch_extract_equals_torchrun(launch, one_store, tmp_path):
     ``accelerate config`` default file of the machine running the tests is read.
     """
     pytest.importorskip("accelerate")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE.parent.parent / "src"),
-           "HF_HOME": str(tmp_path / "hf")}
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-           "--num_cpu_threads_per_process", "1", "--main_process_ip", "127.0.0.1",
-           "--main_process_port", str(free_port()), "-m", "truthtrace", "extract", "--out", str(tmp_path / "acc"),
-           *extract_args(launch)]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-4000:]
+    launch_ranks([sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                  "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+                  "--num_cpu_threads_per_process", "1", "--main_process_ip", "127.0.0.1",
+                  "--main_process_port", str(free_port()), "-m", "truthtrace", "extract",
+                  "--out", str(tmp_path / "acc"), *extract_args(launch)], HF_HOME=str(tmp_path / "hf"))
     ranks = [TraceStore(tmp_path / "acc" / f"rank-{r}") for r in range(2)]
     assert sorted(ranks[0].ids()) == ["q0", "q2", "q4"] and sorted(ranks[1].ids()) == ["q1", "q3"]
     merged = TraceStore(tmp_path / "acc" / "merged")
