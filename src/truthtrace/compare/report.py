@@ -57,7 +57,9 @@ def _placement_note(row: dict) -> str:
     gpus = ", ".join(f"{gpu} {_mb(n)} MB" for gpu, n in (row.get("gpu_peak_bytes") or {}).items())
     return (f"weights placed by --device-map: {placed}" + (" (disk layers are read from disk in every forward pass)"
             if "disk" in row["device_bytes"] else "") + "; peak MB is this machine's RAM"
-            + (f"; GPU peak allocation {gpus}" if gpus else ""))
+            + (f"; GPU peak allocation {gpus}" if gpus else "")
+            + (f"; sparsity leaves out the {row['linear_weights_offloaded']:,} offloaded linear weights"
+               if row.get("linear_weights_offloaded") else ""))
 
 
 def notes(report: dict) -> list[str]:
