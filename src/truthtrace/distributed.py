@@ -115,7 +115,11 @@ def barrier() -> None:
 
 
 def shutdown() -> None:
-    """Leave the process group, if one is up."""
+    """Leave the process group, if one is up.
+
+    Once per launch: a group destroyed and made again in the same process reuses its rendezvous keys, and a
+    rank that arrives early reads the other's stale gloo address and waits forever (seen under torchrun).
+    """
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 
