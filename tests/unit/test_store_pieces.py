@@ -8,7 +8,7 @@ import pytest
 import torch
 import xxhash
 
-from truthtrace.dtypes import TENSOR_DTYPES
+from truthtrace.dtypes import TENSOR_DTYPES, dtype_name
 from truthtrace.fileio import write_buffers
 from truthtrace.store import TraceStore, TraceWriter
 from truthtrace.store.codec import decode, encode, encode_pieces, storage_cast
@@ -100,3 +100,14 @@ def test_a_tensor_already_in_the_storage_dtype_is_kept_without_an_overflow_check
     chunk, entry = encode("layers.0.hidden", t, storage_dtype="float16", overflow_dtype="float32")
     assert entry["dtype"] == "float16" and "fallback" not in entry
     assert torch.equal(decode(chunk, entry).view(torch.int16), t.view(torch.int16))
+
+
+@pytest.mark.parametrize("storage_dtype,values", [
+    ("float16", [1.0, 57344.0]), ("float16", [-60000.0, 2.0]), ("float16", [65504.0]), ("float16", [65519.0]),
+    ("float16", [65520.0]), ("float16", [-70000.0]), ("float16", [float("inf"), 1.0]), ("float16", [float("nan")]),
+    ("bfloat16", [3.0e38]), ("bfloat16", [-3.4e38]), ("bfloat16", [1.0, -2.5])])
+def test_the_fast_range_test_agrees_with_the_exact_one(storage_dtype, values):
+    t = torch.tensor(values + [0.5] * 40, dtype=torch.float32).reshape(-1, 1)
+    stored, fallback = storage_cast("layers.0.hidden", t, storage_dtype, "float32")
+    _, entry = encode_pieces("layers.0.hidden", t, storage_dtype=storage_dtype, overflow_dtype="float32")
+    assert entry["dtype"] == dtype_name(stored.dtype) and entry.get("fallback") == fallback
