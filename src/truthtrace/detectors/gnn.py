@@ -107,12 +107,12 @@ class GraphNet(nn.Module):
         return self.head(z).squeeze(-1)
 
 
-def _forward_prepared(module: nn.Module, batch: Batch, device: str) -> torch.Tensor:
+def forward_prepared(module: nn.Module, batch: Batch, device: str) -> torch.Tensor:
     """Logits of a :class:`PreparedBatches` batch."""
     return module.forward_layers([(*(t.to(device) for t in layer[:4]), layer[4]) for layer in batch["layers"]])
 
 
-def _n_graph_layers(batches: Iterable[Batch]) -> int:
+def n_graph_layers(batches: Iterable[Batch]) -> int:
     """Graph layers the batches hold: from the feature store's schema, else from the first batch."""
     schema = getattr(getattr(batches, "dataset", None), "schema", None)
     if isinstance(schema, dict) and schema.get("graph"):
@@ -124,7 +124,7 @@ def _n_graph_layers(batches: Iterable[Batch]) -> int:
     raise ValueError("no batches to read (empty split?)")
 
 
-def _read_kept(batches: Iterable[Batch], positions: list[int]) -> tuple[list[list], torch.Tensor]:
+def read_kept(batches: Iterable[Batch], positions: list[int]) -> tuple[list[list], torch.Tensor]:
     """:func:`read_layers` of graph layers ``positions``; a feature-store loader decodes only those layers."""
     narrow = with_graph_layers(batches, positions)
     if narrow is None:
@@ -194,9 +194,9 @@ class GNNDetector(TorchDetector):
         Raises:
             ValueError: if a split lacks a class or batches lack ``"graphs"``.
         """
-        positions = self.positions(_n_graph_layers(val))
-        tr, y_tr = _read_kept(train, positions)
-        va, y_va = _read_kept(val, positions)
+        positions = self.positions(n_graph_layers(val))
+        tr, y_tr = read_kept(train, positions)
+        va, y_va = read_kept(val, positions)
         first = tr[0][0]  # the first batch's graphs of the first kept layer
         self.dims = {"positions": positions, "node_dim": int(first.x.shape[1]),
                      "n_heads": int(first.edge_attr.shape[1])}
@@ -209,7 +209,7 @@ class GNNDetector(TorchDetector):
             module.std.copy_(std)
 
         result = self.train_module(PreparedBatches(tr, y_tr, self.loop.batch_size, shuffle=True, seed=self.loop.seed),
-                                   PreparedBatches(va, y_va, 256), forward=_forward_prepared, prepare=prepare)
+                                   PreparedBatches(va, y_va, 256), forward=forward_prepared, prepare=prepare)
         self.state = {"val_auroc": result.best_auroc, "best_epoch": result.best_epoch, "epochs": result.epochs,
                       "graph_layers": positions}
         return dict(self.state, pos_weight=result.pos_weight)
