@@ -1,6 +1,7 @@
 """Sampling baselines: each score against a hand-worked example, then a planted run (feature store + samples
 store joined by question id) where semantic entropy separates and the log-prob baselines do not."""
 
+import json
 import math
 import warnings
 
@@ -164,7 +165,7 @@ def planted(tmp_path_factory):
     root = tmp_path_factory.mktemp("planted")
     feats, labels_csv, labels = _planted_run(root)
     _write_samples(root / "samples", labels)  # beside the feature store: found without being named
-    detectors = SAMPLING + ("perplexity", "max_entropy")
+    detectors = SAMPLING + ("perplexity", "max_entropy", "probe")
     summary = train(feats, labels_csv, root / "det", TrainConfig(detectors=detectors), progress=False)
     report = evaluate(feats, labels_csv, root / "det", root / "report", EvalConfig(n_bootstrap=100, figures=False))
     return root, summary, {r["detector"]: r for r in report["results"]}
@@ -273,3 +274,16 @@ def test_evaluate_leaves_out_sampling_baselines_whose_samples_are_gone(planted, 
                           EvalConfig(n_bootstrap=50, figures=False))
     names = {r["detector"] for r in report["results"]}
     assert "perplexity" in names and "sep" in names and not names & {"semantic_entropy", "eigenscore", "p_true"}
+
+
+def test_the_report_pairs_the_best_single_pass_detector_with_the_best_sampling_baseline(planted):
+    root, _, rows = planted
+    report = json.loads((root / "report" / "report.json").read_text())
+    c = report["sampling_comparison"]
+    sampling = {n: r["test_auroc"] for n, r in rows.items() if n in SAMPLING}
+    assert c["best_learned"] == "probe"  # sep reads samples and the stack reads the baselines' scores
+    assert c["best_sampling"] == max(sampling, key=sampling.get) and c["sampling_auroc"] == sampling[c["best_sampling"]]
+    assert c["difference"] == pytest.approx(rows["probe"]["test_auroc"] - c["sampling_auroc"], abs=0.02)
+    lo, hi = c["difference_ci"]
+    assert lo <= c["difference"] <= hi and c["significant"] == (lo > 0)
+    assert f"best sampling baseline `{c['best_sampling']}`" in (root / "report" / "report.md").read_text()

@@ -13,7 +13,7 @@ from truthtrace.detectors.base import DETECTORS
 from truthtrace.detectors.torch_base import TorchDetector
 from truthtrace.detectors.train import TrainConfig, train
 from truthtrace.evaluation.evaluate import EVAL_SPLITS, EvalConfig, evaluate
-from truthtrace.evaluation.report import format_table, rich_table
+from truthtrace.evaluation.report import comparison_text, format_table, rich_table, sampling_text
 from truthtrace.labels.rules import DEFAULT_EVAL_RULES, DEFAULT_RULE, LABEL_RULE_HELP
 from truthtrace.labels.score import SPANS
 from truthtrace.machine import peak_memory_line
@@ -84,6 +84,8 @@ def cmd_run(args) -> None:
     report = run(cfg)
     print()
     print(format_table(report))
+    print()
+    print("\n".join(t for t in (comparison_text(report), sampling_text(report)) if t))
     print()
     for name, path in report["paths"].items():
         print(f"  {name:<10} {path}")

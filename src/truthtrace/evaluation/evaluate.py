@@ -6,7 +6,8 @@ are never those a detector was fit or tuned on (the split comes from ``train``'s
 interval (test traces resampled, seeds averaged inside each resample), its spread over
 seeds, AUPRC, accuracy and F1 at the validation threshold, TPR at 5% FPR and the
 expected calibration error after Platt scaling on validation. It then compares the best
-learned detector with the best training-free one on the same resamples (paired interval).
+learned detector with the best training-free one on the same resamples (paired interval), and, when sampling
+baselines were graded, the best single-pass learned detector with the best of them.
 
 Cross-dataset mode (``test_features``): detectors trained on store A are tested on every
 labelled trace of feature store B, with thresholds and calibration still from A's val.
@@ -30,7 +31,7 @@ from truthtrace.evaluation.report import report_markdown, write_report
 from truthtrace.evaluation.sections import calibration_section, label_rule_section, length_control, test_lengths
 from truthtrace.evaluation.stacking import stack_row
 from truthtrace.features.dataset import FeatureDataset, make_loader
-from truthtrace.features.samples import MissingSamplesError
+from truthtrace.features.samples import MissingSamplesError, is_sample_key
 from truthtrace.features.splits import SPLIT_FILE, read_split, split_balance
 from truthtrace.fileio import write_text_atomic
 from truthtrace.labels.io import read_label_csv
@@ -41,7 +42,6 @@ from truthtrace.store import TraceStore
 from truthtrace.viz.reliability import plot_reliability, plot_risk_coverage
 from truthtrace.viz.roc import plot_roc
 from truthtrace.viz.transfer import plot_transfer
-
 
 EVAL_SPLITS = ("random", "category")
 
@@ -193,22 +193,51 @@ def evaluate_runs(name: str, run_dirs: list[Path], data: dict, config: EvalConfi
                                   "_runs": list(run_dirs)})
 
 
+def paired_comparison(a: dict, b: dict, config: EvalConfig) -> dict:
+    """Rows ``a`` minus ``b``: their mean test AUROCs and the difference with a paired bootstrap interval (the
+    same test resamples for both)."""
+    boot = metrics.bootstrap_mean_auroc(a["_scores"], a["_y"], config.n_bootstrap, config.seed, config.ci_level,
+                                        baseline_sets=b["_scores"])
+    return {"a": a["detector"], "b": b["detector"], "a_auroc": a["test_auroc"], "b_auroc": b["test_auroc"],
+            "difference": boot["diff"], "difference_ci": boot["diff_ci"], "a_wins": bool(boot["diff"] > 0),
+            "significant": bool(boot["diff_ci"][0] > 0)}
+
+
+def _best(rows: list[dict], keep) -> dict | None:
+    """The row of highest mean test AUROC among those ``keep`` accepts (NaN rows never)."""
+    cands = [r for r in rows if keep(r) and not math.isnan(r["test_auroc"])]
+    return max(cands, key=lambda r: r["test_auroc"]) if cands else None
+
+
 def compare_families(rows: list[dict], config: EvalConfig) -> dict | None:
     """Best learned vs best training-free detector (by mean test AUROC): the gap with a paired CI."""
-    best = {}
-    for fam in ("learned", "training-free"):
-        cands = [r for r in rows if r["family"] == fam and not math.isnan(r["test_auroc"])]
-        if cands:
-            best[fam] = max(cands, key=lambda r: r["test_auroc"])
-    if len(best) < 2:
+    lrn, free = _best(rows, lambda r: r["family"] == "learned"), _best(rows, lambda r: r["family"] == "training-free")
+    if lrn is None or free is None:
         return None
-    lrn, free = best["learned"], best["training-free"]
-    boot = metrics.bootstrap_mean_auroc(lrn["_scores"], lrn["_y"], config.n_bootstrap, config.seed,
-                                        config.ci_level, baseline_sets=free["_scores"])
-    return {"best_learned": lrn["detector"], "best_training_free": free["detector"],
-            "learned_auroc": lrn["test_auroc"], "training_free_auroc": free["test_auroc"],
-            "difference": boot["diff"], "difference_ci": boot["diff_ci"],
-            "learned_wins": bool(boot["diff"] > 0), "significant": bool(boot["diff_ci"][0] > 0)}
+    c = paired_comparison(lrn, free, config)
+    return {"best_learned": c["a"], "best_training_free": c["b"], "learned_auroc": c["a_auroc"],
+            "training_free_auroc": c["b_auroc"], "difference": c["difference"], "difference_ci": c["difference_ci"],
+            "learned_wins": c["a_wins"], "significant": c["significant"]}
+
+
+def reads_samples(name: str) -> bool:
+    """True for a detector that needs the sampled answers (``sample.*`` inputs): a sampling baseline."""
+    cls = DETECTORS.get(name)
+    return cls is not None and any(is_sample_key(k) for k in cls.inputs)
+
+
+def compare_sampling(rows: list[dict], config: EvalConfig) -> dict | None:
+    """The best single-pass learned detector (no samples, not the stack, which reads the sampling baselines'
+    scores) vs the best sampling baseline: the gap with a paired CI; None without either."""
+    lrn = _best(rows, lambda r: r["family"] == "learned" and r["detector"] != "stack" and not reads_samples(
+        r["detector"]))
+    smp = _best(rows, lambda r: reads_samples(r["detector"]))
+    if lrn is None or smp is None:
+        return None
+    c = paired_comparison(lrn, smp, config)
+    return {"best_learned": c["a"], "best_sampling": c["b"], "learned_auroc": c["a_auroc"],
+            "sampling_auroc": c["b_auroc"], "difference": c["difference"], "difference_ci": c["difference_ci"],
+            "learned_wins": c["a_wins"], "significant": c["significant"]}
 
 
 def _data(features_dir, labels_csv, config: EvalConfig) -> dict:
@@ -243,7 +272,7 @@ def evaluate(features_dir: str | Path, labels_csv: str | Path, detectors_dir: st
     stacked = stack_row(rows, ddir, config) if config.stack else None  # a saved stack is always refit
     rows += [stacked] if stacked is not None else []
     rows.sort(key=lambda r: -r["test_auroc"] if not math.isnan(r["test_auroc"]) else math.inf)
-    comparison = compare_families(rows, config)
+    comparison, sampling = compare_families(rows, config), compare_sampling(rows, config)
     extra = {"label_rules": label_rule_section(rows, data["test_labels"], config),
              "length_control": length_control(rows, test_lengths(data, split_batches, config.batch_size), config),
              "calibration": calibration_section(rows),
@@ -259,7 +288,8 @@ def evaluate(features_dir: str | Path, labels_csv: str | Path, detectors_dir: st
         "split": split_balance(split, read_label_csv(labels_csv)),
         "test_features": data["test_features"], "cross_dataset": config.test_features is not None,
         "detectors_dir": str(ddir), "ci_level": config.ci_level, "n_bootstrap": config.n_bootstrap,
-        "max_fpr": config.max_fpr, "results": rows, "comparison": comparison, **extra,
+        "max_fpr": config.max_fpr, "results": rows, "comparison": comparison, "sampling_comparison": sampling,
+        **extra,
         "machine": machine_info(), "versions": versions()})
     if config.figures:
         report["figures"] = _figures(report, out)

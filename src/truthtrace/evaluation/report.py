@@ -80,6 +80,20 @@ def comparison_text(report: dict) -> str:
             f"{c['difference']:+.3f}, paired {level}% bootstrap interval [{lo:+.3f}, {hi:+.3f}].")
 
 
+def sampling_text(report: dict) -> str:
+    """One sentence on the best single-pass learned detector vs the best sampling baseline ("" without one)."""
+    c = report.get("sampling_comparison")
+    if not c:
+        return ""
+    lo, hi = c["difference_ci"]
+    verdict = ("beats" if c["significant"] else "is ahead of, but not clearly better than,") if c["learned_wins"] \
+        else "does NOT beat"
+    return (f"Best single-pass learned detector `{c['best_learned']}` ({_fmt(c['learned_auroc'])}; one pass, no "
+            f"samples) {verdict} the best sampling baseline `{c['best_sampling']}` ({_fmt(c['sampling_auroc'])}): "
+            f"difference {c['difference']:+.3f}, paired {round(100 * report['ci_level'])}% bootstrap interval "
+            f"[{lo:+.3f}, {hi:+.3f}].")
+
+
 def provenance_text(report: dict) -> str:
     """One line on where the numbers come from: CPU, cores, and the versions of the main libraries."""
     m, v = report.get("machine") or {}, report.get("versions") or {}
@@ -112,6 +126,7 @@ def report_markdown(report: dict) -> str:
         format_table(report), "",
         comparison_text(report), "",
     ]
+    lines += [sampling_text(report), ""] if sampling_text(report) else []
     lines += sections_markdown(report)
     pngs = [Path(p).name for p in report.get("figures", []) if p.endswith(".png")]
     lines += [f"![{name[:-4]}]({name})" for name in pngs]
@@ -120,7 +135,8 @@ def report_markdown(report: dict) -> str:
 
 def rich_table(report: dict):
     """The results as a ``rich.table.Table`` for terminal printing."""
-    table = Table(title=f"truthtrace report ({report.get('model', '?')})", caption=comparison_text(report))
+    caption = " ".join(t for t in (comparison_text(report), sampling_text(report)) if t)
+    table = Table(title=f"truthtrace report ({report.get('model', '?')})", caption=caption)
     for h in HEADERS:
         table.add_column(h, justify="left" if h in ("detector", "kind", "fitted") else "right")
     for row in report["results"]:

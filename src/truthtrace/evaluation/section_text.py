@@ -28,7 +28,7 @@ def label_rules_text(report: dict) -> list[str]:
         cells = sec["auroc"].get(row["detector"], {})
         body.append([row["detector"]] + [f"{_f(cells[r]['auroc'])} [{_f(cells[r]['ci'][0])}, {_f(cells[r]['ci'][1])}]"
                                          if r in cells else "n/a" for r in rules])
-    best = ", ".join(f"{r}: `{sec['best'].get(r)}`" for r in rules)
+    best = ", ".join(f"{r}: `{sec['best'][r]}`" if sec["best"].get(r) else f"{r}: n/a (one class)" for r in rules)
     return ["## AUROC under each label rule", "",
             f"Labels recomputed from the stored answers and aliases of the test traces (answer span: {sec['span']}); "
             "test AUROC (mean over seeds) with its bootstrap CI.", ""] + _table(head, body) + ["", f"Best: {best}.", ""]
