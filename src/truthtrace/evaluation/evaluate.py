@@ -193,13 +193,14 @@ def evaluate_runs(name: str, run_dirs: list[Path], data: dict, config: EvalConfi
                                   "_runs": list(run_dirs)})
 
 
-def paired_comparison(a: dict, b: dict, config: EvalConfig) -> dict:
-    """Rows ``a`` minus ``b``: their mean test AUROCs and the difference with a paired bootstrap interval (the
-    same test resamples for both)."""
-    boot = metrics.bootstrap_mean_auroc(a["_scores"], a["_y"], config.n_bootstrap, config.seed, config.ci_level,
-                                        baseline_sets=b["_scores"])
-    return {"a": a["detector"], "b": b["detector"], "a_auroc": a["test_auroc"], "b_auroc": b["test_auroc"],
-            "difference": boot["diff"], "difference_ci": boot["diff_ci"], "a_wins": bool(boot["diff"] > 0),
+def paired_comparison(learned: dict, other: dict, config: EvalConfig, other_name: str) -> dict:
+    """Row ``learned`` minus row ``other`` (``other_name``: "training_free", "sampling"): both mean test AUROCs and
+    the difference with a paired bootstrap interval (the same test resamples for both)."""
+    boot = metrics.bootstrap_mean_auroc(learned["_scores"], learned["_y"], config.n_bootstrap, config.seed,
+                                        config.ci_level, baseline_sets=other["_scores"])
+    return {"best_learned": learned["detector"], f"best_{other_name}": other["detector"],
+            "learned_auroc": learned["test_auroc"], f"{other_name}_auroc": other["test_auroc"],
+            "difference": boot["diff"], "difference_ci": boot["diff_ci"], "learned_wins": bool(boot["diff"] > 0),
             "significant": bool(boot["diff_ci"][0] > 0)}
 
 
@@ -214,10 +215,7 @@ def compare_families(rows: list[dict], config: EvalConfig) -> dict | None:
     lrn, free = _best(rows, lambda r: r["family"] == "learned"), _best(rows, lambda r: r["family"] == "training-free")
     if lrn is None or free is None:
         return None
-    c = paired_comparison(lrn, free, config)
-    return {"best_learned": c["a"], "best_training_free": c["b"], "learned_auroc": c["a_auroc"],
-            "training_free_auroc": c["b_auroc"], "difference": c["difference"], "difference_ci": c["difference_ci"],
-            "learned_wins": c["a_wins"], "significant": c["significant"]}
+    return paired_comparison(lrn, free, config, "training_free")
 
 
 def reads_samples(name: str) -> bool:
@@ -234,10 +232,7 @@ def compare_sampling(rows: list[dict], config: EvalConfig) -> dict | None:
     smp = _best(rows, lambda r: reads_samples(r["detector"]))
     if lrn is None or smp is None:
         return None
-    c = paired_comparison(lrn, smp, config)
-    return {"best_learned": c["a"], "best_sampling": c["b"], "learned_auroc": c["a_auroc"],
-            "sampling_auroc": c["b_auroc"], "difference": c["difference"], "difference_ci": c["difference_ci"],
-            "learned_wins": c["a_wins"], "significant": c["significant"]}
+    return paired_comparison(lrn, smp, config, "sampling")
 
 
 def _data(features_dir, labels_csv, config: EvalConfig) -> dict:
