@@ -65,6 +65,25 @@ def make_eos_model(vocab_size: int):
     return model
 
 
+# questions the early-stopping tiny llama (make_eos_model) answers with 2 to 8 tokens, unevenly
+EOS_QUESTIONS = ["What is the capital of France?", "Who wrote Hamlet?", "How many legs does a spider have?",
+                 "Which planet is red?", "What is the symbol of gold?", "Name a large ocean.",
+                 "Who painted the Mona Lisa?", "What is 2+2?"]
+
+
+@pytest.fixture(scope="session")
+def eos_model(tiny_tokenizer):
+    return make_eos_model(len(tiny_tokenizer))
+
+
+@pytest.fixture(scope="session")
+def eos_prompts(tiny_tokenizer):
+    """Prompt token ids of :data:`EOS_QUESTIONS` in the default template."""
+    from truthtrace.traces.capture import DEFAULT_TEMPLATE, build_prompt_ids
+
+    return [build_prompt_ids(tiny_tokenizer, q, DEFAULT_TEMPLATE) for q in EOS_QUESTIONS]
+
+
 @pytest.fixture(scope="session")
 def tiny_tokenizer():
     return make_tiny_tokenizer()

@@ -7,37 +7,24 @@ early stopping and the stitching of generation steps into traces were never exer
 
 import pytest
 import torch
-from conftest import make_eos_model, make_tiny_model
+from conftest import EOS_QUESTIONS, make_tiny_model
 
 from truthtrace.data import Question
 from truthtrace.naming import ANSWER_ENTROPY, ANSWER_LOGPROBS, TOKEN_IDS, layer_key
 from truthtrace.store import TraceStore
-from truthtrace.traces.capture import (DEFAULT_TEMPLATE, CaptureOptions, build_prompt_ids, forward_traces,
+from truthtrace.traces.capture import (CaptureOptions, forward_traces,
                                        generate_answers, generate_with_traces)
 from truthtrace.traces.extract import ExtractConfig, extract
 
-QUESTIONS = ["What is the capital of France?", "Who wrote Hamlet?", "How many legs does a spider have?",
-             "Which planet is red?", "What is the symbol of gold?", "Name a large ocean.",
-             "Who painted the Mona Lisa?", "What is 2+2?"]
 MAX_NEW = 8
 EOS = 2
 
 
-@pytest.fixture(scope="module")
-def eos_model(tiny_tokenizer):
-    return make_eos_model(len(tiny_tokenizer))
-
-
-@pytest.fixture(scope="module")
-def prompts(tiny_tokenizer):
-    return [build_prompt_ids(tiny_tokenizer, q, DEFAULT_TEMPLATE) for q in QUESTIONS]
-
-
-def test_answers_are_ragged_and_stop_at_eos(eos_model, tiny_tokenizer, prompts):
-    answers = generate_answers(eos_model, tiny_tokenizer, prompts, max_new_tokens=MAX_NEW)
+def test_answers_are_ragged_and_stop_at_eos(eos_model, tiny_tokenizer, eos_prompts):
+    answers = generate_answers(eos_model, tiny_tokenizer, eos_prompts, max_new_tokens=MAX_NEW)
     lengths = [len(a) for a in answers]
     assert min(lengths) < MAX_NEW and max(lengths) == MAX_NEW and len(set(lengths)) >= 3, lengths
-    for p, a in zip(prompts, answers):  # each short answer is followed by EOS when run alone
+    for p, a in zip(eos_prompts, answers):  # each short answer is followed by EOS when run alone
         if len(a) < MAX_NEW:
             with torch.no_grad():
                 nxt = eos_model(torch.tensor([p + a])).logits[0, -1].argmax()
@@ -45,13 +32,13 @@ def test_answers_are_ragged_and_stop_at_eos(eos_model, tiny_tokenizer, prompts):
 
 
 @pytest.mark.parametrize("keep", ["all", "answer", "last:3"])
-def test_generation_capture_equals_forward_pass_on_ragged_answers(eos_model, tiny_tokenizer, prompts, keep):
+def test_generation_capture_equals_forward_pass_on_ragged_answers(eos_model, tiny_tokenizer, eos_prompts, keep):
     opts = CaptureOptions(keep=keep)
-    answers, gen = generate_with_traces(eos_model, tiny_tokenizer, prompts, opts, max_new_tokens=MAX_NEW)
-    assert answers == generate_answers(eos_model, tiny_tokenizer, prompts, max_new_tokens=MAX_NEW)
-    seqs = [p + a for p, a in zip(prompts, answers)]
-    fwd = forward_traces(eos_model, seqs, [len(p) for p in prompts], opts, tiny_tokenizer.pad_token_id)
-    for p, a, g, f in zip(prompts, answers, gen, fwd):
+    answers, gen = generate_with_traces(eos_model, tiny_tokenizer, eos_prompts, opts, max_new_tokens=MAX_NEW)
+    assert answers == generate_answers(eos_model, tiny_tokenizer, eos_prompts, max_new_tokens=MAX_NEW)
+    seqs = [p + a for p, a in zip(eos_prompts, answers)]
+    fwd = forward_traces(eos_model, seqs, [len(p) for p in eos_prompts], opts, tiny_tokenizer.pad_token_id)
+    for p, a, g, f in zip(eos_prompts, answers, gen, fwd):
         assert g[ANSWER_LOGPROBS].shape == (len(a),) == g[ANSWER_ENTROPY].shape  # no step after EOS kept
         assert g.keys() == f.keys()
         for key in f:
@@ -59,7 +46,7 @@ def test_generation_capture_equals_forward_pass_on_ragged_answers(eos_model, tin
 
 
 def test_extract_stores_ragged_answers_identically_in_both_capture_modes(eos_model, tiny_tokenizer, tmp_path):
-    qs = [Question(id=f"q{i}", question=q, answers=("x",), category="c") for i, q in enumerate(QUESTIONS)]
+    qs = [Question(id=f"q{i}", question=q, answers=("x",), category="c") for i, q in enumerate(EOS_QUESTIONS)]
     for mode in ("forward", "generate"):
         cfg = ExtractConfig(model="tiny", batch_size=3, max_new_tokens=MAX_NEW, capture=mode, storage_dtype="float32")
         extract(qs, tmp_path / mode, cfg, eos_model, tiny_tokenizer, progress=False)
@@ -81,7 +68,7 @@ def test_bf16_stored_traces_equal_a_live_bf16_forward(eos_model, tiny_tokenizer,
     model = make_tiny_model(len(tiny_tokenizer), seed=2).to(torch.bfloat16)
     with torch.no_grad():
         model.lm_head.weight.copy_(eos_model.lm_head.weight.to(torch.bfloat16))
-    qs = [Question(id=f"q{i}", question=q, answers=("x",), category="c") for i, q in enumerate(QUESTIONS)]
+    qs = [Question(id=f"q{i}", question=q, answers=("x",), category="c") for i, q in enumerate(EOS_QUESTIONS)]
     cfg = ExtractConfig(model="tiny", batch_size=4, max_new_tokens=MAX_NEW, model_dtype="bfloat16")
     extract(qs, tmp_path / "s", cfg, model, tiny_tokenizer, progress=False)
     store = TraceStore(tmp_path / "s")

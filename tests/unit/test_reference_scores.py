@@ -11,36 +11,22 @@ processor is active (repetition penalty, or temperature/top-p when sampling), an
 import numpy as np
 import pytest
 import torch
-from conftest import make_eos_model
 
 from truthtrace.detectors.baselines import STATS, MaxEntropyDetector, PerplexityDetector
 from truthtrace.features.scalars import logprob_stats
 from truthtrace.naming import ANSWER_ENTROPY, ANSWER_LOGPROBS
-from truthtrace.traces.capture import (DEFAULT_TEMPLATE, CaptureOptions, build_prompt_ids, forward_traces,
+from truthtrace.traces.capture import (CaptureOptions, forward_traces,
                                        generate_answers, stop_ids)
 
-QUESTIONS = ["What is the capital of France?", "Who wrote Hamlet?", "How many legs does a spider have?",
-             "Which planet is red?", "What is the symbol of gold?", "Name a large ocean.",
-             "Who painted the Mona Lisa?", "What is 2+2?"]
 MAX_NEW = 8
 TOL = 1e-4
 
 
-@pytest.fixture(scope="module")
-def eos_model(tiny_tokenizer):
-    return make_eos_model(len(tiny_tokenizer))
-
-
-@pytest.fixture(scope="module")
-def prompts(tiny_tokenizer):
-    return [build_prompt_ids(tiny_tokenizer, q, DEFAULT_TEMPLATE) for q in QUESTIONS]
-
-
-def pipeline_scores(model, tok, prompts):
+def pipeline_scores(model, tok, eos_prompts):
     """The pipeline's answers and (perplexity, max_entropy) scores ``(n,)`` each."""
-    answers = generate_answers(model, tok, prompts, max_new_tokens=MAX_NEW)
-    seqs = [p + a for p, a in zip(prompts, answers)]
-    traces = forward_traces(model, seqs, [len(p) for p in prompts], CaptureOptions(hidden_layers=(0,),
+    answers = generate_answers(model, tok, eos_prompts, max_new_tokens=MAX_NEW)
+    seqs = [p + a for p, a in zip(eos_prompts, answers)]
+    traces = forward_traces(model, seqs, [len(p) for p in eos_prompts], CaptureOptions(hidden_layers=(0,),
                                                                                    attentions=False),
                             tok.pad_token_id)
     stats = np.stack([logprob_stats(t[ANSWER_LOGPROBS], t[ANSWER_ENTROPY]).numpy() for t in traces])
@@ -72,11 +58,11 @@ def plain_scores(tokens, logits, stops, count_stop=False):
     return float(-lp.mean()), float(ent.max())
 
 
-def test_raw_logits_at_the_answer_tokens_reproduce_the_pipeline(eos_model, tiny_tokenizer, prompts):
-    answers, ppl, maxent = pipeline_scores(eos_model, tiny_tokenizer, prompts)
+def test_raw_logits_at_the_answer_tokens_reproduce_the_pipeline(eos_model, tiny_tokenizer, eos_prompts):
+    answers, ppl, maxent = pipeline_scores(eos_model, tiny_tokenizer, eos_prompts)
     assert len({len(a) for a in answers}) >= 3 and min(len(a) for a in answers) < MAX_NEW  # ragged, some stop
     stops = stop_ids(eos_model, tiny_tokenizer)
-    for i, p in enumerate(prompts):
+    for i, p in enumerate(eos_prompts):
         tokens, logits, scores = plain_generate(eos_model, tiny_tokenizer, p, do_sample=False)
         assert tokens[:len(answers[i])].tolist() == answers[i]
         ref_ppl, ref_ent = plain_scores(tokens, logits, stops)
@@ -85,11 +71,11 @@ def test_raw_logits_at_the_answer_tokens_reproduce_the_pipeline(eos_model, tiny_
         assert torch.allclose(scores, logits, atol=1e-6)
 
 
-def test_counting_the_stop_token_changes_the_scores(eos_model, tiny_tokenizer, prompts):
-    answers, ppl, maxent = pipeline_scores(eos_model, tiny_tokenizer, prompts)
+def test_counting_the_stop_token_changes_the_scores(eos_model, tiny_tokenizer, eos_prompts):
+    answers, ppl, maxent = pipeline_scores(eos_model, tiny_tokenizer, eos_prompts)
     stops = stop_ids(eos_model, tiny_tokenizer)
     diffs = []
-    for i, p in enumerate(prompts):
+    for i, p in enumerate(eos_prompts):
         tokens, logits, _ = plain_generate(eos_model, tiny_tokenizer, p, do_sample=False)
         ref_ppl, ref_ent = plain_scores(tokens, logits, stops, count_stop=True)
         diffs.append(max(abs(ref_ppl - ppl[i]), abs(ref_ent - maxent[i])))
@@ -100,14 +86,14 @@ def test_counting_the_stop_token_changes_the_scores(eos_model, tiny_tokenizer, p
 
 @pytest.mark.parametrize("gen", [dict(do_sample=False, repetition_penalty=3.0),
                                  dict(do_sample=True, temperature=0.5, top_p=1.0)])
-def test_processed_scores_differ_from_raw_logits(eos_model, tiny_tokenizer, prompts, gen):
+def test_processed_scores_differ_from_raw_logits(eos_model, tiny_tokenizer, eos_prompts, gen):
     """``output_scores`` are the logits after the processors: a repetition penalty, or a temperature when
     sampling (a model's generation_config may set either), changes them, so scores read from them no longer
     match the raw-logit pipeline on the very same tokens."""
     stops = stop_ids(eos_model, tiny_tokenizer)
     torch.manual_seed(0)
     worst = 0.0
-    for p in prompts:
+    for p in eos_prompts:
         tokens, logits, scores = plain_generate(eos_model, tiny_tokenizer, p, **gen)
         raw, processed = plain_scores(tokens, logits, stops), plain_scores(tokens, scores, stops)
         worst = max(worst, abs(raw[0] - processed[0]), abs(raw[1] - processed[1]))
