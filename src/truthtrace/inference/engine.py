@@ -58,7 +58,7 @@ from truthtrace.traces.capture import (
     kept_start,
     prompt_limit,
 )
-from truthtrace.traces.exact_span import prefix_spans, span_meta
+from truthtrace.traces.exact_span import prefix_spans
 from truthtrace.training.compile import compile_forward, restore_forward
 
 ATTENTION_KEYS = frozenset({"graphs", SCALAR_LOOKBACK, SCALAR_ATTN_LOGDET})
@@ -276,16 +276,15 @@ class Engine:
     def _score_batch(self, batch: list[Request], answers: list[list[int]], traces: list[dict]) -> dict[int, dict]:
         """Features of each answer, every detector's score on the batch, and the per-request results."""
         storage = self.detectors.trace_schema.get("storage_dtype", "float16")
-        mems = []
+        mems, prefixes = [], []
         for req, ans, tensors in zip(batch, answers, traces):
             n_tok = len(req.prompt) + len(ans)
+            spans = prefix_spans(self.tokenizer, ans, req.question)  # the last one is the whole answer's
             meta = {"question_id": req.id, "n_prompt_tokens": len(req.prompt), "n_answer_tokens": len(ans),
-                    "kept_start": kept_start(self.opts.keep, n_tok, len(req.prompt)),
-                    "exact_span": span_meta(self.tokenizer, ans, req.question)}
+                    "kept_start": kept_start(self.opts.keep, n_tok, len(req.prompt)), "exact_span": spans[-1]}
             mems.append(MemoryTrace(req.id, as_stored(tensors, storage), meta))
+            prefixes.append(prefix_features(mems[-1], self.feature_schema, spans=spans))
         records = [(m.id, m.id, live_features(m, self.feature_schema, self.detectors.pca)) for m in mems]
-        prefixes = [prefix_features(m, self.feature_schema, spans=prefix_spans(self.tokenizer, ans, req.question))
-                    for m, req, ans in zip(mems, batch, answers)]
         per_det = {}
         for d in self.detectors.detectors:
             raw = d.detector.score(iter([detector_batch(records, tuple(d.detector.inputs), self.feature_schema)]))

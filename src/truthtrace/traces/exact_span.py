@@ -40,14 +40,18 @@ class ExactSpan:
     source: str
 
 
-def token_char_ends(tokenizer, answer_ids: Sequence[int]) -> tuple[str, list[int]]:
-    """The decoded answer text and, per answer token, the character offset where its text ends ``(A,)``.
+def prefix_texts(tokenizer, answer_ids: Sequence[int]) -> list[str]:
+    """The text of every answer prefix ``ids[:j + 1]``, ``(A,)`` strings (the last is the whole answer).
 
     Decoding every prefix keeps multi-byte characters and merged spaces where the tokenizer puts them.
     """
-    ends = [len(tokenizer.decode(list(answer_ids[:j + 1]), skip_special_tokens=True))
-            for j in range(len(answer_ids))]
-    return tokenizer.decode(list(answer_ids), skip_special_tokens=True), ends
+    return [tokenizer.decode(list(answer_ids[:j + 1]), skip_special_tokens=True) for j in range(len(answer_ids))]
+
+
+def token_char_ends(tokenizer, answer_ids: Sequence[int]) -> tuple[str, list[int]]:
+    """The decoded answer text and, per answer token, the character offset where its text ends ``(A,)``."""
+    texts = prefix_texts(tokenizer, answer_ids)
+    return (texts[-1] if texts else ""), [len(t) for t in texts]
 
 
 def alias_char_span(text: str, aliases: Sequence[str]) -> tuple[int, int] | None:
@@ -87,14 +91,14 @@ def exact_span(tokenizer, answer_ids: Sequence[int], aliases: Sequence[str]) -> 
     Raises:
         ValueError: for an empty answer.
     """
-    return _span(tokenizer, answer_ids, lambda text: alias_char_span(text, aliases), "alias")
+    return _span(*token_char_ends(tokenizer, answer_ids), lambda text: alias_char_span(text, aliases), "alias")
 
 
-def _span(tokenizer, answer_ids: Sequence[int], find, source: str) -> ExactSpan:
-    """The tokens of the characters ``find(text)`` picks (``source``), else the core span."""
-    if len(answer_ids) == 0:
+def _span(text: str, ends: list[int], find, source: str) -> ExactSpan:
+    """The tokens (``ends``: each one's end in ``text``) of the characters ``find(text)`` picks (``source``), else
+    the core span."""
+    if not ends:
         raise ValueError("answer_ids is empty: every stored answer has at least one token")
-    text, ends = token_char_ends(tokenizer, answer_ids)
     found = find(text)
     if found is not None:
         return ExactSpan(*chars_to_tokens(found[0], found[1], ends), source)
@@ -121,7 +125,7 @@ def answer_span(tokenizer, answer_ids: Sequence[int], question: str) -> ExactSpa
     Raises:
         ValueError: for an empty answer.
     """
-    return _span(tokenizer, answer_ids, lambda text: new_words_char_span(text, question), "new")
+    return _span(*token_char_ends(tokenizer, answer_ids), lambda text: new_words_char_span(text, question), "new")
 
 
 def span_meta(tokenizer, answer_ids: Sequence[int], question: str) -> list[int] | None:
@@ -135,5 +139,9 @@ def span_meta(tokenizer, answer_ids: Sequence[int], question: str) -> list[int] 
 
 def prefix_spans(tokenizer, answer_ids: Sequence[int], question: str) -> list[list[int] | None]:
     """:func:`span_meta` of every answer prefix ``ids[:a]``, ``a = 0..A`` (None for the empty one): the spans a
-    token-by-token stream sees, each found on its own prefix."""
-    return [span_meta(tokenizer, answer_ids[:a], question) for a in range(len(answer_ids) + 1)]
+    token-by-token stream sees, each found on its own prefix. Every prefix is decoded once (A decodes, not A^2/2):
+    prefix ``a``'s text and token ends are the first ``a`` of the whole answer's."""
+    texts = prefix_texts(tokenizer, answer_ids)
+    ends, find = [len(t) for t in texts], lambda text: new_words_char_span(text, question)
+    spans = [_span(texts[a - 1], ends[:a], find, "new") for a in range(1, len(texts) + 1)]
+    return [None] + [[s.first, s.last] for s in spans]
