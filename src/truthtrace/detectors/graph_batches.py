@@ -17,6 +17,7 @@ from typing import Iterable
 import torch
 
 from truthtrace.detectors.base import Batch
+from truthtrace.detectors.torch_base import epoch_order
 
 
 @dataclass
@@ -178,10 +179,7 @@ class PreparedBatches:
 
     def __iter__(self):
         n = len(self.samples)
-        if self.shuffle:
-            order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed * 100_003 + self.epoch))
-        else:
-            order = torch.arange(n)
+        order = epoch_order(n, self.shuffle, self.seed, self.epoch)
         for start in range(0, n, self.batch_size):
             idx = order[start:start + self.batch_size].tolist()
             layers = [(*batch_graphs([self.samples[i][g] for i in idx]), len(idx))

@@ -33,6 +33,14 @@ from truthtrace.training import FitResult, LoopConfig, fit_module, predict
 LOOP_FIELDS = tuple(f.name for f in dataclasses.fields(LoopConfig))
 
 
+def epoch_order(n: int, shuffle: bool, seed: int, epoch: int) -> torch.Tensor:
+    """The order ``(n,)`` in which one pass visits ``n`` samples held in memory: a permutation seeded by ``(seed,
+    epoch)`` when ``shuffle``, else ``0..n-1``."""
+    if not shuffle:
+        return torch.arange(n)
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+
+
 class TensorBatches:
     """Re-iterable batches over in-memory tensors; shuffled per epoch from ``seed`` when ``shuffle``.
 
@@ -55,10 +63,7 @@ class TensorBatches:
 
     def __iter__(self) -> Iterator[Batch]:
         n = len(self.labels)
-        if self.shuffle:
-            order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed * 100_003 + self.epoch))
-        else:
-            order = torch.arange(n)
+        order = epoch_order(n, self.shuffle, self.seed, self.epoch)
         for start in range(0, n, self.batch_size):
             idx = order[start:start + self.batch_size]
             yield {**{k: v[idx] for k, v in self.tensors.items()}, "label": self.labels[idx]}
