@@ -55,7 +55,7 @@ def test_prepared_batches_give_the_logits_of_raw_batches(conv):
     from truthtrace.detectors.gnn import GraphNet
 
     batches = _batches(24, 3, 8)
-    layers, labels = read_layers(batches, [0, 2])
+    layers, labels, _ = read_layers(batches, [0, 2])
     mean, std = graph_stats(layers)  # (2, NODE_DIM)
     torch.manual_seed(0)
     net = GraphNet(2, NODE_DIM, H, 16, conv, shared=True, dropout=0.0).eval()

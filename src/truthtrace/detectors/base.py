@@ -220,18 +220,43 @@ def load_detector(out_dir: str | Path) -> Detector:
     return DETECTORS[read_config(out_dir)["name"]].load(out_dir)
 
 
-def concat_batches(batches: Iterable[Batch], keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+def batch_ids(batches_ids: list) -> list[str] | None:
+    """The trace ids of consumed batches in order, from each batch's ``"trace_id"`` list; None when one lacked
+    them (e.g. hand-made batches)."""
+    if not batches_ids or any(ids is None for ids in batches_ids):
+        return None
+    return [str(i) for ids in batches_ids for i in ids]
+
+
+def id_order(ids: list[str] | None) -> np.ndarray | None:
+    """Positions ``(n,)`` that put rows in trace-id order (stable); None without ids.
+
+    Detectors that fit on rows held in memory sort them so first: what they learn then depends on the
+    ids and the seed only, not on how the train loader's shuffle, its workers or the feature store's
+    shard boundaries happened to order the batches.
+    """
+    return None if ids is None else np.argsort(np.asarray(ids, dtype=str), kind="stable")
+
+
+def concat_batches(batches: Iterable[Batch], keys: tuple[str, ...], by_id: bool = False) -> dict[str, np.ndarray]:
     """Consume ``batches`` and concatenate ``keys`` along axis 0 (e.g. ``(n, L+1, d)``).
 
+    Args:
+        by_id: rows in trace-id order (:func:`id_order`) when the batches carry ``"trace_id"``; else in
+            batch order.
     Raises:
         ValueError: if the iterator is empty or a batch lacks one of ``keys``.
     """
     parts: dict[str, list[np.ndarray]] = {k: [] for k in keys}
+    ids: list = []
     for batch in batches:
         for k in keys:
             if k not in batch:
                 raise ValueError(f"batch is missing key {k!r}")
             parts[k].append(np.asarray(batch[k]))
+        ids.append(batch.get("trace_id"))
     if not parts[keys[0]]:
         raise ValueError("no batches to read (empty split?)")
-    return {k: np.concatenate(v, axis=0) for k, v in parts.items()}
+    order = id_order(batch_ids(ids)) if by_id else None
+    cols = {k: np.concatenate(v, axis=0) for k, v in parts.items()}
+    return cols if order is None else {k: v[order] for k, v in cols.items()}

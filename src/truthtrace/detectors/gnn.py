@@ -17,7 +17,7 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
-from truthtrace.detectors.base import Batch, register
+from truthtrace.detectors.base import Batch, id_order, register
 from truthtrace.detectors.graph_batches import (
     PreparedBatches,
     encoder_inputs,
@@ -124,7 +124,7 @@ def n_graph_layers(batches: Iterable[Batch]) -> int:
     raise ValueError("no batches to read (empty split?)")
 
 
-def read_kept(batches: Iterable[Batch], positions: list[int]) -> tuple[list[list], torch.Tensor]:
+def read_kept(batches: Iterable[Batch], positions: list[int]) -> tuple[list[list], torch.Tensor, list[str] | None]:
     """:func:`read_layers` of graph layers ``positions``; a feature-store loader decodes only those layers."""
     narrow = with_graph_layers(batches, positions)
     if narrow is None:
@@ -195,14 +195,17 @@ class GNNDetector(TorchDetector):
             ValueError: if a split lacks a class or batches lack ``"graphs"``.
         """
         positions = self.positions(n_graph_layers(val))
-        tr, y_tr = read_kept(train, positions)
-        va, y_va = read_kept(val, positions)
+        tr, y_tr, ids_tr = read_kept(train, positions)
+        va, y_va, _ = read_kept(val, positions)
         first = tr[0][0]  # the first batch's graphs of the first kept layer
         self.dims = {"positions": positions, "node_dim": int(first.x.shape[1]),
                      "n_heads": int(first.edge_attr.shape[1])}
         mean, std = graph_stats(tr)  # (G, node_dim) each
         loops = self.conv == "gatv2"
         tr, va = prepare_layers(tr, mean, std, loops), prepare_layers(va, mean, std, loops)
+        order = id_order(ids_tr)  # train rows in trace-id order: the epochs' batches depend on ids and seed only
+        if order is not None:
+            tr, y_tr = [tr[i] for i in order], y_tr[torch.from_numpy(order)]
 
         def prepare(module: GraphNet) -> None:
             module.mean.copy_(mean)

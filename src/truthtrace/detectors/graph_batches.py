@@ -16,7 +16,7 @@ from typing import Iterable
 
 import torch
 
-from truthtrace.detectors.base import Batch
+from truthtrace.detectors.base import Batch, batch_ids
 from truthtrace.detectors.torch_base import epoch_order
 
 
@@ -37,14 +37,14 @@ class PreparedGraph:
     loop_attr: torch.Tensor | None
 
 
-def read_layers(batches: Iterable[Batch], positions: list[int]) -> tuple[list[list], torch.Tensor]:
-    """One pass over ``batches``: per batch the ``torch_geometric`` batches of graph layers ``positions``, and the
-    labels ``(n,)``.
+def read_layers(batches: Iterable[Batch], positions: list[int]) -> tuple[list[list], torch.Tensor, list[str] | None]:
+    """One pass over ``batches``: per batch the ``torch_geometric`` batches of graph layers ``positions``, the
+    labels ``(n,)`` and the trace ids (None when the batches carry none).
 
     Raises:
         ValueError: on no batches, batches without ``"graphs"``, or fewer graph layers than ``positions`` needs.
     """
-    layers, labels = [], []
+    layers, labels, ids = [], [], []
     for batch in batches:
         if "graphs" not in batch:
             raise ValueError("batch is missing key 'graphs' (ask the loader for keys=('graphs',))")
@@ -53,9 +53,10 @@ def read_layers(batches: Iterable[Batch], positions: list[int]) -> tuple[list[li
             raise ValueError(f"graph layer {max(positions)} is not stored; the batches hold {n_layers} graph layers")
         layers.append([batch["graphs"][p] for p in positions])
         labels.append(torch.as_tensor(batch["label"]).long().reshape(-1))
+        ids.append(batch.get("trace_id"))
     if not layers:
         raise ValueError("no batches to read (empty split?)")
-    return layers, torch.cat(labels)
+    return layers, torch.cat(labels), batch_ids(ids)
 
 
 def graph_stats(layers: list[list]) -> tuple[torch.Tensor, torch.Tensor]:

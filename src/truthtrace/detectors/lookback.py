@@ -25,8 +25,8 @@ FEATURE = SCALAR_LOOKBACK
 
 
 def _flat(batches: Iterable[Batch]) -> tuple[np.ndarray, np.ndarray]:
-    """Lookback ratios flattened to ``(n, La * H)`` float64, and labels ``(n,)``."""
-    cols = concat_batches(batches, (FEATURE, "label"))
+    """Lookback ratios flattened to ``(n, La * H)`` float64, and labels ``(n,)`` (rows in trace-id order)."""
+    cols = concat_batches(batches, (FEATURE, "label"), by_id=True)
     x = np.asarray(cols[FEATURE], dtype=np.float64)
     return x.reshape(len(x), -1), np.asarray(cols["label"], dtype=np.int64)
 

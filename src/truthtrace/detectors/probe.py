@@ -17,7 +17,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from truthtrace import metrics
-from truthtrace.detectors.base import Batch, Detector, load_arrays, register, save_arrays
+from truthtrace.detectors.base import Batch, Detector, batch_ids, id_order, load_arrays, register, save_arrays
 from truthtrace.naming import SEQ_EXACT_LAST, SEQ_LAST_ANSWER
 
 PARAM_KEYS = ("coef", "intercept", "scaler_mean", "scaler_scale")
@@ -25,17 +25,21 @@ PARAM_SHAPES = {"coef": ("d",), "intercept": (1,), "scaler_mean": ("d",), "scale
 
 
 def _collect(batches: Iterable[Batch], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Consume batches; return ``batch[key]`` ``(n, L+1, d)`` float32, labels ``(n,)``, layer ids ``(L+1,)``."""
-    hidden, labels, layer_ids = [], [], None
+    """Consume batches; return ``batch[key]`` ``(n, L+1, d)`` float32, labels ``(n,)``, layer ids ``(L+1,)``;
+    rows in trace-id order when the batches carry ids (:func:`~truthtrace.detectors.base.id_order`)."""
+    hidden, labels, ids, layer_ids = [], [], [], None
     for b in batches:
         hidden.append(np.asarray(b[key], dtype=np.float32))
         labels.append(np.asarray(b["label"], dtype=np.int64))
+        ids.append(b.get("trace_id"))
         if layer_ids is None:
             n_layers = hidden[-1].shape[1]
             layer_ids = np.asarray(b.get("layer_ids", np.arange(n_layers)), dtype=np.int64)
     if not hidden:
         raise ValueError("probe got no batches (empty split?)")
-    return np.concatenate(hidden), np.concatenate(labels), layer_ids
+    order = id_order(batch_ids(ids))
+    x, y = np.concatenate(hidden), np.concatenate(labels)
+    return (x, y, layer_ids) if order is None else (x[order], y[order], layer_ids)
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, C: float, max_iter: int, random_state: int) -> dict[str, np.ndarray]:

@@ -21,7 +21,7 @@ from typing import Iterable
 import numpy as np
 
 from truthtrace import metrics
-from truthtrace.detectors.base import Batch, Detector, load_arrays, register, save_arrays
+from truthtrace.detectors.base import Batch, Detector, batch_ids, id_order, load_arrays, register, save_arrays
 from truthtrace.detectors.probe import PARAM_KEYS, PARAM_SHAPES, fit_logistic, logits
 from truthtrace.detectors.sampled import semantic_entropy
 from truthtrace.naming import SAMPLE_CLUSTER_IDS, SEQ_LAST_ANSWER, SEQ_LAST_PROMPT
@@ -48,17 +48,23 @@ def best_split(values: np.ndarray) -> float:
 
 
 def _collect(batches: Iterable[Batch]) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
-    """``({position: (n, L+1, d)}, semantic entropy (n,), labels (n,))`` of the batches."""
+    """``({position: (n, L+1, d)}, semantic entropy (n,), labels (n,))`` of the batches, rows in trace-id order
+    when the batches carry ids (:func:`~truthtrace.detectors.base.id_order`)."""
     seqs: dict[str, list] = {p: [] for p in POSITIONS}
-    se, labels = [], []
+    se, labels, ids = [], [], []
     for b in batches:
+        ids.append(b.get("trace_id"))
         for p in POSITIONS:
             seqs[p].append(np.asarray(b[p], dtype=np.float32))
         se.extend(semantic_entropy(ids) for ids in np.asarray(b[SAMPLE_CLUSTER_IDS]))
         labels.append(np.asarray(b["label"]))
     if not labels:
         raise ValueError("sep got no batches (empty split?)")
-    return {p: np.concatenate(v) for p, v in seqs.items()}, np.asarray(se), np.concatenate(labels)
+    x, se, y = {p: np.concatenate(v) for p, v in seqs.items()}, np.asarray(se), np.concatenate(labels)
+    order = id_order(batch_ids(ids))
+    if order is None:
+        return x, se, y
+    return {p: v[order] for p, v in x.items()}, se[order], y[order]
 
 
 @register("sep")

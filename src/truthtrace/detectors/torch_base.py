@@ -70,12 +70,13 @@ class TensorBatches:
 
 
 def collect(batches: Iterable[Batch], keys: tuple[str, ...]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """Concatenate ``keys`` of all batches as float32 tensors (e.g. ``(n, Lh, d)``) and the labels ``(n,)``.
+    """Concatenate ``keys`` of all batches as float32 tensors (e.g. ``(n, Lh, d)``) and the labels ``(n,)``,
+    rows in trace-id order when the batches carry ids (``concat_batches(by_id=True)``).
 
     Raises:
         ValueError: on no batches or a batch without one of ``keys``.
     """
-    cols = concat_batches(batches, (*keys, "label"))
+    cols = concat_batches(batches, (*keys, "label"), by_id=True)
     tensors = {k: torch.from_numpy(np.asarray(cols[k], dtype=np.float32)) for k in keys}
     return tensors, torch.from_numpy(np.asarray(cols["label"], dtype=np.int64))
 
