@@ -15,8 +15,11 @@ Variants:
                   frame, level N): the store before ``zstd-planes-2``, one thread
   store v2        the same with ``zstd-planes-2`` (each plane zstd or raw, whichever pays; raw planes
                   under a CRC-32), on one thread and on ``--store-threads``
-  store v3        ``zstd-planes-3`` (the default codec): v2's planes, the chunk under one xxh3-64 hash and
-                  frames without their own checksum; on one thread and on ``--store-threads``
+  store v3        ``zstd-planes-3``: v2's planes, the chunk under one xxh3-64 hash and frames without
+                  their own checksum, one thread
+  store v4        ``zstd-planes-4`` (the default codec): v3's chunks, but a chunk leaves out the leading
+                  rows it shares bit for bit with the same key of its shard's first trace (the chat
+                  template's prefix); on one thread and on ``--store-threads``
 
 MB/s are of raw dense fp16 bytes (the same numerator for every variant). The store is
 given the float32 tensors the model returns, so its write time includes the fp16 cast and
@@ -40,10 +43,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from truthtrace.machine import load_average, machine_info
 from truthtrace.naming import layer_key
 from truthtrace.store import CHUNK_CODEC, TraceStore, TraceWriter
-from truthtrace.machine import load_average, machine_info
-from truthtrace.store.planes import V1, V2, V3
+from truthtrace.store.planes import V1, V2, V3, V4
 from truthtrace.store.threads import default_threads
 
 QUESTIONS = [
@@ -199,6 +202,19 @@ def bench_store(traces: list[dict], work: Path, level: int, repeat: int, codec: 
     return result
 
 
+def shared_fraction(store: TraceStore) -> float:
+    """Fraction of the stored bodies' elements (layer tensors, triangles packed) that chunks take from their
+    shard's first trace (``shared_rows``)."""
+    from truthtrace.store.codec import body_size
+
+    shared = total = 0
+    for _, key, entry in store.entries():
+        if key.startswith("layers."):
+            whole = body_size({**entry, "shared_rows": 0})
+            shared, total = shared + whole - body_size(entry), total + whole
+    return shared / max(total, 1)
+
+
 def bench_blosc2(traces: list[dict], work: Path, repeat: int) -> dict | None:
     """Optional: the same chunks (fp16, causal maps packed) through blosc2 shuffle + zstd 1, one thread.
 
@@ -292,12 +308,14 @@ def main() -> None:
         k = args.store_threads
         rows["store v1 zstd-planes, 1 thread"] = bench_store(traces, work, 1, args.repeat, V1)
         rows["store v2 zstd-planes-2, 1 thread"] = bench_store(traces, work, 1, args.repeat, V2)
-        rows[f"store v2 zstd-planes-2, {k} threads"] = bench_store(traces, work, 1, args.repeat, V2, k)
+        rows["store v3 zstd-planes-3, 1 thread"] = bench_store(traces, work, 1, args.repeat, V3)
         mine = {n: " (default here)" if n == default_threads() else "" for n in (1, k)}
-        rows[f"store v3 zstd-planes-3, 1 thread{mine[1]}"] = one = bench_store(traces, work, 1, args.repeat, V3)
-        rows[f"store v3 zstd-planes-3, {k} threads{mine[k]}"] = many = bench_store(
-            traces, work, 1, args.repeat, V3, k)
+        rows[f"store v4 zstd-planes-4, 1 thread{mine[1]}"] = one = bench_store(traces, work, 1, args.repeat, V4)
+        rows[f"store v4 zstd-planes-4, {k} threads{mine[k]}"] = many = bench_store(
+            traces, work, 1, args.repeat, V4, k)
         default = one if default_threads() == 1 else many
+        print(f"v4: {100 * shared_fraction(one['store']):.1f}% of the layer tensors' packed elements are rows shared "
+              "with the shard's first trace")
         blosc = bench_blosc2(traces, work, args.repeat)
         if blosc is not None:
             rows["blosc2 shuffle+zstd-1 (codec only)"] = blosc

@@ -12,7 +12,7 @@ from truthtrace.dtypes import TENSOR_DTYPES, dtype_name
 from truthtrace.fileio import write_buffers
 from truthtrace.store import TraceStore, TraceWriter
 from truthtrace.store.codec import decode, encode, encode_pieces, storage_cast
-from truthtrace.store.planes import V1, V2, V3
+from truthtrace.store.planes import V1, V2, V3, V4
 
 SCHEMA = {"kind": "truthtrace.traces", "model": "t"}
 
@@ -34,12 +34,12 @@ def sample(dtype: torch.dtype, seed=0) -> torch.Tensor:
     return torch.randint(low, 100, (5, 7), generator=g).to(dtype)
 
 
-@pytest.mark.parametrize("codec", [V1, V2, V3])
+@pytest.mark.parametrize("codec", [V1, V2, V3, V4])
 @pytest.mark.parametrize("key,make", [("layers.0.hidden", lambda: torch.randn(300, 16)),
                                       ("layers.0.attn", causal), ("token_ids", lambda: torch.arange(40))])
 def test_pieces_are_the_chunk(codec, key, make):
     t = make()
-    pieces, entry = encode_pieces(key, t, storage_dtype="float16", overflow_dtype="float32", codec=codec)
+    pieces, entry, _ = encode_pieces(key, t, storage_dtype="float16", overflow_dtype="float32", codec=codec)
     chunk, same = encode(key, t, storage_dtype="float16", overflow_dtype="float32", codec=codec)
     assert b"".join(bytes(p) for p in pieces) == chunk and entry == same
     assert entry["nbytes"] == len(chunk) == sum(entry["planes"])
@@ -109,5 +109,5 @@ def test_a_tensor_already_in_the_storage_dtype_is_kept_without_an_overflow_check
 def test_the_fast_range_test_agrees_with_the_exact_one(storage_dtype, values):
     t = torch.tensor(values + [0.5] * 40, dtype=torch.float32).reshape(-1, 1)
     stored, fallback = storage_cast("layers.0.hidden", t, storage_dtype, "float32")
-    _, entry = encode_pieces("layers.0.hidden", t, storage_dtype=storage_dtype, overflow_dtype="float32")
+    _, entry, _ = encode_pieces("layers.0.hidden", t, storage_dtype=storage_dtype, overflow_dtype="float32")
     assert entry["dtype"] == dtype_name(stored.dtype) and entry.get("fallback") == fallback

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from truthtrace.store import StoreError, TraceStore, TraceWriter
 from truthtrace.store.codec import decode, encode
-from truthtrace.store.planes import REMEASURE, V1, V2, V3, ChecksumError, code_plane, join_planes, split_planes
+from truthtrace.store.planes import REMEASURE, V1, V2, V3, V4, ChecksumError, code_plane, join_planes, split_planes
 from truthtrace.store.threads import check_threads, map_chunks
 
 DATA = Path(__file__).parent / "data"
@@ -23,7 +23,7 @@ def hidden(n=4096, seed=0):
     return torch.randn(n, 64, generator=torch.Generator().manual_seed(seed))
 
 
-@pytest.mark.parametrize("codec", [V2, V3])
+@pytest.mark.parametrize("codec", [V2, V3, V4])
 def test_fp16_mantissa_plane_is_raw_and_exponent_plane_is_zstd(codec):
     chunk, entry = encode("layers.0.hidden", hidden(), storage_dtype="float16", overflow_dtype="float32",
                           codec=codec)
@@ -54,7 +54,7 @@ def test_split_and_join_planes_are_inverse(dtype):
     assert torch.equal(back.view(torch.uint8), t.view(torch.uint8))
 
 
-@pytest.mark.parametrize("codec", [V1, V2, V3])
+@pytest.mark.parametrize("codec", [V1, V2, V3, V4])
 @pytest.mark.parametrize("where", ["raw", "zstd frame header", "zstd frame body", "zstd frame end"])
 def test_a_flipped_bit_in_every_plane_kind_is_caught(codec, where):
     t = hidden(1024)
@@ -68,14 +68,14 @@ def test_a_flipped_bit_in_every_plane_kind_is_caught(codec, where):
            "zstd frame end": start + frame - 1}[where]
     bad = bytearray(chunk)
     bad[pos] ^= 0x01
-    errors = (ChecksumError,) if codec == V3 else (ChecksumError, zstandard.ZstdError, ValueError)
+    errors = (ChecksumError,) if codec in (V3, V4) else (ChecksumError, zstandard.ZstdError, ValueError)
     with pytest.raises(errors):
         decode(bytes(bad), entry)
 
 
-def test_v3_hash_is_checked_before_decoding_and_frames_carry_no_checksum():
+def test_v3_v4_hash_is_checked_before_decoding_and_frames_carry_no_checksum():
     chunk, entry = encode("layers.0.hidden", hidden(1024), storage_dtype="float16", overflow_dtype="float32")
-    assert entry["codec"] == V3 and len(entry["xxh3_64"]) == 16
+    assert entry["codec"] == V4 and len(entry["xxh3_64"]) == 16
     frame = memoryview(chunk)[entry["planes"][0]:]
     assert not zstandard.get_frame_parameters(frame).has_checksum  # the chunk hash covers it
     with pytest.raises(ChecksumError):
@@ -92,14 +92,14 @@ def test_v1_chunks_are_still_written_on_request_and_read():
         encode("layers.0.hidden", hidden(), storage_dtype="float16", overflow_dtype="float32", codec="lz4")
 
 
-@pytest.mark.parametrize("version, codec", [("v1", V1), ("v2", V2)])
+@pytest.mark.parametrize("version, codec", [("v1", V1), ("v2", V2), ("v3", V3)])
 def test_old_stores_read_bit_for_bit(tmp_path, version, codec):
     store_dir = tmp_path / f"store_{version}"
     shutil.copytree(DATA / f"store_{version}", store_dir)
     expected = load_file(str(DATA / f"store_{version}_expected.safetensors"))
     store = TraceStore(store_dir)
     assert {e["codec"] for _, _, e in store.entries()} == {codec}
-    if codec == V2:  # the fixture holds raw planes under a CRC and zstd ones
+    if codec in (V2, V3):  # the fixture holds raw planes (under a CRC in v2) and zstd ones
         assert {c for _, _, e in store.entries() for c in e["plane_codecs"]} == {"raw", "zstd"}
     assert store.verify() == []
     for name, want in expected.items():
@@ -130,7 +130,7 @@ def test_writer_hints_and_threads_round_trip(tmp_path, threads):
             want = want.half() if key.startswith("layers.") else want
             assert torch.equal(got[key], want), (trace.id, key)
     codecs = {e["codec"] for _, _, e in store.entries()}
-    assert codecs == {V3}
+    assert codecs == {V4}
 
 
 @pytest.mark.parametrize("codec", [V1, V2])

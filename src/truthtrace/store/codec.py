@@ -12,6 +12,9 @@ A chunk is what one ``(trace, key)`` pair becomes on disk. Encoding runs:
    a zstd frame for exponent bytes, the bytes as they are for mantissa noise (chunk codec
    ``zstd-planes-3``: the chunk under one xxh3-64 hash); versions 1 (``zstd-planes``: every plane
    zstd) and 2 (``zstd-planes-2``: raw planes under a CRC-32) still decode.
+4. shared rows (``zstd-planes-4``, the default): given the same key's stored body in the first trace
+   of the shard (``base``), the chunk leaves out the leading rows it holds bit for bit
+   (``truthtrace.store.rows``) and its entry records ``shared_rows``; decoding needs that base.
 
 Decoding is the reverse and is bit-exact for the stored dtype.
 """
@@ -26,11 +29,12 @@ import numpy as np
 import torch
 
 from truthtrace.dtypes import TENSOR_DTYPES, dtype_name
-from truthtrace.store.planes import V1, V2, V3, join_planes, plane_pieces, read_planes, split_planes
+from truthtrace.store import rows
+from truthtrace.store.planes import V1, V2, V3, V4, join_planes, plane_pieces, read_planes, split_planes
 
 CODEC = "zstd-planes"  # the store's storage.codec: byte-plane chunks; each entry's codec names their version
-CHUNK_CODEC = V3  # what encode writes unless told otherwise
-CHUNK_CODECS = (V1, V2, V3)  # every chunk version decode reads
+CHUNK_CODEC = V4  # what encode writes unless told otherwise
+CHUNK_CODECS = (V1, V2, V3, V4)  # every chunk version decode reads
 LAYER_PREFIX = "layers."
 ATTN_SUFFIX = ".attn"
 # same-width integer views, used to look at bit patterns (so -0.0 counts as non-zero)
@@ -166,66 +170,79 @@ def _top_byte_at_limit(top: np.ndarray, dtype: torch.dtype) -> bool:
     return bool(top.view(np.int8).max() >= bits >> 8 or top.max() >= 0x80 + (bits >> 8))
 
 
-def _layout_planes(key: str, stored: torch.Tensor) -> tuple[str, list[np.ndarray]]:
-    """``(layout, byte planes)`` of a tensor to store: causal maps as their lower triangle."""
+def _layout_body(key: str, stored: torch.Tensor) -> tuple[str, torch.Tensor]:
+    """``(layout, body)`` of a tensor to store: causal maps as their lower triangle."""
     packed = try_pack_tril(key, stored)
-    return ("dense", split_planes(stored)) if packed is None else ("tril", split_planes(packed))
+    return ("dense", stored) if packed is None else ("tril", packed)
 
 
 def encode_pieces(key: str, t: torch.Tensor, *, storage_dtype: str, overflow_dtype: str, level: int = 1,
-                  codec: str = CHUNK_CODEC, hints: list[str] | None = None) -> tuple[list, dict]:
-    """:func:`encode` without joining the chunk: ``(pieces, entry)``, the chunk being the pieces
-    (bytes or uint8 arrays) back to back, so a writer hands them to the file without a copy."""
+                  codec: str = CHUNK_CODEC, hints: list[str] | None = None,
+                  base: torch.Tensor | None = None) -> tuple[list, dict, torch.Tensor]:
+    """:func:`encode` without joining the chunk: ``(pieces, entry, body)``, the chunk being the pieces
+    (bytes or uint8 arrays) back to back, so a writer hands them to the file without a copy; ``body`` is
+    the whole stored body (cast, triangles packed), what a later trace of the shard may share rows with."""
     if codec not in CHUNK_CODECS:
         raise ValueError(f"unknown chunk codec {codec!r}; known: {list(CHUNK_CODECS)}")
     source = dtype_name(t.dtype)
     t = t.detach().cpu()
     stored, fallback = _cast(key, t, storage_dtype), None
-    layout, planes = _layout_planes(key, stored)
+    layout, body = _layout_body(key, stored)
+    planes = split_planes(body)
     if stored is not t and _top_byte_at_limit(planes[-1], stored.dtype):  # rare: check the values exactly
         stored, fallback = storage_cast(key, t, storage_dtype, overflow_dtype)
-        layout, planes = _layout_planes(key, stored)
-    pieces, fields = plane_pieces(planes, level, codec, hints)
+        layout, body = _layout_body(key, stored)
+        planes = split_planes(body)
+    n = rows.shared_rows(layout, body, base) if codec == V4 and rows.can_share(key, layout, body, base) else 0
+    pieces, fields = plane_pieces(rows.rest_planes(layout, planes, list(body.shape), n), level, codec, hints)
     entry = {"shape": list(t.shape), "dtype": dtype_name(stored.dtype), "source_dtype": source,
              "layout": layout, "codec": codec, **fields, "nbytes": sum(fields["planes"])}
+    if n:
+        entry["shared_rows"] = n
     if fallback is not None:
         entry["fallback"] = fallback
-    return pieces, entry
+    return pieces, entry, body
 
 
 def encode(key: str, t: torch.Tensor, *, storage_dtype: str, overflow_dtype: str, level: int = 1,
-           codec: str = CHUNK_CODEC, hints: list[str] | None = None) -> tuple[bytes, dict]:
+           codec: str = CHUNK_CODEC, hints: list[str] | None = None,
+           base: torch.Tensor | None = None) -> tuple[bytes, dict]:
     """Encode tensor ``t`` stored under ``key`` into ``(chunk_bytes, entry)``.
 
     ``entry`` holds ``shape`` (logical, unpacked), ``dtype`` (stored), ``source_dtype``,
     ``layout`` ("dense" or "tril"), ``codec``, ``planes`` (stored plane lengths; for
-    ``zstd-planes-2`` also ``plane_codecs`` and ``crc32``, for ``zstd-planes-3`` ``plane_codecs`` and
-    ``xxh3_64``), ``nbytes`` and, when the overflow
+    ``zstd-planes-2`` also ``plane_codecs`` and ``crc32``, for ``zstd-planes-3``/``-4`` ``plane_codecs`` and
+    ``xxh3_64``), ``nbytes``, ``shared_rows`` when rows are taken from ``base`` and, when the overflow
     fallback fired, ``fallback``. ``level`` is the zstd level, ``codec`` one of ``CHUNK_CODECS``;
     ``hints`` the ``plane_codecs`` of the same key in an earlier trace (planes that were raw
-    there are stored raw untried). Raises ValueError for unsupported dtypes or an unknown codec.
+    there are stored raw untried); ``base`` the same key's stored body in the shard's first trace
+    (``zstd-planes-4`` only). Raises ValueError for unsupported dtypes or an unknown codec.
     """
-    pieces, entry = encode_pieces(key, t, storage_dtype=storage_dtype, overflow_dtype=overflow_dtype, level=level,
-                                  codec=codec, hints=hints)
+    pieces, entry, _ = encode_pieces(key, t, storage_dtype=storage_dtype, overflow_dtype=overflow_dtype,
+                                     level=level, codec=codec, hints=hints, base=base)
     return b"".join(pieces), entry
 
 
 def body_size(entry: dict) -> int:
-    """Elements stored in a chunk: those of its shape, or of its lower triangles for layout ``tril``."""
-    shape = entry["shape"]
-    if entry["layout"] == "tril":
-        return math.prod(shape[:-2]) * (shape[-1] * (shape[-1] + 1) // 2)
-    return math.prod(shape)
+    """Elements stored in a chunk: those of its shape, or of its lower triangles for layout ``tril``, less the
+    ``shared_rows`` it takes from its shard's first trace."""
+    return rows.rest_size(entry["layout"], entry["shape"], rows.entry_rows(entry))
 
 
-def from_planes(planes: list[np.ndarray], entry: dict, unpack: bool = True) -> torch.Tensor:
+def from_planes(planes: list[np.ndarray], entry: dict, unpack: bool = True,
+                base: torch.Tensor | None = None) -> torch.Tensor:
     """The tensor ``entry`` describes from its decoded byte planes (``itemsize`` arrays of
-    ``body_size(entry)`` bytes): see :func:`decode` for ``unpack`` and the shape returned."""
+    ``body_size(entry)`` bytes) and, for ``shared_rows``, the base body: see :func:`decode`."""
     dtype = TENSOR_DTYPES[entry["dtype"]]
     shape = list(entry["shape"])
     tril = entry["layout"] == "tril"
     body_shape = shape[:-2] + [shape[-1] * (shape[-1] + 1) // 2] if tril else shape
     words = join_planes(planes)
+    shared = entry.get("shared_rows", 0)
+    if shared:
+        if base is None:
+            raise ValueError("the chunk shares rows with its shard's first trace, which was not given")
+        words = rows.join(entry["layout"], words.view(_NP_BITS[dtype.itemsize]).reshape(-1), base, shared, shape)
     if words.size == 0:  # torch cannot view an empty (0, w) byte array as w-byte elements
         return torch.empty(shape if tril and unpack else body_shape, dtype=dtype)
     if tril and unpack:  # rebuilt in numpy, one tensor made at the end
@@ -234,21 +251,24 @@ def from_planes(planes: list[np.ndarray], entry: dict, unpack: bool = True) -> t
     np_dtype = _NP_DTYPES.get(entry["dtype"])
     if np_dtype is not None:  # one torch call instead of three: ~5 ms of a 100 ms store read
         return torch.from_numpy(words.view(np_dtype).reshape(body_shape))
-    return torch.from_numpy(words).view(dtype).reshape(body_shape)
+    return torch.from_numpy(words.view(np.uint8)).view(dtype).reshape(body_shape)
 
 
-def decode(chunk: bytes | memoryview, entry: dict, *, unpack: bool = True) -> torch.Tensor:
+def decode(chunk: bytes | memoryview, entry: dict, *, unpack: bool = True,
+           base: torch.Tensor | None = None) -> torch.Tensor:
     """Decode one chunk described by ``entry`` back to a tensor in the stored dtype.
 
     Returns the logical shape (square attention maps rebuilt, zeros above the diagonal)
     unless ``unpack`` is False, in which case a ``tril`` chunk comes back as
-    ``(..., T*(T+1)/2)``. Raises ``zstandard.ZstdError``, ``planes.ChecksumError`` or
-    ValueError on corrupt bytes; callers wrap these with file and key context.
+    ``(..., T*(T+1)/2)``. ``base``: the same key's packed body in the shard's first trace
+    (``decode(..., unpack=False)`` of its chunk), needed when the entry has ``shared_rows``.
+    Raises ``zstandard.ZstdError``, ``planes.ChecksumError`` or ValueError on corrupt bytes;
+    callers wrap these with file and key context.
     """
     if entry["codec"] not in CHUNK_CODECS:
         raise ValueError(f"unknown codec {entry['codec']!r}")
     width = TENSOR_DTYPES[entry["dtype"]].itemsize
-    return from_planes(read_planes(chunk, entry, body_size(entry), width), entry, unpack)
+    return from_planes(read_planes(chunk, entry, body_size(entry), width), entry, unpack, base)
 
 
 def entry_sizes(entry: dict) -> tuple[int, int]:

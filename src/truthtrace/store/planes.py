@@ -1,7 +1,7 @@
 """Byte planes of a chunk and how each one is stored.
 
 A tensor's ``n`` elements of ``w`` bytes become ``w`` planes of ``n`` bytes (plane ``j`` holds
-byte ``j`` of every element, little-endian). Three chunk versions store the planes:
+byte ``j`` of every element, little-endian). Four chunk versions store the planes:
 
 - ``zstd-planes`` (version 1): every plane is one zstd frame. Still read; written only on request.
 - ``zstd-planes-2``: each plane is what pays, chosen at write time: a zstd frame when it is at
@@ -12,10 +12,12 @@ byte ``j`` of every element, little-endian). Three chunk versions store the plan
   ``SAMPLE_BYTES``; when even the sample does not compress, the plane is stored raw untried.
   A writer passes hints from the same key of the previous trace, so a plane that was raw there is
   stored raw without a try (every ``REMEASURE``-th trace measures every plane again).
-- ``zstd-planes-3`` (written by default): planes chosen as in version 2, but the whole chunk is
+- ``zstd-planes-3``: planes chosen as in version 2, but the whole chunk is
   covered by one xxh3-64 hash in the entry, checked before anything is decoded, and zstd frames
   carry no checksum of their own. xxh3 runs at ~70 GB/s here against CRC-32's ~6 GB/s
   (measured: 0.015 vs 0.19 ms over the raw planes of a trace).
+- ``zstd-planes-4`` (written by default): version 3's planes and hash; the chunk may hold only the
+  rows after the ``shared_rows`` it shares with its shard's first trace (``truthtrace.store.rows``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ import zstandard
 V1 = "zstd-planes"
 V2 = "zstd-planes-2"
 V3 = "zstd-planes-3"
+V4 = "zstd-planes-4"  # version 3's planes; a chunk may take its first rows from its shard's first trace (rows.py)
+HASHED = (V3, V4)  # versions whose chunk is under one xxh3-64 hash
 MIN_SAVING = 0.05  # a zstd frame is kept only if it saves at least 5% of the plane
 SAMPLE_FROM = 8192
 SAMPLE_BYTES = 4096  # four evenly spaced 1 KiB slices
@@ -135,7 +139,7 @@ def plane_pieces(planes: list[np.ndarray], level: int, version: str,
     pieces = [piece for piece, _ in coded]
     fields = {"planes": [len(p) if how == "zstd" else p.size for p, how in coded],
               "plane_codecs": [how for _, how in coded]}
-    if version == V3:
+    if version in HASHED:
         digest = xxhash.xxh3_64()  # over the pieces as stored: the hash of the joined chunk
         for piece in pieces:
             digest.update(piece)
@@ -184,7 +188,7 @@ def read_planes(chunk: bytes | memoryview, entry: dict, n: int, width: int) -> l
     Raises ValueError when the chunk does not fit its entry, ``zstandard.ZstdError`` for a damaged
     frame and ChecksumError for a checksum mismatch. Raw planes are views of ``chunk``.
     """
-    if entry["codec"] == V3:
+    if entry["codec"] in HASHED:
         return _read_v3(memoryview(chunk), entry, n, width)
     view, sizes = memoryview(chunk), entry["planes"]
     codes = entry["plane_codecs"] if entry["codec"] == V2 else ["zstd"] * len(sizes)

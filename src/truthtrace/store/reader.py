@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import mmap
 import os
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +35,7 @@ from truthtrace.store.stats import store_info
 from truthtrace.store.threads import check_threads, map_chunks
 
 _DOC_CACHE = 16  # shard documents kept parsed; each lists every chunk of up to shard_max_traces traces
+_BASE_CACHE = 512  # decoded tensors of shards' first traces kept (later traces share their leading rows)
 
 
 def _weight(entry: dict) -> int:
@@ -111,6 +113,8 @@ class TraceStore:
                     raise StoreError(f"{self.root / shard['json']}: trace id {trace_id!r} is listed twice")
                 self._where[trace_id] = (n, pos)
         self._docs: OrderedDict[int, dict] = OrderedDict()
+        self._bases: OrderedDict[tuple[int, str], torch.Tensor] = OrderedDict()
+        self._bases_lock = threading.Lock()  # Trace.tensors() decodes on several threads
 
     @property
     def schema(self) -> dict:
@@ -215,16 +219,38 @@ class TraceStore:
         except OSError as err:
             raise StoreError(f"{path}: cannot read ({err.strerror})") from None
 
+    def _chunk(self, n: int, entry: dict, buf=None) -> bytes | memoryview:
+        """The bytes of one chunk of shard ``n``: a view of ``buf`` when it holds them, else read from the file."""
+        if buf is not None:
+            data, start = buf
+            lo = entry["offset"] - start
+            if lo >= 0 and lo + entry["nbytes"] <= len(data):
+                return memoryview(data)[lo:lo + entry["nbytes"]]
+        return self._read_bytes(n, entry["offset"], entry["nbytes"])
+
+    def _base_body(self, n: int, key: str, buf=None) -> torch.Tensor:
+        """The packed body of ``key`` in shard ``n``'s first trace, which later chunks share rows with (cached)."""
+        with self._bases_lock:
+            if (n, key) in self._bases:
+                self._bases.move_to_end((n, key))
+                return self._bases[n, key]
+        first = self._doc(n)["traces"][0]
+        entry = self._entry(first, key)
+        if entry.get("shared_rows"):
+            raise ValueError(f"the shard's first trace {first['id']!r} itself shares rows")
+        body = decode(self._chunk(n, entry, buf), entry, unpack=False)
+        with self._bases_lock:
+            self._bases[n, key] = body
+            while len(self._bases) > _BASE_CACHE:
+                self._bases.popitem(last=False)
+        return body
+
     def _decode(self, n: int, record: dict, key: str, buf=None, unpack: bool = True) -> torch.Tensor:
         """Decode ``record``'s tensor ``key``, from ``buf`` if given; StoreError on corrupt bytes."""
         entry = self._entry(record, key)
-        if buf is None:
-            chunk = self._read_bytes(n, entry["offset"], entry["nbytes"])
-        else:
-            data, base = buf
-            chunk = memoryview(data)[entry["offset"] - base:entry["offset"] - base + entry["nbytes"]]
         try:
-            return decode(chunk, entry, unpack=unpack)
+            base = self._base_body(n, key, buf) if entry.get("shared_rows") else None
+            return decode(self._chunk(n, entry, buf), entry, unpack=unpack, base=base)
         except (zstandard.ZstdError, ChecksumError, ValueError, RuntimeError, TypeError, KeyError) as err:
             path = self.root / self._index["shards"][n]["bin"]
             raise StoreError(f"{path}: trace {record['id']!r} key {key!r}: corrupt chunk ({err})") from None

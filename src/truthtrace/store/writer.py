@@ -70,9 +70,10 @@ class TraceWriter:
             not count as foreign, and ``overwrite`` deletes them too.
         threads: encode the tensors of a trace on this many threads (default: the usable CPUs, at most 4;
             one on 1-2 CPUs).
-        chunk_codec: "zstd-planes-3" (default: each byte plane zstd or raw, whichever pays, the chunk
-            under one xxh3-64 hash), "zstd-planes-2" (the same planes, raw ones under a CRC-32: readable
-            by truthtrace before zstd-planes-3) or "zstd-planes" (version 1, every plane zstd).
+        chunk_codec: "zstd-planes-4" (default: each byte plane zstd or raw, whichever pays, the chunk
+            under one xxh3-64 hash, leading rows that equal the shard's first trace's left out),
+            "zstd-planes-3" (the same without shared rows: readable by truthtrace before zstd-planes-4),
+            "zstd-planes-2" (raw planes under a CRC-32) or "zstd-planes" (version 1, every plane zstd).
 
     A new store starts only in an empty folder or one holding nothing but the writer's (and
     ``own_files``') files; ``overwrite`` likewise refuses a folder holding anything else.
@@ -153,6 +154,7 @@ class TraceWriter:
         self._pos = 0
         self._records: list[dict] = []
         self._stats = _new_stats()
+        self._base: dict = {}  # key -> stored body of the shard's first trace
 
     def _check_open(self) -> None:
         if self._closed:
@@ -175,24 +177,34 @@ class TraceWriter:
             raise StoreError(f"{self.root}: trace id {trace_id!r} is already stored")
         meta = _jsonable(meta, f"meta of trace {trace_id!r}")
         fresh = self._encoded % REMEASURE == 0  # then every plane is measured again, hints unused
-        chunks = map_chunks(lambda item: self._encode(trace_id, *item, fresh), list(tensors.items()),
-                            [t.numel() * t.element_size() for t in tensors.values()], self.threads)
+        chunks = self._encode_all(trace_id, tensors, fresh)
         self._encoded += 1
-        self._hints.update((key, entry.get("plane_codecs")) for key, _, entry in chunks)
-        size = sum(entry["nbytes"] for _, _, entry in chunks)
+        self._hints.update((key, entry.get("plane_codecs")) for key, _, entry, _ in chunks)
+        size = sum(entry["nbytes"] for _, _, entry, _ in chunks)
         if self._records and self._pos + size > self.shard_max_bytes:
             self.flush()
-        self._append(trace_id, meta, chunks)
+            if any("shared_rows" in entry for _, _, entry, _ in chunks):  # a shard's first trace is stored whole
+                chunks = self._encode_all(trace_id, tensors, fresh)
+        if not self._records:  # the new shard's base: later traces may share its leading rows
+            self._base = {key: body.clone() for key, _, _, body in chunks}  # the caller may reuse its tensors
+        self._append(trace_id, meta, [chunk[:3] for chunk in chunks])
         if len(self._records) >= self.shard_max_traces or self._pos >= self.shard_max_bytes:
             self.flush()
 
-    def _encode(self, trace_id: str, key: str, tensor, fresh: bool) -> tuple[str, list, dict]:
-        """``(key, chunk pieces, entry)`` of one tensor; ValueError naming the key and trace."""
+    def _encode_all(self, trace_id: str, tensors: dict, fresh: bool) -> list[tuple]:
+        """``(key, chunk pieces, entry, stored body)`` of every tensor, on the writer's threads; rows shared
+        with the current shard's first trace when the shard has one."""
+        return map_chunks(lambda item: self._encode(trace_id, *item, fresh), list(tensors.items()),
+                          [t.numel() * t.element_size() for t in tensors.values()], self.threads)
+
+    def _encode(self, trace_id: str, key: str, tensor, fresh: bool) -> tuple[str, list, dict, object]:
+        """``(key, chunk pieces, entry, stored body)`` of one tensor; ValueError naming the key and trace."""
         hints = None if fresh else self._hints.get(key)
+        base = self._base.get(key) if self._records else None
         try:
             return (key, *encode_pieces(key, tensor, storage_dtype=self._storage["dtype"], codec=self.chunk_codec,
                                         overflow_dtype=self._storage["overflow_dtype"],
-                                        level=self.compression_level, hints=hints))
+                                        level=self.compression_level, hints=hints, base=base))
         except ValueError as err:
             raise ValueError(f"tensors[{key!r}] of trace {trace_id!r}: {err}") from None
 

@@ -29,7 +29,8 @@ def layer_list(value) -> list[int] | None:
     return value if isinstance(value, list) and all(type(i) is int and i >= 0 for i in value) else None
 
 
-def check_record(record: dict, buf: bytes | None, shard: str, ctx: Context) -> None:
+def check_record(record: dict, buf: bytes | None, shard: str, ctx: Context,
+                 base: dict | None = None) -> dict[str, torch.Tensor]:
     """Keys, entries, token counts and (when ``buf`` is given) decoded values of one trace.
 
     Args:
@@ -37,6 +38,9 @@ def check_record(record: dict, buf: bytes | None, shard: str, ctx: Context) -> N
         buf: the whole shard ``.bin`` (chunks are decoded from it), or None to skip values.
         shard: the shard's ``.bin`` name, for problem locations.
         ctx: the validate run's context; problems go to ``ctx.report``, which also counts tensors.
+        base: ``key -> packed body`` of the shard's first trace (what this function returned for it), for
+            chunks with ``shared_rows``; None for the first trace itself, which must share none.
+    Returns ``key -> decoded tensor`` (triangles packed) of the chunks that decoded.
     """
     tid = str(record["id"])
     entries = record["tensors"]
@@ -47,17 +51,19 @@ def check_record(record: dict, buf: bytes | None, shard: str, ctx: Context) -> N
         if missing:
             add("keys", "error", f"missing {kind} layers {missing} that the schema lists")
     _check_tokens(entries, record.get("meta") or {}, ctx, add)
-    past_end = []  # chunks cut off by a truncated file: one problem per trace, not per key
+    past_end, decoded = [], {}  # past_end: chunks cut off by a truncated file, one problem per trace
     for key, entry in entries.items():
         ctx.report.counts["tensors"] += 1
         if not _entry_ok(key, entry, ctx, add) or buf is None:
             continue
-        t = _decode_entry(key, entry, buf, add, past_end)
+        t = _decode_entry(key, entry, buf, add, past_end, base)
         if t is not None:
+            decoded[key] = t
             _check_values(key, entry, t, ctx, add)
     if past_end:
         add("decode", "error", f"{len(past_end)} chunks ({preview_ids(past_end, 3)}) lie past the end of the "
             f"{len(buf)}-byte shard file (truncated)", past_end[0] if len(past_end) == 1 else None)
+    return decoded
 
 
 def _entry_ok(key: str, entry: dict, ctx: Context, add) -> bool:
@@ -92,7 +98,8 @@ def _entry_ok(key: str, entry: dict, ctx: Context, add) -> bool:
     return False
 
 
-def _decode_entry(key: str, entry: dict, buf: bytes, add, past_end: list) -> torch.Tensor | None:
+def _decode_entry(key: str, entry: dict, buf: bytes, add, past_end: list,
+                  base: dict | None) -> torch.Tensor | None:
     """Decode one chunk from the shard buffer (tril maps stay packed); None after reporting why not
     (keys of chunks beyond the end of a truncated buffer are appended to ``past_end`` instead)."""
     offset, nbytes = entry.get("offset", -1), entry.get("nbytes", -1)
@@ -102,8 +109,14 @@ def _decode_entry(key: str, entry: dict, buf: bytes, add, past_end: list) -> tor
     if offset + nbytes > len(buf):
         past_end.append(key)
         return None
+    shared = entry.get("shared_rows", 0)
+    if shared and (base is None or key not in base):
+        why = "it is the shard's first trace" if base is None else "the first trace's chunk did not decode"
+        add("shape", "error", f"entry shares {shared!r} rows with the shard's first trace, but {why}", key)
+        return None
     try:
-        return decode(memoryview(buf)[offset:offset + nbytes], entry, unpack=False)
+        return decode(memoryview(buf)[offset:offset + nbytes], entry, unpack=False,
+                      base=base[key] if shared else None)
     except ValueError as err:
         add("shape", "error", f"chunk does not match its entry (shape {entry['shape']}, dtype "
             f"{entry['dtype']}): {err}", key)

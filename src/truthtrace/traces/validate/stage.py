@@ -234,7 +234,9 @@ def _check_shard(root: Path, shard: dict, ctx: Context) -> None:
 
 
 def _check_records(records: list, buf: bytes | None, shard: dict, ctx: Context) -> None:
-    """Every trace record of one shard document; a record of the wrong layout is reported and skipped."""
+    """Every trace record of one shard document; a record of the wrong layout is reported and skipped.
+    The first record's decoded tensors are the base later records' ``shared_rows`` are checked against."""
+    base: dict = {}
     for i, record in enumerate(records):
         ctx.report.counts["traces"] += 1
         problems = record_problems(record)
@@ -245,7 +247,9 @@ def _check_records(records: list, buf: bytes | None, shard: dict, ctx: Context) 
         if problems:
             continue
         try:
-            check_record(record, buf if ctx.config.check_values else None, shard["bin"], ctx)
+            decoded = check_record(record, buf if ctx.config.check_values else None, shard["bin"], ctx,
+                                   base if i else None)
+            base = decoded if i == 0 else base
         except Exception as err:  # one strange record must not stop the rest of the shard
             ctx.report.add("internal", "error", f"checking stopped for this trace: {type(err).__name__}: {err}",
                            shard=shard["bin"], trace_id=tid)
