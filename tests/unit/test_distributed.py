@@ -62,16 +62,6 @@ def write_store(path: Path, ids: list[str], seed: int = 0, schema: dict = SCHEMA
             w.add(i, {"layers.0.hidden": torch.randn(5, 4, generator=g), "tokens": torch.arange(5)}, {"q": i})
 
 
-def rank_docs(stdout: str) -> dict[int, dict]:
-    """The JSON summaries the ranks printed (``--json``), by rank."""
-    docs, decoder, i = {}, json.JSONDecoder(), stdout.find("{")
-    while i >= 0:
-        doc, end = decoder.raw_decode(stdout, i)
-        docs[doc["rank"]] = doc
-        i = stdout.find("{", end)
-    return docs
-
-
 def test_slices_are_disjoint_and_cover():
     items = [f"q{i}" for i in range(11)]
     shares = [slice_for_rank(items, r, 3) for r in range(3)]
@@ -162,7 +152,7 @@ def job_summary(root: Path, job: int, rank: int) -> dict:
 @pytest.fixture(scope="module")
 def launch(tmp_path_factory, tiny_model, tiny_tokenizer) -> Path:
     """ONE torchrun launch (2 CPU ranks) runs every distributed job of this file, in order: DDP gradients and fit,
-    ``train`` and its resume, ``extract`` and its resume, ``extract --features``.
+    ``train`` and its resume, ``extract`` and its resume, ``extract --features``, ``preprocess`` and its resume.
 
     Each torchrun launch costs every rank its interpreter, torch and transformers imports (~7 s of CPU on
     2 shared cores); one launch pays them once. The jobs share one process group (see ``dist_worker.py jobs``);
@@ -182,12 +172,17 @@ def launch(tmp_path_factory, tiny_model, tiny_tokenizer) -> Path:
     store, labels = make_planted_store(root, n=400, layers=2, heads=2, d=8, shift=0.7)
     preprocess(store, root / "feats", PreprocessConfig(graphs=False), labels=labels, progress=False)
     train_job = [str(root / "feats"), str(labels), str(root / "ddp")]
+    (root / "pp").mkdir()
+    pp_store, pp_labels = make_planted_store(root / "pp", n=12, layers=2, heads=2, d=8, shard_max_traces=4)
+    preprocess_job = ["cli", "preprocess", str(pp_store), "--out", str(root / "pp" / "f2"), "--json",
+                      "--labels", str(pp_labels), *PREPROCESS_ARGS]
     jobs = [["ddp", str(root / "ddp.json")],
             ["train", str(root / "t.json"), *train_job],
             ["train", str(root / "t2.json"), *train_job],  # resumes: nothing to fit
             ["cli", "extract", "--out", str(root / "ranks"), *extract_args(root)],
             ["cli", "extract", "--out", str(root / "ranks"), *extract_args(root)],  # resumes every rank, merges again
-            ["cli", "extract", "--out", str(root / "franks"), "--features", str(root / "f2"), *features_args(root)]]
+            ["cli", "extract", "--out", str(root / "franks"), "--features", str(root / "f2"), *features_args(root)],
+            preprocess_job, preprocess_job]  # jobs 6 and 7: preprocess, then its resume
     (root / "jobs.json").write_text(json.dumps(jobs))
     torchrun(str(HERE / "dist_worker.py"), "jobs", str(root / "jobs.json"))
     return root
@@ -318,42 +313,40 @@ def test_sharded_extract_features_two_ranks_equals_one_process(launch, tmp_path)
         assert n_read(launch / "f2", split) == n_read(tmp_path / "f1", split) > 0
 
 
-def test_sharded_preprocess_two_ranks_equals_one_process(tmp_path):
-    sys.path.insert(0, str(HERE))
-    from planted_store import make_planted_store
+PREPROCESS_ARGS = ["--node-dim", "4", "--threads", "1"]
 
+
+def test_sharded_preprocess_two_ranks_equals_one_process(launch, tmp_path):
     from truthtrace.cli import main
     from truthtrace.features.splits import read_split
 
-    store, labels = make_planted_store(tmp_path, n=12, layers=2, heads=2, d=8, shard_max_traces=4)
-    common = ["--node-dim", "4", "--threads", "1", "--labels", str(labels)]
-    done = torchrun("-m", "truthtrace", "preprocess", str(store), "--out", str(tmp_path / "f2"), "--json", *common)
+    store, labels, f2 = launch / "pp" / "traces", launch / "pp" / "labels.csv", launch / "pp" / "f2"
     threads = torch.get_num_threads()
     try:
-        main(["preprocess", str(store), "--out", str(tmp_path / "f1"), "--quiet", *common])
+        main(["preprocess", str(store), "--out", str(tmp_path / "f1"), "--quiet", "--labels", str(labels),
+              *PREPROCESS_ARGS])
     finally:
         torch.set_num_threads(threads)
     ids = TraceStore(store).ids()
-    assert TraceStore(tmp_path / "f2.rank-1").ids() == slice_for_rank(ids, 1, 2)
-    merged, one = TraceStore(tmp_path / "f2"), TraceStore(tmp_path / "f1")
+    assert TraceStore(launch / "pp" / "f2.rank-1").ids() == slice_for_rank(ids, 1, 2)
+    merged, one = TraceStore(f2), TraceStore(tmp_path / "f1")
     assert merged.ids() == one.ids() == ids and merged.verify() == []  # merged in the source store's order
     for i in ids:  # the same code on the same traces with the same PCA: bit-exact
         assert merged.keys(i) == one.keys(i) and merged.meta(i) == one.meta(i)
         for key in one.keys(i):
             assert torch.equal(merged.read(i, key), one.read(i, key)), (i, key)
-    assert read_split(tmp_path / "f2") == read_split(tmp_path / "f1")
+    assert read_split(f2) == read_split(tmp_path / "f1")
     files = sorted(p.name for p in (tmp_path / "f1").iterdir())  # index, shards, split.json, pca.safetensors
-    assert files == sorted(p.name for p in (tmp_path / "f2").iterdir()) and "pca.safetensors" in files
-    assert all((tmp_path / "f2" / f).read_bytes() == (tmp_path / "f1" / f).read_bytes() for f in files)
-    assert rank_docs(done.stdout)[0]["written"] == 12 and not (tmp_path / "f2.merge").exists()
+    assert files == sorted(p.name for p in f2.iterdir()) and "pca.safetensors" in files
+    assert all((f2 / f).read_bytes() == (tmp_path / "f1" / f).read_bytes() for f in files)
+    assert job_summary(launch, 6, 0)["written"] == 12 and not (launch / "pp" / "f2.merge").exists()
     for split in (None, "train"):  # the loader reads both alike
-        batches = [list(DataLoader(FeatureDataset(tmp_path / f, split, labels), batch_size=4, collate_fn=collate))
-                   for f in ("f2", "f1")]
+        batches = [list(DataLoader(FeatureDataset(f, split, labels), batch_size=4, collate_fn=collate))
+                   for f in (f2, tmp_path / "f1")]
         assert [b["trace_id"] for b in batches[0]] == [b["trace_id"] for b in batches[1]]
         for a, b in zip(*batches):
             assert all(torch.equal(a[k], b[k]) for k in a if isinstance(a[k], torch.Tensor))
-    # a second run resumes every rank (nothing to compute) and merges again
-    again = torchrun("-m", "truthtrace", "preprocess", str(store), "--out", str(tmp_path / "f2"), "--json", *common)
-    docs = rank_docs(again.stdout)
-    assert (docs[0]["written"], docs[0]["skipped"], docs[1]["skipped_rank"]) == (0, 12, 6)
-    assert TraceStore(tmp_path / "f2").ids() == ids
+    # the second run (job 7) resumed every rank (nothing to compute) and merged again
+    first, again = job_summary(launch, 7, 0), job_summary(launch, 7, 1)
+    assert (first["written"], first["skipped"], again["skipped_rank"]) == (0, 12, 6)
+    assert TraceStore(f2).ids() == ids
