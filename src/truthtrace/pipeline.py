@@ -5,29 +5,42 @@ By default the feature store is written while the model runs (``extract --featur
 but for the first ``trace_sample`` questions, kept for ``visualize``) and labels are read from it;
 ``full_traces=True`` stores every trace and preprocesses them, as before. Re-running the same command
 resumes: extraction skips stored ids, the cheap later stages are recomputed from the files.
+
+``procs`` > 1 runs the extract stage on that many processes of this machine (:mod:`truthtrace.local_ranks`):
+each takes every N-th question into its rank stores and rank 0 merges them and fits the one PCA, as under
+torchrun (:mod:`truthtrace.features.sharded`); the full traces kept for ``visualize`` are then in
+``traces/merged``. Resume with the same ``procs``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from truthtrace import distributed
 from truthtrace.data import load_bundled, load_questions, save_questions
 from truthtrace.detectors import DETECTORS
 from truthtrace.detectors.train import DEFAULT_DETECTORS, TrainConfig, train
 from truthtrace.evaluation.evaluate import EvalConfig, evaluate
 from truthtrace.features import GRAPHS, PreprocessConfig, preprocess
 from truthtrace.features.direct import DirectConfig, extract_features
+from truthtrace.features.sharded import rank_features, sharded_extract_features
+from truthtrace.fileio import read_versioned_json, write_json_atomic
 from truthtrace.labels.rules import DEFAULT_EVAL_RULES
 from truthtrace.labels.score import LabelConfig, label_store
+from truthtrace.local_ranks import run_local_ranks
 from truthtrace.store import TraceStore
 from truthtrace.traces.extract import ExtractConfig, extract
 from truthtrace.traces.sampling import SampleConfig, greedy_from_traces, sample_questions
+from truthtrace.traces.sharded import MERGED_DIR
 
 # the detectors that read the samples store (``samples`` > 0 adds them to the default set)
 SAMPLING_DETECTORS = ("semantic_entropy", "eigenscore", "selfcheck_ngram", "p_true", "sep")
+RANKS_JOB = ".ranks.json"  # in the run directory: the run config the extract workers of ``procs`` > 1 read
+RANKS_FORMAT = "truthtrace.run_ranks"  # that file's format (version 1), and of each rank's summary beside it
 
 
 def _without_graph_detectors(detectors: list[str]) -> list[str]:
@@ -68,6 +81,7 @@ class RunConfig:
     samples: int = 0  # K sampled answers per question for the sampling baselines (0: none; 10 as in the papers)
     sample_temperature: float = 1.0
     sample_top_p: float = 1.0
+    procs: int = 1  # extract on this many processes of this machine (see the module docstring)
 
     def __post_init__(self):
         if not self.graphs:
@@ -80,6 +94,8 @@ class RunConfig:
             raise ValueError(f"samples must be 0 (none) or an int >= 2, got {self.samples!r}")
         if self.samples and list(self.detectors) == list(DEFAULT_DETECTORS):
             self.detectors = list(self.detectors) + list(SAMPLING_DETECTORS)
+        if not isinstance(self.procs, int) or isinstance(self.procs, bool) or self.procs < 1:
+            raise ValueError(f"procs must be an int >= 1, got {self.procs!r}")
         if not isinstance(self.trace_sample, int) or self.trace_sample < 0:
             raise ValueError(f"trace_sample must be an int >= 0, got {self.trace_sample!r}")
         # checked now, not after an hour of extraction: bad rules, or judge without judge_model
@@ -95,14 +111,80 @@ class RunConfig:
                 "report": root / "report"}
 
 
-def _extract(config: RunConfig, questions, model, tokenizer, progress: bool) -> dict:
-    """The extract stage: every full trace (``full_traces``), or the feature store written in the forward pass."""
+def _direct(config: RunConfig) -> DirectConfig:
+    return DirectConfig(config.extract, PreprocessConfig(graphs=config.graphs, overwrite=config.extract.overwrite),
+                        trace_sample=config.trace_sample)
+
+
+def _extract(config: RunConfig, questions, model, tokenizer, progress: bool, log=print) -> dict:
+    """The extract stage: every full trace (``full_traces``), or the feature store written in the forward pass
+    (on ``procs`` processes when that applies, see :func:`ranks_for`)."""
     paths = config.paths
     if config.full_traces:
         return extract(questions, paths["traces"], config.extract, model, tokenizer, progress)
-    direct = DirectConfig(config.extract, PreprocessConfig(graphs=config.graphs, overwrite=config.extract.overwrite),
-                          trace_sample=config.trace_sample)
-    return extract_features(questions, paths["features"], paths["traces"], direct, model, tokenizer, progress)
+    procs = ranks_for(config, model)
+    if procs != config.procs:
+        log(f"      extracting in one process (procs={config.procs}: {_one_process_reason(config, model)})")
+    if procs > 1:
+        return _extract_on_ranks(config, procs)
+    return extract_features(questions, paths["features"], paths["traces"], _direct(config), model, tokenizer,
+                            progress)
+
+
+def _one_process_reason(config: RunConfig, model) -> str:
+    if model is not None:
+        return "a model object was given"
+    if distributed.launched():
+        return "already one rank of a launcher's group"
+    return "the feature store was written by one process; resuming it in one"
+
+
+def ranks_for(config: RunConfig, model=None) -> int:
+    """Processes the extract stage uses: ``config.procs``, but 1 when a model object is given (workers load
+    their own), under a launcher, for ``full_traces``, or to resume a feature store one process wrote."""
+    features = config.paths["features"]
+    one_process_store = (features / "index.json").exists() and not rank_features(features, 0).exists()
+    if config.procs == 1 or model is not None or distributed.launched() or config.full_traces or one_process_store:
+        return 1
+    return config.procs
+
+
+def _extract_on_ranks(config: RunConfig, procs: int) -> dict:
+    """:func:`rank_extract` on ``procs`` local processes; the ranks' summaries summed into one."""
+    job = Path(config.out_dir) / RANKS_JOB
+    write_json_atomic(job, {"format": RANKS_FORMAT, "version": 1, "run": dataclasses.asdict(config)})
+    t0 = time.perf_counter()
+    run_local_ranks(procs, ["run-rank", str(job)])
+    ranks = [read_versioned_json(job.with_name(f"{job.name}.rank-{r}"), RANKS_FORMAT, (1,))["summary"]
+             for r in range(procs)]
+    seconds = time.perf_counter() - t0
+    n_new = sum(r["n_new"] for r in ranks)
+    return {**ranks[0], "n_new": n_new, "n_skipped": sum(r["n_skipped"] for r in ranks),
+            "n_refused": sum(r["n_refused"] for r in ranks), "refused": [q for r in ranks for q in r["refused"]],
+            "n_traces": sum(r["n_traces"] for r in ranks), "n_questions": sum(r["n_questions"] for r in ranks),
+            "traces": str(config.paths["traces"] / MERGED_DIR), "procs": procs, "seconds": round(seconds, 2),
+            "questions_per_s": round(n_new / seconds, 3) if n_new else None,
+            "peak_memory_mb_per_rank": [r.get("peak_memory_mb") for r in ranks]}
+
+
+def run_config_from_dict(doc: dict) -> RunConfig:
+    """The :class:`RunConfig` that ``dataclasses.asdict`` gave ``doc`` (as the job file holds it)."""
+    extract_doc = doc["extract"]
+    return RunConfig(**{**doc, "extract": ExtractConfig(**extract_doc), "seeds": tuple(doc["seeds"]),
+                        "label_rules": tuple(doc["label_rules"])})
+
+
+def rank_extract(job: str | Path) -> dict:
+    """One rank of :func:`_extract_on_ranks` (``truthtrace run-rank JOB``): this rank's share of the run's saved
+    questions, merged by rank 0; writes its summary beside ``job`` as ``JOB.rank-k``."""
+    job = Path(job)
+    config = run_config_from_dict(read_versioned_json(job, RANKS_FORMAT, (1,))["run"])
+    paths = config.paths
+    questions = load_questions(paths["questions"])
+    summary = sharded_extract_features(questions, paths["features"], paths["traces"], _direct(config))
+    write_json_atomic(job.with_name(f"{job.name}.rank-{summary['rank']}"),
+                      {"format": RANKS_FORMAT, "version": 1, "summary": summary})
+    return summary
 
 
 def _answers_store(config: RunConfig) -> Path:
@@ -145,7 +227,7 @@ def run(config: RunConfig | None = None, model=None, tokenizer=None, progress: b
     questions = stage("questions", lambda: _questions(config))
     save_questions(questions, paths["questions"])
     log(f"[1/6] {len(questions)} questions -> {paths['questions']}")
-    ext = stage("extract", lambda: _extract(config, questions, model, tokenizer, progress))
+    ext = stage("extract", lambda: _extract(config, questions, model, tokenizer, progress, log))
     log(f"[2/6] {'traces' if config.full_traces else 'features'}: {ext['n_new']} new, {ext['n_skipped']} resumed, "
         f"{ext['questions_per_s']} q/s -> {paths['traces' if config.full_traces else 'features']}")
     answers_from = _answers_store(config)
@@ -170,6 +252,7 @@ def run(config: RunConfig | None = None, model=None, tokenizer=None, progress: b
                                                                             judge_model=config.judge_model,
                                                                             split=config.split)))
     log(f"[6/6] report -> {paths['report']}")
-    report = dict(report, paths={k: str(v) for k, v in paths.items()}, timings=timings,
+    written = {**{k: str(v) for k, v in paths.items()}, "traces": ext.get("traces", str(paths["traces"]))}
+    report = dict(report, paths=written, timings=timings,
                   extraction=ext, labels_summary=lab)
     return report

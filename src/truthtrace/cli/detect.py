@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 from pathlib import Path
 
@@ -16,8 +17,9 @@ from truthtrace.evaluation.evaluate import EVAL_SPLITS, EvalConfig, evaluate
 from truthtrace.evaluation.report import comparison_text, format_table, rich_table, sampling_text
 from truthtrace.labels.rules import DEFAULT_EVAL_RULES, DEFAULT_RULE, LABEL_RULE_HELP
 from truthtrace.labels.score import SPANS
+from truthtrace.local_ranks import auto_procs
 from truthtrace.machine import peak_memory_line
-from truthtrace.pipeline import RunConfig, run
+from truthtrace.pipeline import RunConfig, rank_extract, run
 from truthtrace.training.compile import COMPILE_MODES
 
 COMPILE_HELP = ("torch.compile the torch detectors' forward while training (mode: default, reduce-overhead, "
@@ -80,7 +82,8 @@ def cmd_run(args) -> None:
                     label_rules=label_rules_arg(args.label_rules), judge_model=args.judge_model, split=args.split,
                     graphs=not args.no_graphs, trace_sample=args.trace_sample, full_traces=args.full_traces,
                     samples=args.samples, sample_temperature=args.sample_temperature, sample_top_p=args.sample_top_p,
-                    **({"detectors": args.detectors.split(",")} if args.detectors else {}))
+                    procs=procs_arg(args.procs, args.device), **({"detectors": args.detectors.split(",")}
+                                                                if args.detectors else {}))
     report = run(cfg)
     print()
     print(format_table(report))
@@ -94,6 +97,20 @@ def cmd_run(args) -> None:
     print("Ask the trained detectors about new answers, live:")
     for line in live_commands(report["paths"]["detectors"]):
         print(f"  {line}")
+
+
+def procs_arg(text: str, device: str) -> int:
+    """``--procs``: ``auto`` (:func:`truthtrace.local_ranks.auto_procs`) or an int >= 1."""
+    if text == "auto":
+        return auto_procs(device)
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"--procs must be 'auto' or an int >= 1, got {text!r}")
+    return int(text)
+
+
+def cmd_run_rank(args) -> None:
+    """``truthtrace run-rank JOB`` (internal): one extract worker of ``run --procs N``."""
+    rank_extract(args.job)
 
 
 def label_rules_arg(text: str) -> tuple[str, ...]:
@@ -172,5 +189,12 @@ def register(sub) -> None:
     p.add_argument("--split", default="random", choices=EVAL_SPLITS,
                    help="category: the report also refits the non-torch detectors leaving each category out")
     p.add_argument("--detectors", default=None, help="comma-separated (default: every detector of the report)")
+    p.add_argument("--procs", default="auto", help="extract on this many processes of this machine, each taking every "
+                   "N-th question (auto: 2 on a CPU-only machine with 2+ CPUs, else 1; 1 thread each on 2 CPUs); "
+                   "resume with the same number")
     add_model_args(p)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("run-rank", help=argparse.SUPPRESS)  # internal: the extract workers of run --procs N
+    p.add_argument("job")
+    p.set_defaults(func=cmd_run_rank)
