@@ -6,7 +6,8 @@ but for the first ``trace_sample`` questions, kept for ``visualize``) and labels
 ``full_traces=True`` stores every trace and preprocesses them, as before. Re-running the same command
 resumes: extraction skips stored ids, the cheap later stages are recomputed from the files.
 
-``procs`` > 1 runs the extract stage on that many processes of this machine (:mod:`truthtrace.local_ranks`):
+``procs`` > 1 runs the extract stage, and the train stage's fits (:mod:`truthtrace.detectors.train_pool`), on
+that many processes of this machine. Extraction (:mod:`truthtrace.local_ranks`):
 each takes every N-th question into its rank stores and rank 0 merges them and fits the one PCA, as under
 torchrun (:mod:`truthtrace.features.sharded`); the full traces kept for ``visualize`` are then in
 ``traces/merged``. Resume with the same ``procs``.
@@ -81,7 +82,7 @@ class RunConfig:
     samples: int = 0  # K sampled answers per question for the sampling baselines (0: none; 10 as in the papers)
     sample_temperature: float = 1.0
     sample_top_p: float = 1.0
-    procs: int = 1  # extract on this many processes of this machine (see the module docstring)
+    procs: int = 1  # extract and train on this many processes of this machine (see the module docstring)
 
     def __post_init__(self):
         if not self.graphs:
@@ -243,7 +244,8 @@ def run(config: RunConfig | None = None, model=None, tokenizer=None, progress: b
     log(f"[4/6] feature store -> {paths['features']}"
         + ("" if config.full_traces else f" (written during extraction; {ext['n_traces']} full traces kept)"))
     stage("train", lambda: train(paths["features"], paths["labels"], paths["detectors"],
-                                 TrainConfig(detectors=tuple(config.detectors), seeds=config.seeds),
+                                 TrainConfig(detectors=tuple(config.detectors), seeds=config.seeds,
+                                             procs=config.procs),
                                  progress=progress))
     log(f"[5/6] detectors {config.detectors} -> {paths['detectors']}")
     report = stage("evaluate", lambda: evaluate(paths["features"], paths["labels"], paths["detectors"],

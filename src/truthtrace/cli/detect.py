@@ -42,7 +42,8 @@ def cmd_train(args) -> None:
     names = {"detectors": tuple(args.detectors.split(","))} if args.detectors else {}
     cfg = TrainConfig(**names, seeds=tuple(int_list(args.seeds)),
                       batch_size=args.batch_size, num_workers=args.num_workers,
-                      detector_args=detector_args(args.detector_args), overwrite=args.overwrite)
+                      detector_args=detector_args(args.detector_args), overwrite=args.overwrite,
+                      procs=procs_arg(args.procs, "cpu"))
     cfg = with_compile(cfg, args.compile)
     if distributed.launched():  # torchrun: DDP for the torch detectors; only rank 0 writes --out and prints
         feats, labels = Path(args.features).resolve(), Path(args.labels).resolve()  # on_ranks changes the cwd
@@ -149,6 +150,8 @@ def register(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="refit detectors that are already saved "
                    "(refused, deleting nothing, if their folders hold files train did not write)")
     p.add_argument("--compile", nargs="?", const="default", default=None, choices=COMPILE_MODES, help=COMPILE_HELP)
+    p.add_argument("--procs", default="1", help="fit the detectors on this many processes of this machine "
+                   "('auto': 2 on 2+ CPUs); each fit is independent, the slowest are handed out first")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="grade every trained detector (all seeds) on the held-out split")
@@ -189,9 +192,9 @@ def register(sub) -> None:
     p.add_argument("--split", default="random", choices=EVAL_SPLITS,
                    help="category: the report also refits the non-torch detectors leaving each category out")
     p.add_argument("--detectors", default=None, help="comma-separated (default: every detector of the report)")
-    p.add_argument("--procs", default="auto", help="extract on this many processes of this machine, each taking every "
-                   "N-th question (auto: 2 on a CPU-only machine with 2+ CPUs, else 1; 1 thread each on 2 CPUs); "
-                   "resume with the same number")
+    p.add_argument("--procs", default="auto", help="extract and train on this many processes of this machine: each "
+                   "extract rank takes every N-th question, the detector fits are shared out (auto: 2 on a CPU-only "
+                   "machine with 2+ CPUs, else 1; 1 thread each on 2 CPUs); resume with the same number")
     add_model_args(p)
     p.set_defaults(func=cmd_run)
 

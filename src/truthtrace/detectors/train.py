@@ -28,12 +28,15 @@ import numpy as np
 from safetensors import SafetensorError
 from tqdm.auto import tqdm
 
+from truthtrace import distributed
 from truthtrace.detectors.base import CONFIG_FILE, DETECTORS, WEIGHTS_FILE, get_detector, load_detector, read_config
 from truthtrace.detectors.calibration import fit_calibration, read_calibration, write_calibration
+from truthtrace.detectors.train_pool import fit_in_pool, pool_threads
 from truthtrace.features.dataset import FeatureDataset, make_loader
 from truthtrace.features.samples import MissingSamplesError
 from truthtrace.features.splits import SPLIT_FILE, SPLITS, read_split, write_split
 from truthtrace.fileio import check_output_apart, clear_own_output, refuse_foreign, write_json_atomic
+from truthtrace.local_ranks import usable_cpus
 
 SUMMARY_FILE = "train_summary.json"
 DEFAULT_DETECTORS = ("probe", "probe_exact", "mlp", "lstm", "transformer", "gnn", "lookback", "perplexity",
@@ -59,6 +62,7 @@ class TrainConfig:
         num_workers: DataLoader workers; ``None`` picks from the machine.
         detector_args: per-detector constructor kwargs, e.g. ``{"probe": {"C": 0.1}}``.
         overwrite: refit detectors that are already saved.
+        procs: fit on this many processes of this machine (``truthtrace.detectors.train_pool``); 1: in this one.
     Raises:
         ValueError: naming the field for an unknown detector, no seeds, etc.
     """
@@ -69,6 +73,7 @@ class TrainConfig:
     num_workers: int | None = 0
     detector_args: dict[str, dict] = field(default_factory=dict)
     overwrite: bool = False
+    procs: int = 1
 
     def __post_init__(self) -> None:
         self.detectors = tuple(sorted(DETECTORS)) if tuple(self.detectors) == ("all",) else tuple(self.detectors)
@@ -86,6 +91,8 @@ class TrainConfig:
             raise ValueError(f"batch_size must be > 0, got {self.batch_size}")
         if self.num_workers is not None and self.num_workers < 0:
             raise ValueError(f"num_workers must be >= 0 or None, got {self.num_workers}")
+        if not isinstance(self.procs, int) or isinstance(self.procs, bool) or self.procs < 1:
+            raise ValueError(f"procs must be an int >= 1, got {self.procs!r}")
         extra = set(self.detector_args) - set(self.detectors)
         if extra:
             raise ValueError(f"detector_args names detectors not in detectors: {sorted(extra)}")
@@ -173,6 +180,15 @@ def fit_one(name: str, seed: int, features_dir, labels, out: Path, config: Train
     return dict(info, seconds=round(time.perf_counter() - t0, 2), detail=det.describe())
 
 
+def fit_job(name: str, seed: int, features_dir, labels, out: Path, config: TrainConfig) -> dict:
+    """:func:`fit_one`, but a sampling baseline without a samples store is skipped (a warning says why)."""
+    try:
+        return fit_one(name, seed, features_dir, labels, out, config)
+    except MissingSamplesError as err:
+        warnings.warn(f"detector {name} skipped: {err}", stacklevel=2)
+        return {"skipped": f"no samples: {err}"}
+
+
 def calibrate_saved(det, features_dir, labels, run_dir: Path, config: TrainConfig) -> dict:
     """Fit Platt and isotonic maps on ``det``'s validation scores; write ``calibration.json`` into ``run_dir``."""
     (val_dl,) = loaders(features_dir, labels, tuple(det.inputs), 0, config.batch_size, 0, splits=("val",))
@@ -203,14 +219,14 @@ def train(features_dir: str | Path, labels_csv: str | Path, out_dir: str | Path,
     split = {s: doc[s] for s in SPLITS}
     write_split(out, doc, features_dir=str(feats))
     jobs = [(name, seed) for name in config.detectors for seed in seeds_for(name, config.seeds)]
+    args = (feats, labels_csv, out, config)
+    if config.procs > 1 and len(jobs) > 1 and not distributed.launched():
+        done = fit_in_pool(jobs, fit_job, args, config.procs, pool_threads(config.procs, usable_cpus()), progress)
+    else:
+        done = {job: fit_job(*job, *args) for job in tqdm(jobs, desc="train", disable=not progress)}
     infos: dict[str, dict] = {}
-    for name, seed in tqdm(jobs, desc="train", disable=not progress):
-        runs = infos.setdefault(name, {})
-        try:
-            runs[f"seed-{seed}"] = fit_one(name, seed, feats, labels_csv, out, config)
-        except MissingSamplesError as err:  # a sampling baseline without `truthtrace sample`: skip it, say why
-            warnings.warn(f"detector {name} skipped: {err}", stacklevel=2)
-            runs[f"seed-{seed}"] = {"skipped": f"no samples: {err}"}
+    for name, seed in jobs:
+        infos.setdefault(name, {})[f"seed-{seed}"] = done[name, seed]
     summary = {"format": "truthtrace.train_summary", "version": 2, "features_dir": str(features_dir),
                "labels": str(labels_csv), "seeds": list(config.seeds),
                "split_sizes": {k: len(split[k]) for k in ("train", "val", "test")}, "detectors": infos}

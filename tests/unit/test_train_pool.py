@@ -1,0 +1,47 @@
+"""``train`` with ``procs=2``: the fits shared out over two spawned processes give the one-process summary."""
+
+import pytest
+from planted_store import make_planted_store
+
+from truthtrace.detectors.train import TrainConfig, train
+from truthtrace.detectors.train_pool import by_cost
+from truthtrace.features import PreprocessConfig, preprocess
+
+FAST = {"mlp": {"max_epochs": 4, "sweep_epochs": 2, "patience": 3, "log_dir": None}}
+DETECTORS = ("perplexity", "probe", "mlp", "max_entropy", "sep")  # sep: no samples store -> skipped, with a warning
+
+
+@pytest.fixture(scope="module")
+def features(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pool")
+    store, labels = make_planted_store(root / "traces", n=120, layers=3, heads=2, d=16, direction_seed=0)
+    preprocess(store, root / "feats", PreprocessConfig(graphs=False), labels=labels, progress=False)
+    return root, root / "feats", labels
+
+
+def test_two_processes_fit_what_one_does(features):
+    root, feats, labels = features
+    summaries = {}
+    for procs in (1, 2):
+        config = TrainConfig(detectors=DETECTORS, seeds=(0, 1), detector_args=FAST, procs=procs)
+        with pytest.warns(UserWarning, match="detector sep skipped"):  # raised again from the worker
+            summaries[procs] = train(feats, labels, root / f"det{procs}", config, progress=False)
+    one, two = summaries[1]["detectors"], summaries[2]["detectors"]
+    assert list(one) == list(two) == list(DETECTORS)  # job order, whichever process ended first
+    assert {k: list(v) for k, v in one.items()} == {k: list(v) for k, v in two.items()}
+    for name in ("perplexity", "max_entropy", "probe"):  # deterministic fits
+        assert two[name]["seed-0"]["val_auroc"] == pytest.approx(one[name]["seed-0"]["val_auroc"], abs=1e-9)
+    for seed in ("seed-0", "seed-1"):  # another thread count may move the last float bits, not the fit
+        assert two["mlp"][seed]["layer_index"] == one["mlp"][seed]["layer_index"]
+        assert two["mlp"][seed]["val_auroc"] == pytest.approx(one["mlp"][seed]["val_auroc"], abs=0.02)
+    assert two["sep"]["seed-0"]["skipped"].startswith("no samples")
+    again = train(feats, labels, root / "det2", TrainConfig(detectors=DETECTORS[:3], seeds=(0, 1),
+                                                            detector_args=FAST, procs=2), progress=False)
+    assert all(info == {"skipped": "already trained"} for runs in again["detectors"].values() for info in runs.values())
+
+
+def test_the_slowest_fits_are_handed_out_first():
+    assert by_cost([("perplexity", 0), ("gnn", 0), ("probe", 0), ("mlp", 1), ("gnn", 1)]) == \
+        [("gnn", 0), ("gnn", 1), ("mlp", 1), ("probe", 0), ("perplexity", 0)]
+    with pytest.raises(ValueError, match="procs"):
+        TrainConfig(procs=0)
