@@ -55,18 +55,32 @@ def can_share(key: str, layout: str, body: torch.Tensor, base: torch.Tensor | No
 def shared_rows(layout: str, body: torch.Tensor, base: torch.Tensor) -> int:
     """How many leading rows ``body`` and ``base`` hold bit for bit (see the module docstring for rows).
 
+    Rows are compared in blocks that double from 4, so the cost follows the rows shared, not the trace's length.
+
     Args:
         body, base: stored bodies that :func:`can_share`: ``(T, d)`` and ``(Tb, d)``, or ``(..., T*(T+1)/2)``
             and ``(..., Tb*(Tb+1)/2)``.
     """
-    if layout == "tril":
+    tril = layout == "tril"
+    a, b = _bits(body), _bits(base)
+    if tril:
         m = min(_rows_within(body.shape[-1]), _rows_within(base.shape[-1]))
-        a, b = _bits(body)[..., :_tri(m)], _bits(base)[..., :_tri(m)]
-        same = (a == b).reshape(-1, _tri(m)).all(axis=0)  # (m*(m+1)/2,) every map agrees at this element
-        return m if same.all() else _rows_within(int(np.argmin(same)))
-    m = min(body.shape[0], base.shape[0])
-    same = (_bits(body)[:m] == _bits(base)[:m]).all(axis=1)  # (m,)
-    return m if same.all() else int(np.argmin(same))
+        a, b = a.reshape(-1, a.shape[-1]), b.reshape(-1, b.shape[-1])  # (maps, P)
+    else:
+        m = min(body.shape[0], base.shape[0])
+    n, step = 0, 4
+    while n < m:
+        k = min(m, n + step)
+        if tril:  # every map must agree on every element of rows n..k-1
+            same = (a[:, _tri(n):_tri(k)] == b[:, _tri(n):_tri(k)]).all(axis=0)
+            if not same.all():
+                return _rows_within(_tri(n) + int(np.argmin(same)))
+        else:
+            same = (a[n:k] == b[n:k]).all(axis=1)
+            if not same.all():
+                return n + int(np.argmin(same))
+        n, step = k, 2 * step
+    return m
 
 
 def rest_planes(layout: str, planes: list[np.ndarray], body_shape: list[int], n: int) -> list[np.ndarray]:
