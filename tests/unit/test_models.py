@@ -41,3 +41,34 @@ def test_load_local_directory(tmp_path, tiny_model, tiny_tokenizer):
         torch.testing.assert_close(model(ids).logits, tiny_model(ids).logits)
     bf, _ = load_model(str(tmp_path / "m"), dtype="bfloat16", device="cpu")
     assert bf.dtype == torch.bfloat16
+
+
+def test_processes_resolving_one_gguf_together_convert_it_once(monkeypatch, tmp_path):
+    """The ranks of `run --procs 2` resolve the embedded model at the same moment: the second waits for the first's
+    conversion (a lock beside the cache entry) and uses it, instead of reading a half-written folder."""
+    import threading
+    import time
+
+    from truthtrace.models import resolve
+
+    monkeypatch.setenv("TRUTHTRACE_CACHE", str(tmp_path / "cache"))
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    calls = []
+
+    def slow_convert(source, out_dir):
+        calls.append(out_dir)
+        time.sleep(0.3)
+        out_dir.mkdir(parents=True)
+        (out_dir / "config.json").write_text("{}")
+        return out_dir
+
+    monkeypatch.setattr(resolve, "convert_gguf", slow_convert)
+    found = []
+    threads = [threading.Thread(target=lambda: found.append(resolve._resolve_gguf("m", gguf, "m", "gguf")))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len(found) == 2 and found[0].path == found[1].path

@@ -14,6 +14,7 @@ transformers once and saved as a safetensors cache under
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.util
 import logging
@@ -205,9 +206,15 @@ def resolve_model(spec: str = DEFAULT_MODEL) -> ResolvedModel:
 def _resolve_gguf(spec: str, gguf: Path, model_id: str, source: str) -> ResolvedModel:
     target = _gguf_cache_path(gguf, model_id)
     if not (target / "config.json").is_file():
-        if target.is_dir():  # our cache entry without config.json: an unfinished conversion, not a model
-            shutil.rmtree(target)
-        convert_gguf(gguf, target)
+        locks = cache_dir() / "locks"  # apart from models/: a failed conversion leaves no entry there
+        locks.mkdir(parents=True, exist_ok=True)
+        # one converter at a time: the ranks of `run --procs 2` or torchrun resolve the model together
+        with open(locks / f"{target.name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (target / "config.json").is_file():  # another process may have converted it while we waited
+                if target.is_dir():  # our cache entry without config.json: an unfinished conversion, not a model
+                    shutil.rmtree(target)
+                convert_gguf(gguf, target)
     return ResolvedModel(spec, model_id, str(target), source)
 
 
