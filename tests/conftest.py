@@ -92,3 +92,12 @@ def tiny_tokenizer():
 @pytest.fixture(scope="session")
 def tiny_model(tiny_tokenizer):
     return make_tiny_model(len(tiny_tokenizer))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tiny_model, tiny_tokenizer):
+    """:func:`tiny_model` and :func:`tiny_tokenizer` saved to a folder (a model spec the CLI and ranks load)."""
+    d = tmp_path_factory.mktemp("tiny-model")
+    tiny_model.save_pretrained(d)
+    tiny_tokenizer.save_pretrained(d)
+    return d

@@ -33,6 +33,8 @@ from truthtrace.fileio import read_versioned_json, write_json_atomic
 from truthtrace.labels.rules import DEFAULT_EVAL_RULES
 from truthtrace.labels.score import LabelConfig, label_store
 from truthtrace.local_ranks import run_local_ranks
+from truthtrace.models.adapters import split_adapter_spec
+from truthtrace.models.resolve import resolve_model
 from truthtrace.store import TraceStore
 from truthtrace.traces.extract import ExtractConfig, extract
 from truthtrace.traces.sampling import SampleConfig, greedy_from_traces, sample_questions
@@ -153,6 +155,8 @@ def ranks_for(config: RunConfig, model=None) -> int:
 def _extract_on_ranks(config: RunConfig, procs: int) -> dict:
     """:func:`rank_extract` on ``procs`` local processes; the ranks' summaries summed into one."""
     job = Path(config.out_dir) / RANKS_JOB
+    # an embedded or .gguf model is converted into the cache here, once, before the ranks load it
+    resolve_model(split_adapter_spec(config.extract.model)[0])
     write_json_atomic(job, {"format": RANKS_FORMAT, "version": 1, "run": dataclasses.asdict(config)})
     t0 = time.perf_counter()
     run_local_ranks(procs, ["run-rank", str(job)])

@@ -3,18 +3,9 @@
 import csv
 import json
 
-import pytest
 
 from truthtrace.cli import main
 from truthtrace.cli.args import int_list
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, tiny_model, tiny_tokenizer):
-    d = tmp_path_factory.mktemp("tiny-model")
-    tiny_model.save_pretrained(d)
-    tiny_tokenizer.save_pretrained(d)
-    return d
 
 
 def testint_list():
@@ -28,9 +19,9 @@ def test_questions_command(tmp_path, capsys):
     assert "wrote 24 questions" in capsys.readouterr().out
 
 
-def test_stages_end_to_end(tmp_path, model_dir, capsys):
+def test_stages_end_to_end(tmp_path, tiny_model_dir, capsys):
     run = tmp_path / "run"
-    common = ["--model", str(model_dir), "--device", "cpu", "--batch-size", "8", "--max-new-tokens", "4"]
+    common = ["--model", str(tiny_model_dir), "--device", "cpu", "--batch-size", "8", "--max-new-tokens", "4"]
     assert main(["extract", "--n", "30", "--out", str(run / "traces"), *common]) == 0
     assert '"n_new": 30' in capsys.readouterr().out
     assert main(["extract", "--n", "30", "--out", str(run / "traces"), *common]) == 0
@@ -69,8 +60,8 @@ def test_missing_model_is_a_clear_error(tmp_path, capsys):
     assert "not found" in capsys.readouterr().err
 
 
-def test_resume_with_other_settings_is_a_clear_error(tmp_path, model_dir, capsys):
-    common = ["--model", str(model_dir), "--device", "cpu", "--batch-size", "4", "--n", "12"]
+def test_resume_with_other_settings_is_a_clear_error(tmp_path, tiny_model_dir, capsys):
+    common = ["--model", str(tiny_model_dir), "--device", "cpu", "--batch-size", "4", "--n", "12"]
     assert main(["extract", "--out", str(tmp_path / "t"), "--max-new-tokens", "3", *common]) == 0
     assert main(["extract", "--out", str(tmp_path / "t"), "--max-new-tokens", "5", *common]) == 2
     err = capsys.readouterr().err

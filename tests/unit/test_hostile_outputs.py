@@ -43,36 +43,28 @@ def planted(tmp_path_factory):
     return store, labels, feats
 
 
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory, tiny_model, tiny_tokenizer):
-    d = tmp_path_factory.mktemp("tiny")
-    tiny_model.save_pretrained(d)
-    tiny_tokenizer.save_pretrained(d)
-    return d
-
-
 # --- 3a: compress --force -------------------------------------------------------------------------
 
-def test_compress_force_refuses_a_folder_with_user_files(tmp_path, tiny_dir):
+def test_compress_force_refuses_a_folder_with_user_files(tmp_path, tiny_model_dir):
     out = tmp_path / "thesis"
-    compress(CompressConfig(model=str(tiny_dir), out=str(out)))
+    compress(CompressConfig(model=str(tiny_model_dir), out=str(out)))
     (out / "thesis.tex").write_text("two years of work")
     before = _listing(out)
     with pytest.raises(ValueError, match=r"(?s)--out .*thesis holds files truthtrace compress did not write "
                                          r"\(thesis.tex\).*pick another --out"):
-        compress(CompressConfig(model=str(tiny_dir), out=str(out), force=True))
+        compress(CompressConfig(model=str(tiny_model_dir), out=str(out), force=True))
     assert _listing(out) == before and not list(tmp_path.glob(".thesis.*"))
     (out / "thesis.tex").unlink()  # its own output alone is replaced
-    compress(CompressConfig(model=str(tiny_dir), out=str(out), force=True, dtype="bf16"))
+    compress(CompressConfig(model=str(tiny_model_dir), out=str(out), force=True, dtype="bf16"))
     assert (out / "compression.json").is_file() and not list(tmp_path.glob(".thesis.*"))
 
 
-def test_compress_force_refuses_a_model_folder_it_did_not_write(tmp_path, tiny_dir, tiny_model):
+def test_compress_force_refuses_a_model_folder_it_did_not_write(tmp_path, tiny_model_dir, tiny_model):
     out = tmp_path / "my-model"  # the user's own model: the same file names compress writes, no compression.json
     tiny_model.save_pretrained(out)
     before = _listing(out)
     with pytest.raises(ValueError, match=r"my-model holds no compression.json.*pick another --out"):
-        compress(CompressConfig(model=str(tiny_dir), out=str(out), force=True))
+        compress(CompressConfig(model=str(tiny_model_dir), out=str(out), force=True))
     assert _listing(out) == before
 
 

@@ -18,16 +18,8 @@ from truthtrace.store import TraceStore
 from truthtrace.traces.extract import ExtractConfig
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, tiny_model, tiny_tokenizer):
-    d = tmp_path_factory.mktemp("tiny-model")
-    tiny_model.save_pretrained(d)
-    tiny_tokenizer.save_pretrained(d)
-    return d
-
-
-def config(out, model_dir, procs: int) -> RunConfig:
-    extract = ExtractConfig(model=str(model_dir), device="cpu", batch_size=1, threads=1, max_new_tokens=4)
+def config(out, tiny_model_dir, procs: int) -> RunConfig:
+    extract = ExtractConfig(model=str(tiny_model_dir), device="cpu", batch_size=1, threads=1, max_new_tokens=4)
     return RunConfig(out_dir=str(out), n_questions=12, extract=extract, procs=procs, trace_sample=3)
 
 
@@ -41,8 +33,8 @@ def stage(cfg: RunConfig) -> dict:
         torch.set_num_threads(threads)
 
 
-def test_two_local_ranks_equal_one_process_and_resume(tmp_path, model_dir):
-    one, two = config(tmp_path / "one", model_dir, 1), config(tmp_path / "two", model_dir, 2)
+def test_two_local_ranks_equal_one_process_and_resume(tmp_path, tiny_model_dir):
+    one, two = config(tmp_path / "one", tiny_model_dir, 1), config(tmp_path / "two", tiny_model_dir, 2)
     stage(one)
     summary = stage(two)
     assert summary["procs"] == 2 and summary["n_new"] == 12 and summary["n_traces"] == 3
@@ -60,10 +52,10 @@ def test_two_local_ranks_equal_one_process_and_resume(tmp_path, model_dir):
     assert TraceStore(two.paths["features"]).ids() == b.ids()
 
 
-def test_one_process_where_ranks_cannot_apply(tmp_path, model_dir):
-    cfg = config(tmp_path, model_dir, 2)
+def test_one_process_where_ranks_cannot_apply(tmp_path, tiny_model_dir):
+    cfg = config(tmp_path, tiny_model_dir, 2)
     assert ranks_for(cfg) == 2 and ranks_for(cfg, model=object()) == 1
-    assert ranks_for(config(tmp_path, model_dir, 1)) == 1
+    assert ranks_for(config(tmp_path, tiny_model_dir, 1)) == 1
     cfg.paths["features"].mkdir(parents=True)
     (cfg.paths["features"] / "index.json").write_text("{}")  # a store one process wrote: resumed in one
     assert ranks_for(cfg) == 1

@@ -9,22 +9,14 @@ from truthtrace.pipeline import SAMPLING_DETECTORS, RunConfig
 from truthtrace.store import TraceStore
 
 
-@pytest.fixture
-def model_dir(tmp_path, tiny_model, tiny_tokenizer):
-    path = tmp_path / "model"
-    tiny_model.save_pretrained(path)
-    tiny_tokenizer.save_pretrained(path)
-    return path
-
-
 def greedy_of(store):
     s = TraceStore(store)
     return {str(m["question_id"]): str(m.get("generation", "")) for _, m in s.metas()}
 
 
-def test_extract_features_with_samples_writes_them_beside_the_feature_store(tmp_path, model_dir, capsys):
+def test_extract_features_with_samples_writes_them_beside_the_feature_store(tmp_path, tiny_model_dir, capsys):
     feats = tmp_path / "run" / "features"
-    args = ["extract", "--n", "5", "--model", str(model_dir), "--device", "cpu", "--max-new-tokens", "4",
+    args = ["extract", "--n", "5", "--model", str(tiny_model_dir), "--device", "cpu", "--max-new-tokens", "4",
             "--out", str(tmp_path / "run" / "traces"), "--features", str(feats), "--no-graphs",
             "--samples", "3", "--sample-temperature", "0.8"]
     assert main(args) == 0
@@ -39,8 +31,8 @@ def test_extract_features_with_samples_writes_them_beside_the_feature_store(tmp_
     assert '"n_skipped": 5' in capsys.readouterr().out
 
 
-def test_extract_with_samples_and_an_explicit_out(tmp_path, model_dir, capsys):
-    args = ["extract", "--n", "4", "--model", str(model_dir), "--device", "cpu", "--max-new-tokens", "3",
+def test_extract_with_samples_and_an_explicit_out(tmp_path, tiny_model_dir, capsys):
+    args = ["extract", "--n", "4", "--model", str(tiny_model_dir), "--device", "cpu", "--max-new-tokens", "3",
             "--out", str(tmp_path / "traces"), "--samples", "2", "--samples-out", str(tmp_path / "mine")]
     assert main(args) == 0
     assert len(TraceStore(tmp_path / "mine")) == 4
