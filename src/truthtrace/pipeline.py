@@ -10,12 +10,14 @@ resumes: extraction skips stored ids, the cheap later stages are recomputed from
 that many processes of this machine. Extraction (:mod:`truthtrace.local_ranks`):
 each takes every N-th question into its rank stores and rank 0 merges them and fits the one PCA, as under
 torchrun (:mod:`truthtrace.features.sharded`); the full traces kept for ``visualize`` are then in
-``traces/merged``. Resume with the same ``procs``.
+``traces/merged``. Once merged, the ranks' own stores are deleted, and a rerun resumes the merged stores in one
+process; a run interrupted before the merge resumes with the same ``procs``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -27,7 +29,7 @@ from truthtrace.detectors import DETECTORS
 from truthtrace.detectors.train import DEFAULT_DETECTORS, TrainConfig, train
 from truthtrace.evaluation.evaluate import EvalConfig, evaluate
 from truthtrace.features import GRAPHS, PreprocessConfig, preprocess
-from truthtrace.features.direct import DirectConfig, extract_features
+from truthtrace.features.direct import DirectConfig, extract_features, staging_dir
 from truthtrace.features.sharded import rank_features, sharded_extract_features
 from truthtrace.fileio import read_versioned_json, write_json_atomic
 from truthtrace.labels.rules import DEFAULT_EVAL_RULES
@@ -130,8 +132,9 @@ def _extract(config: RunConfig, questions, model, tokenizer, progress: bool, log
         log(f"      extracting in one process (procs={config.procs}: {_one_process_reason(config, model)})")
     if procs > 1:
         return _extract_on_ranks(config, procs)
-    return extract_features(questions, paths["features"], paths["traces"], _direct(config), model, tokenizer,
-                            progress)
+    merged = paths["traces"] / MERGED_DIR  # a run that extracted on ranks keeps its sampled traces there
+    traces = merged if (merged / "index.json").exists() else paths["traces"]
+    return extract_features(questions, paths["features"], traces, _direct(config), model, tokenizer, progress)
 
 
 def _one_process_reason(config: RunConfig, model) -> str:
@@ -139,12 +142,13 @@ def _one_process_reason(config: RunConfig, model) -> str:
         return "a model object was given"
     if distributed.launched():
         return "already one rank of a launcher's group"
-    return "the feature store was written by one process; resuming it in one"
+    return "the feature store is there without rank stores (one process wrote it, or ranks that were merged)"
 
 
 def ranks_for(config: RunConfig, model=None) -> int:
     """Processes the extract stage uses: ``config.procs``, but 1 when a model object is given (workers load
-    their own), under a launcher, for ``full_traces``, or to resume a feature store one process wrote."""
+    their own), under a launcher, for ``full_traces``, or to resume a feature store that has no rank stores beside it
+    (written by one process, or merged from ranks, whose own stores are then deleted)."""
     features = config.paths["features"]
     one_process_store = (features / "index.json").exists() and not rank_features(features, 0).exists()
     if config.procs == 1 or model is not None or distributed.launched() or config.full_traces or one_process_store:
@@ -163,6 +167,7 @@ def _extract_on_ranks(config: RunConfig, procs: int) -> dict:
     ranks = [read_versioned_json(job.with_name(f"{job.name}.rank-{r}"), RANKS_FORMAT, (1,))["summary"]
              for r in range(procs)]
     seconds = time.perf_counter() - t0
+    _remove_rank_stores(config, procs)
     n_new = sum(r["n_new"] for r in ranks)
     return {**ranks[0], "n_new": n_new, "n_skipped": sum(r["n_skipped"] for r in ranks),
             "n_refused": sum(r["n_refused"] for r in ranks), "refused": [q for r in ranks for q in r["refused"]],
@@ -170,6 +175,16 @@ def _extract_on_ranks(config: RunConfig, procs: int) -> dict:
             "traces": str(config.paths["traces"] / MERGED_DIR), "procs": procs, "seconds": round(seconds, 2),
             "questions_per_s": round(n_new / seconds, 3) if n_new else None,
             "peak_memory_mb_per_rank": [r.get("peak_memory_mb") for r in ranks]}
+
+
+def _remove_rank_stores(config: RunConfig, procs: int) -> None:
+    """After the merge: the ranks' own stores (their staged raw records: ~0.8 MB a question) are deleted; the
+    merged trace store keeps its shards (hard links). A rerun then resumes the merged stores in one process."""
+    paths = config.paths
+    for rank in range(procs):
+        for folder in (rank_features(paths["features"], rank), staging_dir(rank_features(paths["features"], rank)),
+                       distributed.rank_dir(paths["traces"], rank)):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def run_config_from_dict(doc: dict) -> RunConfig:

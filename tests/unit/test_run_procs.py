@@ -47,8 +47,9 @@ def test_two_local_ranks_equal_one_process_and_resume(tmp_path, tiny_model_dir):
     for name in ("split.json", "pca.safetensors"):
         assert (one.paths["features"] / name).read_bytes() == (two.paths["features"] / name).read_bytes()
     assert sorted(TraceStore(two.paths["traces"] / "merged").ids()) == sorted(TraceStore(one.paths["traces"]).ids())
-    again = stage(two)  # both ranks resume: nothing new, the same store
-    assert (again["n_new"], again["n_skipped"]) == (0, 12)
+    assert not list(tmp_path.glob("two/features.rank-*")) and not list(two.paths["traces"].glob("rank-*"))
+    again = stage(two)  # the rank stores are gone once merged: one process resumes the merged stores
+    assert (again["n_new"], again["n_skipped"]) == (0, 12) and "procs" not in again
     assert TraceStore(two.paths["features"]).ids() == b.ids()
 
 
