@@ -223,7 +223,10 @@ def train(features_dir: str | Path, labels_csv: str | Path, out_dir: str | Path,
     if config.procs > 1 and len(jobs) > 1 and not distributed.launched():
         done = fit_in_pool(jobs, fit_job, args, config.procs, pool_threads(config.procs, usable_cpus()), progress)
     else:
-        done = {job: fit_job(*job, *args) for job in tqdm(jobs, desc="train", disable=not progress)}
+        done = {}
+        with tqdm(jobs, desc="train", disable=not progress) as bar:  # closed before an error propagates
+            for job in bar:
+                done[job] = fit_job(*job, *args)
     infos: dict[str, dict] = {}
     for name, seed in jobs:
         infos.setdefault(name, {})[f"seed-{seed}"] = done[name, seed]

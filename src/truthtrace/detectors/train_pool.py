@@ -49,13 +49,13 @@ def fit_in_pool(jobs: list[tuple[str, int]], fit: Callable, args: tuple, procs: 
     results: dict[tuple[str, int], dict] = {}
     with ProcessPoolExecutor(max_workers=procs, mp_context=ctx, initializer=_init, initargs=(threads,)) as pool:
         futures = {pool.submit(warned, fit, name, seed, *args): (name, seed) for name, seed in by_cost(jobs)}
-        done = tqdm(as_completed(futures), total=len(futures), desc=f"train ({procs} processes)",
-                    disable=not progress)
-        for future in done:
-            info, caught = future.result()
-            for message in caught:  # warnings of the worker, raised again here where the caller sees them
-                warnings.warn(message, stacklevel=2)
-            results[futures[future]] = info
+        with tqdm(as_completed(futures), total=len(futures), desc=f"train ({procs} processes)",
+                  disable=not progress) as done:  # closed before an error propagates
+            for future in done:
+                info, caught = future.result()
+                for message in caught:  # warnings of the worker, raised again here where the caller sees them
+                    warnings.warn(message, stacklevel=2)
+                results[futures[future]] = info
     return results
 
 
