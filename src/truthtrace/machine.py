@@ -24,6 +24,14 @@ DISTRIBUTIONS = ("truthtrace", "torch", "transformers", "tokenizers", "safetenso
                  "torch_geometric", "zstandard")
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one, else every CPU)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def _cpuinfo() -> str | None:
     """The text of /proc/cpuinfo, or None where there is none."""
     try:

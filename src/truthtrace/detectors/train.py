@@ -31,12 +31,12 @@ from tqdm.auto import tqdm
 from truthtrace import distributed
 from truthtrace.detectors.base import CONFIG_FILE, DETECTORS, WEIGHTS_FILE, get_detector, load_detector, read_config
 from truthtrace.detectors.calibration import fit_calibration, read_calibration, write_calibration
-from truthtrace.detectors.train_pool import fit_in_pool, pool_threads
+from truthtrace.detectors.train_pool import fit_in_pool
 from truthtrace.features.dataset import FeatureDataset, make_loader
 from truthtrace.features.samples import MissingSamplesError
 from truthtrace.features.splits import SPLIT_FILE, SPLITS, read_split, write_split
 from truthtrace.fileio import check_output_apart, clear_own_output, refuse_foreign, write_json_atomic
-from truthtrace.local_ranks import usable_cpus
+from truthtrace.local_ranks import threads_per_proc
 
 SUMMARY_FILE = "train_summary.json"
 DEFAULT_DETECTORS = ("probe", "probe_exact", "mlp", "lstm", "transformer", "gnn", "lookback", "perplexity",
@@ -221,7 +221,7 @@ def train(features_dir: str | Path, labels_csv: str | Path, out_dir: str | Path,
     jobs = [(name, seed) for name in config.detectors for seed in seeds_for(name, config.seeds)]
     args = (feats, labels_csv, out, config)
     if config.procs > 1 and len(jobs) > 1 and not distributed.launched():
-        done = fit_in_pool(jobs, fit_job, args, config.procs, pool_threads(config.procs, usable_cpus()), progress)
+        done = fit_in_pool(jobs, fit_job, args, config.procs, threads_per_proc(config.procs), progress)
     else:
         done = {}
         with tqdm(jobs, desc="train", disable=not progress) as bar:  # closed before an error propagates

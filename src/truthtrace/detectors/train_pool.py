@@ -65,8 +65,3 @@ def warned(fn: Callable, *args) -> tuple[dict, list[str]]:
         warnings.simplefilter("always")
         info = fn(*args)
     return info, [str(w.message) for w in caught]
-
-
-def pool_threads(procs: int, cpus: int) -> int:
-    """Torch threads per process of a pool of ``procs`` on ``cpus`` CPUs (at least 1)."""
-    return max(1, cpus // procs)

@@ -47,6 +47,7 @@ from truthtrace.features.samples import (
 )
 from truthtrace.features.splits import SPLITS, read_split
 from truthtrace.labels.io import read_label_csv
+from truthtrace.machine import usable_cpus
 from truthtrace.store import StoreError, TraceStore
 
 UNKNOWN = -1  # label of a trace labels.csv does not cover
@@ -80,10 +81,7 @@ def _feature_store(root: Path) -> TraceStore:
 
 def auto_num_workers() -> int:
     """DataLoader workers for this machine: one core stays with the training loop, at most 4."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
+    cores = usable_cpus()
     return 0 if cores <= 1 else min(4, cores - 1)
 
 

@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import TypeVar
 
+from truthtrace.machine import usable_cpus
+
 T = TypeVar("T")
 R = TypeVar("R")
 MAX_DEFAULT_THREADS = 4  # past this the Python part of each chunk (GIL held) gains little
@@ -24,10 +26,7 @@ _pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
 
 def default_threads() -> int:
     """Threads used when none are given: the CPUs this process may run on, at most 4; 1 on 1-2 CPUs."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
+    cpus = usable_cpus()
     return 1 if cpus < MIN_CPUS_FOR_THREADS else min(MAX_DEFAULT_THREADS, cpus)
 
 
