@@ -36,8 +36,8 @@ def rebatch(batches, seed: int, sizes=(7, 19, 33)):
 
 
 def test_id_order_sorts_by_id_and_keeps_rows_without_ids():
-    assert id_order(["b", "a", "c", "a"]).tolist() == [1, 3, 0, 2]
-    assert id_order(None) is None
+    assert id_order([["b", "a"], ["c", "a"]]).tolist() == [1, 3, 0, 2]  # per batch its trace ids
+    assert id_order(None) is None and id_order([["a"], None]) is None
     batches = [{"trace_id": ["t2", "t0"], "label": np.array([0, 1])}, {"trace_id": ["t1"], "label": np.array([1])}]
     assert concat_batches(batches, ("label",), by_id=True)["label"].tolist() == [1, 1, 0]
     assert concat_batches(batches, ("label",))["label"].tolist() == [0, 1, 1]

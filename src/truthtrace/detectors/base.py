@@ -220,22 +220,17 @@ def load_detector(out_dir: str | Path) -> Detector:
     return DETECTORS[read_config(out_dir)["name"]].load(out_dir)
 
 
-def batch_ids(batches_ids: list) -> list[str] | None:
-    """The trace ids of consumed batches in order, from each batch's ``"trace_id"`` list; None when one lacked
-    them (e.g. hand-made batches)."""
-    if not batches_ids or any(ids is None for ids in batches_ids):
-        return None
-    return [str(i) for ids in batches_ids for i in ids]
-
-
-def id_order(ids: list[str] | None) -> np.ndarray | None:
-    """Positions ``(n,)`` that put rows in trace-id order (stable); None without ids.
+def id_order(batches_ids: list) -> np.ndarray | None:
+    """Positions ``(n,)`` that put the rows of consumed batches in trace-id order (stable), from each batch's
+    ``"trace_id"`` list in batch order; None when a batch had none (e.g. hand-made batches).
 
     Detectors that fit on rows held in memory sort them so first: what they learn then depends on the
     ids and the seed only, not on how the train loader's shuffle, its workers or the feature store's
     shard boundaries happened to order the batches.
     """
-    return None if ids is None else np.argsort(np.asarray(ids, dtype=str), kind="stable")
+    if not batches_ids or any(ids is None for ids in batches_ids):
+        return None
+    return np.argsort(np.asarray([str(i) for ids in batches_ids for i in ids], dtype=str), kind="stable")
 
 
 def concat_batches(batches: Iterable[Batch], keys: tuple[str, ...], by_id: bool = False) -> dict[str, np.ndarray]:
@@ -257,6 +252,6 @@ def concat_batches(batches: Iterable[Batch], keys: tuple[str, ...], by_id: bool 
         ids.append(batch.get("trace_id"))
     if not parts[keys[0]]:
         raise ValueError("no batches to read (empty split?)")
-    order = id_order(batch_ids(ids)) if by_id else None
+    order = id_order(ids) if by_id else None
     cols = {k: np.concatenate(v, axis=0) for k, v in parts.items()}
     return cols if order is None else {k: v[order] for k, v in cols.items()}

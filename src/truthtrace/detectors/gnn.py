@@ -124,7 +124,7 @@ def n_graph_layers(batches: Iterable[Batch]) -> int:
     raise ValueError("no batches to read (empty split?)")
 
 
-def read_kept(batches: Iterable[Batch], positions: list[int]) -> tuple[list[list], torch.Tensor, list[str] | None]:
+def read_kept(batches: Iterable[Batch], positions: list[int]) -> tuple[list[list], torch.Tensor, list]:
     """:func:`read_layers` of graph layers ``positions``; a feature-store loader decodes only those layers."""
     narrow = with_graph_layers(batches, positions)
     if narrow is None:

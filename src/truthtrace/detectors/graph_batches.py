@@ -16,7 +16,7 @@ from typing import Iterable
 
 import torch
 
-from truthtrace.detectors.base import Batch, batch_ids
+from truthtrace.detectors.base import Batch
 from truthtrace.detectors.torch_base import epoch_order
 
 
@@ -37,9 +37,9 @@ class PreparedGraph:
     loop_attr: torch.Tensor | None
 
 
-def read_layers(batches: Iterable[Batch], positions: list[int]) -> tuple[list[list], torch.Tensor, list[str] | None]:
+def read_layers(batches: Iterable[Batch], positions: list[int]) -> tuple[list[list], torch.Tensor, list]:
     """One pass over ``batches``: per batch the ``torch_geometric`` batches of graph layers ``positions``, the
-    labels ``(n,)`` and the trace ids (None when the batches carry none).
+    labels ``(n,)`` and per batch its ``"trace_id"`` list (None where a batch has none; see ``id_order``).
 
     Raises:
         ValueError: on no batches, batches without ``"graphs"``, or fewer graph layers than ``positions`` needs.
@@ -56,7 +56,7 @@ def read_layers(batches: Iterable[Batch], positions: list[int]) -> tuple[list[li
         ids.append(batch.get("trace_id"))
     if not layers:
         raise ValueError("no batches to read (empty split?)")
-    return layers, torch.cat(labels), batch_ids(ids)
+    return layers, torch.cat(labels), ids
 
 
 def graph_stats(layers: list[list]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -17,7 +17,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from truthtrace import metrics
-from truthtrace.detectors.base import Batch, Detector, batch_ids, id_order, load_arrays, register, save_arrays
+from truthtrace.detectors.base import Batch, Detector, id_order, load_arrays, register, save_arrays
 from truthtrace.naming import SEQ_EXACT_LAST, SEQ_LAST_ANSWER
 
 PARAM_KEYS = ("coef", "intercept", "scaler_mean", "scaler_scale")
@@ -37,7 +37,7 @@ def _collect(batches: Iterable[Batch], key: str) -> tuple[np.ndarray, np.ndarray
             layer_ids = np.asarray(b.get("layer_ids", np.arange(n_layers)), dtype=np.int64)
     if not hidden:
         raise ValueError("probe got no batches (empty split?)")
-    order = id_order(batch_ids(ids))
+    order = id_order(ids)
     x, y = np.concatenate(hidden), np.concatenate(labels)
     return (x, y, layer_ids) if order is None else (x[order], y[order], layer_ids)
 

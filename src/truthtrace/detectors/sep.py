@@ -21,7 +21,7 @@ from typing import Iterable
 import numpy as np
 
 from truthtrace import metrics
-from truthtrace.detectors.base import Batch, Detector, batch_ids, id_order, load_arrays, register, save_arrays
+from truthtrace.detectors.base import Batch, Detector, id_order, load_arrays, register, save_arrays
 from truthtrace.detectors.probe import PARAM_KEYS, PARAM_SHAPES, fit_logistic, logits
 from truthtrace.detectors.sampled import semantic_entropy
 from truthtrace.naming import SAMPLE_CLUSTER_IDS, SEQ_LAST_ANSWER, SEQ_LAST_PROMPT
@@ -61,7 +61,7 @@ def _collect(batches: Iterable[Batch]) -> tuple[dict[str, np.ndarray], np.ndarra
     if not labels:
         raise ValueError("sep got no batches (empty split?)")
     x, se, y = {p: np.concatenate(v) for p, v in seqs.items()}, np.asarray(se), np.concatenate(labels)
-    order = id_order(batch_ids(ids))
+    order = id_order(ids)
     if order is None:
         return x, se, y
     return {p: v[order] for p, v in x.items()}, se[order], y[order]
