@@ -127,9 +127,10 @@ def _extract(config: RunConfig, questions, model, tokenizer, progress: bool, log
     paths = config.paths
     if config.full_traces:
         return extract(questions, paths["traces"], config.extract, model, tokenizer, progress)
+    why = _one_process_reason(config, model) if config.procs > 1 else None
+    if why:
+        log(f"      extracting in one process (procs={config.procs}: {why})")
     procs = ranks_for(config, model)
-    if procs != config.procs:
-        log(f"      extracting in one process (procs={config.procs}: {_one_process_reason(config, model)})")
     if procs > 1:
         return _extract_on_ranks(config, procs)
     merged = paths["traces"] / MERGED_DIR  # a run that extracted on ranks keeps its sampled traces there
@@ -137,23 +138,25 @@ def _extract(config: RunConfig, questions, model, tokenizer, progress: bool, log
     return extract_features(questions, paths["features"], traces, _direct(config), model, tokenizer, progress)
 
 
-def _one_process_reason(config: RunConfig, model) -> str:
+def _one_process_reason(config: RunConfig, model) -> str | None:
+    """Why extraction cannot run on ranks (then one process does it), or None when it can."""
     if model is not None:
-        return "a model object was given"
+        return "a model object was given"  # the workers would load their own
     if distributed.launched():
         return "already one rank of a launcher's group"
-    return "the feature store is there without rank stores (one process wrote it, or ranks that were merged)"
+    if config.full_traces:
+        return "full traces are extracted in one process"
+    features = config.paths["features"]
+    if (features / "index.json").exists() and not rank_features(features, 0).exists():
+        return "the feature store is there without rank stores (one process wrote it, or ranks that were merged)"
+    return None
 
 
 def ranks_for(config: RunConfig, model=None) -> int:
     """Processes the extract stage uses: ``config.procs``, but 1 when a model object is given (workers load
     their own), under a launcher, for ``full_traces``, or to resume a feature store that has no rank stores beside it
     (written by one process, or merged from ranks, whose own stores are then deleted)."""
-    features = config.paths["features"]
-    one_process_store = (features / "index.json").exists() and not rank_features(features, 0).exists()
-    if config.procs == 1 or model is not None or distributed.launched() or config.full_traces or one_process_store:
-        return 1
-    return config.procs
+    return 1 if config.procs == 1 or _one_process_reason(config, model) else config.procs
 
 
 def _extract_on_ranks(config: RunConfig, procs: int) -> dict:
