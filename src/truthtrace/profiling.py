@@ -30,6 +30,8 @@ from torch.profiler import ProfilerActivity, profile, record_function
 from truthtrace.detectors.base import DETECTORS, get_detector
 from truthtrace.detectors.torch_base import TorchDetector
 from truthtrace.detectors.train import loaders
+from truthtrace.features.config import PreprocessConfig
+from truthtrace.features.direct import DirectConfig, extract_features
 from truthtrace.fileio import write_json_atomic, write_text_atomic
 from truthtrace.inference import Engine, EngineConfig
 from truthtrace.machine import load_average, machine_info, peak_memory
@@ -83,30 +85,46 @@ def profiled(stage: str, out_dir: str | Path, run: Callable[[], dict], rows: int
 
 
 def profile_extract(questions: Sequence, out_dir: str | Path, config: ExtractConfig | None = None,
-                    model=None, tokenizer=None, warmup: int = 0, rows: int = ROWS) -> dict:
+                    model=None, tokenizer=None, warmup: int = 0, rows: int = ROWS,
+                    features: PreprocessConfig | None = None) -> dict:
     """Profile ``extract`` of ``questions`` into a temporary store (deleted afterwards).
 
     Args:
         config: the extraction settings (``overwrite`` is implied; the store is a fresh temporary one).
         model, tokenizer: an already loaded model; else ``config.model`` is loaded before profiling.
         warmup: questions extracted first, unprofiled (one-time costs: kernel selection, compilation).
+        features: profile ``extract --features`` with these feature options instead (what ``truthtrace run``
+            does: the feature store written during the forward pass, PCA fit included, no full traces).
     Returns:
-        The summary (see :func:`profiled`) with ``questions``, ``batches`` and ``questions_per_s``.
+        The summary (see :func:`profiled`) with ``questions``, ``batches``, ``questions_per_s`` and ``path``
+        (``"traces"`` or ``"features"``).
     """
     config = dataclasses.replace(config or ExtractConfig(), overwrite=True)
     if model is None:
         model, tokenizer = load_model(config.model, config.model_dtype, config.device)
     with tempfile.TemporaryDirectory(prefix="truthtrace-profile-") as tmp:
+        stage = _extract_stage(Path(tmp), config, model, tokenizer, features)
         if warmup:
-            extract(list(questions)[:warmup], Path(tmp) / "warmup", config, model, tokenizer, progress=False)
+            stage(list(questions)[:warmup], "warmup")
 
         def run() -> dict:
-            done = extract(questions, Path(tmp) / "traces", config, model, tokenizer, progress=False)
-            return {"questions": done["n_new"], "refused": done["n_refused"],
-                    "batches": math.ceil(done["n_new"] / config.batch_size),
+            done = stage(questions, "profiled")
+            return {"path": "traces" if features is None else "features", "questions": done["n_new"],
+                    "refused": done["n_refused"], "batches": math.ceil(done["n_new"] / config.batch_size),
                     "questions_per_s": done["questions_per_s"], "model": getattr(model, "truthtrace_id", config.model)}
 
         return profiled("extract", out_dir, run, rows)
+
+
+def _extract_stage(tmp: Path, config: ExtractConfig, model, tokenizer,
+                   features: PreprocessConfig | None) -> Callable[[Sequence, str], dict]:
+    """``stage(questions, name)``: ``extract`` into ``tmp/name``, or with ``features`` ``extract_features`` into
+    ``tmp/name/features`` (and its schema store ``tmp/name/traces``); returns the stage's summary."""
+    if features is None:
+        return lambda questions, name: extract(questions, tmp / name, config, model, tokenizer, progress=False)
+    direct = DirectConfig(config, dataclasses.replace(features, overwrite=True), trace_sample=0)
+    return lambda questions, name: extract_features(questions, tmp / name / "features", tmp / name / "traces", direct,
+                                                    model, tokenizer, progress=False)
 
 
 def train_detector(name: str, epochs: int, seed: int, compile: str | None, detector_args: dict | None):

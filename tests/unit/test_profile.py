@@ -55,6 +55,18 @@ def test_profile_extract_writes_table_trace_and_peak_memory(tmp_path, tiny_model
     assert "aten::mm" in summary["table"] or "aten::addmm" in summary["table"]
 
 
+@pytest.mark.parametrize("capture", ["forward", "generate"])
+def test_profile_extract_features_profiles_the_run_path(tmp_path, tiny_model, tiny_tokenizer, capture):
+    """``features=``: extract_features (what run does) is profiled: its reductions run, no trace store is left."""
+    cfg = ExtractConfig(model="tiny", batch_size=4, max_new_tokens=3, capture=capture)
+    summary = profiling.profile_extract(QUESTIONS[:8], tmp_path / "p", cfg, tiny_model, tiny_tokenizer, warmup=1,
+                                        features=PreprocessConfig(node_dim=4))
+    check_outputs(tmp_path / "p", summary, "extract")
+    assert summary["path"] == "features" and summary["questions"] == 8 and summary["batches"] == 2
+    assert "aten::linalg_eigh" in summary["table"] or "aten::_linalg_eigh" in summary["table"]  # the graph PCA fit
+    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["profile.json", "profile.txt", "trace.json"]
+
+
 def test_profile_train_fits_a_torch_detector_briefly(run_dir, tmp_path):
     summary = profiling.profile_train(run_dir / "feats", run_dir / "labels.csv", "lstm", tmp_path / "p", epochs=2,
                                       batch_size=8, detector_args={"proj": 8, "hidden": 4})
@@ -79,6 +91,10 @@ def test_profile_cli_prints_the_table_and_the_peak_memory(run_dir, tmp_path, cap
     assert main(["profile", "extract", "--n", "3", "--max-new-tokens", "2", "--out", str(tmp_path / "x")]) == 0
     out = capsys.readouterr().out
     assert "Self CPU" in out and "profiled extract: 3 questions" in out and "MB RSS" in out
+    assert main(["profile", "extract", "--features", "--no-graphs", "--n", "6", "--max-new-tokens", "2",
+                 "--out", str(tmp_path / "f")]) == 0
+    assert "profiled extract: 6 questions" in capsys.readouterr().out
+    assert json.loads((tmp_path / "f" / "profile.json").read_text())["path"] == "features"
     assert main(["profile", "ask", "--detector", str(run_dir / "det"), "--n", "2", "--dtype", "float32",
                  "--out", str(tmp_path / "a"), "--debug"]) == 0
     assert "profiled ask: 2 questions" in capsys.readouterr().out

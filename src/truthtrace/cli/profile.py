@@ -1,6 +1,7 @@
 """``truthtrace profile``: a stage run under ``torch.profiler`` (top ops, peak memory, a Chrome trace).
 
     truthtrace profile extract --n 8 --out prof/extract
+    truthtrace profile extract --features --n 32 --model-dtype bfloat16 --capture generate --out prof/run-extract
     truthtrace profile train --features runs/a/feats --labels runs/a/labels.csv --detector lstm --out prof/train
     truthtrace profile ask --detector runs/a/detectors --n 8 --out prof/ask
 
@@ -12,7 +13,15 @@ from __future__ import annotations
 
 import argparse
 
-from truthtrace.cli.args import add_model_args, add_question_args, detector_args, extract_config, questions_from
+from truthtrace.cli.args import (
+    add_feature_args,
+    add_model_args,
+    add_question_args,
+    detector_args,
+    extract_config,
+    feature_config,
+    questions_from,
+)
 from truthtrace.dtypes import COMPUTE_DTYPES
 from truthtrace.profiling import ROWS, profile_ask, profile_extract, profile_train
 from truthtrace.training.compile import COMPILE_MODES
@@ -32,7 +41,9 @@ def report(summary: dict) -> None:
 
 def cmd_profile_extract(args) -> None:
     """``truthtrace profile extract``: extraction of ``--n`` questions into a temporary store."""
-    report(profile_extract(questions_from(args), args.out, extract_config(args), warmup=args.warmup, rows=args.rows))
+    features = feature_config(args) if args.features else None
+    report(profile_extract(questions_from(args), args.out, extract_config(args), warmup=args.warmup, rows=args.rows,
+                           features=features))
 
 
 def cmd_profile_train(args) -> None:
@@ -67,6 +78,10 @@ def register(sub) -> None:
     p = group.add_parser("extract", help="profile extraction of --n questions (default 8) into a temporary store")
     add_question_args(p)
     add_model_args(p)
+    p.add_argument("--features", action="store_true",
+                   help="profile extraction with forward-pass features (extract --features, what truthtrace run "
+                        "does) instead of full traces; the graph, PCA and split options below apply")
+    add_feature_args(p)
     add_common(p)
     p.set_defaults(func=cmd_profile_extract, n=8)
 
