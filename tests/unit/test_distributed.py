@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -247,6 +248,25 @@ def test_accelerate_launch_extract_equals_torchrun(launch, one_store, tmp_path):
     ranks = [TraceStore(tmp_path / "acc" / f"rank-{r}") for r in range(2)]
     assert sorted(ranks[0].ids()) == ["q0", "q2", "q4"] and sorted(ranks[1].ids()) == ["q1", "q3"]
     merged = TraceStore(tmp_path / "acc" / "merged")
+    assert_stores_equal(merged, TraceStore(launch / "ranks" / "merged"))
+    assert_stores_equal(merged, TraceStore(one_store))
+
+
+def test_mpirun_extract_equals_torchrun(launch, one_store, tmp_path):
+    """Open MPI's ``mpirun -np 2`` (the launcher of accelerate's ``--mpirun_hostfile`` route): the ranks read
+    ``OMPI_COMM_WORLD_RANK``/``OMPI_COMM_WORLD_SIZE`` (no ``RANK`` is set), join gloo at ``MASTER_ADDR``, and the
+    merged store equals torchrun's and one process's. ``.ci/run`` installs Debian's ``openmpi-bin``."""
+    mpirun = shutil.which("mpirun")
+    if mpirun is None:
+        pytest.skip("mpirun not installed (Debian: apt-get install openmpi-bin; .ci/run installs it)")
+    out = tmp_path / "mpi"
+    done = launch_ranks([mpirun, "--allow-run-as-root", "--oversubscribe", "-np", "2", "-x", "MASTER_ADDR=127.0.0.1",
+                         "-x", f"MASTER_PORT={free_port()}", "-x", "OMP_NUM_THREADS", "-x", "PYTHONPATH",
+                         sys.executable, "-m", "truthtrace", "extract", "--out", str(out), *extract_args(launch)])
+    assert "OMPI_COMM_WORLD_RANK" not in os.environ and '"merged"' in done.stdout
+    ranks = [TraceStore(out / f"rank-{r}") for r in range(2)]
+    assert sorted(ranks[0].ids()) == ["q0", "q2", "q4"] and sorted(ranks[1].ids()) == ["q1", "q3"]
+    merged = TraceStore(out / "merged")
     assert_stores_equal(merged, TraceStore(launch / "ranks" / "merged"))
     assert_stores_equal(merged, TraceStore(one_store))
 
