@@ -1,8 +1,11 @@
 """``train`` with ``procs=2``: the fits shared out over two spawned processes give the one-process summary."""
 
+import warnings
+
 import pytest
 from planted_store import make_planted_store
 
+from truthtrace.detectors import train_pool
 from truthtrace.detectors.train import TrainConfig, train
 from truthtrace.detectors.train_pool import by_cost
 from truthtrace.features import PreprocessConfig, preprocess
@@ -45,3 +48,14 @@ def test_the_slowest_fits_are_handed_out_first():
         [("gnn", 0), ("gnn", 1), ("mlp", 1), ("probe", 0), ("perplexity", 0)]
     with pytest.raises(ValueError, match="procs"):
         TrainConfig(procs=0)
+
+
+def _warns_twice() -> dict:
+    warnings.warn("own warning", UserWarning)
+    warnings.warn_explicit("`torch.jit.script` is deprecated.", DeprecationWarning, "/x/site-packages/torch/jit.py", 1)
+    return {"ok": True}
+
+
+def test_worker_warnings_come_back_but_foreign_deprecations_do_not():
+    info, messages = train_pool.warned(_warns_twice)
+    assert info == {"ok": True} and messages == ["own warning"]

@@ -13,6 +13,7 @@ runs with the same ``procs``.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Callable
@@ -60,8 +61,18 @@ def fit_in_pool(jobs: list[tuple[str, int]], fit: Callable, args: tuple, procs: 
 
 
 def warned(fn: Callable, *args) -> tuple[dict, list[str]]:
-    """``(fn(*args), the messages of the warnings it raised)``: a worker's warnings travel back with its result."""
+    """``(fn(*args), the messages of the warnings it raised)``: a worker's warnings travel back with its result.
+
+    Deprecation warnings of other packages (e.g. torch_geometric's ``torch.jit.script`` on import) are left out,
+    as Python's default filters hide them in one process.
+    """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         info = fn(*args)
-    return info, [str(w.message) for w in caught]
+    return info, [str(w.message) for w in caught if not _foreign_deprecation(w)]
+
+
+def _foreign_deprecation(w: warnings.WarningMessage) -> bool:
+    """True for a (pending) deprecation warning raised outside truthtrace's own code."""
+    return issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning)) and \
+        f"{os.sep}truthtrace{os.sep}" not in str(w.filename)
