@@ -30,8 +30,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from truthtrace.features.dataset import FeatureDataset, make_loader
 from truthtrace.features import SCALAR_KEYS, SEQ_KEYS
+from truthtrace.features.dataset import FeatureDataset, make_loader
 
 KEYSETS = {"seq+scalars": SEQ_KEYS + SCALAR_KEYS, "graphs": ("graphs", "scalar.lookback")}
 
@@ -99,7 +99,19 @@ def gnn_model(batch: dict, n_heads: int) -> nn.Module:
     graphs = batch["graphs"]
     from truthtrace.detectors.gnn import GraphNet
 
-    return GraphNet(len(graphs), graphs[0].x.shape[1], n_heads, hidden=32, conv="gatv2", shared=True, dropout=0.1)
+    net = GraphNet(len(graphs), graphs[0].x.shape[1], n_heads, hidden=32, conv="gatv2", shared=True, dropout=0.1)
+    return RawGraphs(net)
+
+
+class RawGraphs(nn.Module):
+    """``GraphNet`` called on the loader's raw graph batches (its ``forward`` takes prepared layers)."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, graphs: list) -> torch.Tensor:
+        return self.net.forward_graphs(graphs)
 
 
 def time_steps(model: nn.Module, batches: list[dict], inputs) -> dict:

@@ -69,7 +69,7 @@ def test_prepared_batches_give_the_logits_of_raw_batches(conv):
         for k, batch in enumerate(prepared):
             idx = order[8 * k:8 * k + 8].tolist()
             graphs = [Batch.from_data_list([flat[i][g] for i in idx]) for g in range(2)]
-            assert torch.equal(net.forward_layers(batch["layers"]), net(graphs))
+            assert torch.equal(net(batch["layers"]), net.forward_graphs(graphs))
             assert torch.equal(batch["label"], labels[idx])
 
 

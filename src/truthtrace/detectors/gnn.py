@@ -75,7 +75,8 @@ class GraphEncoder(nn.Module):
 
 
 class GraphNet(nn.Module):
-    """A list of ``G`` graph batches -> logits ``(B,)``; a bi-LSTM across them when ``G > 1``."""
+    """``G`` prepared graph layers (or raw graph batches: :meth:`forward_graphs`) -> logits ``(B,)``; a bi-LSTM
+    across them when ``G > 1``."""
 
     def __init__(self, n_layers: int, node_dim: int, n_heads: int, hidden: int, conv: str, shared: bool,
                  dropout: float):
@@ -88,16 +89,9 @@ class GraphNet(nn.Module):
         self.lstm = nn.LSTM(2 * hidden, hidden, batch_first=True, bidirectional=True) if n_layers > 1 else None
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
 
-    def forward(self, graphs: list) -> torch.Tensor:
-        """Logits ``(B,)`` of ``G`` ``torch_geometric`` batches of raw graphs."""
-        self_loops = self.encoders[0].self_loops
-        layers = [(*encoder_inputs(g.x, g.edge_index, g.edge_attr, self.mean[i], self.std[i], self_loops)[:3],
-                   g.batch, g.num_graphs) for i, g in enumerate(graphs)]
-        return self.forward_layers(layers)
-
-    def forward_layers(self, layers: list) -> torch.Tensor:
+    def forward(self, layers: list) -> torch.Tensor:
         """Logits ``(B,)`` of ``G`` prepared layers ``(x, edge_index, edge_attr, batch, n_graphs)`` (see
-        :meth:`GraphEncoder.encode`)."""
+        :meth:`GraphEncoder.encode`); training calls it (through DDP under a process group)."""
         per_layer = [self.encoders[0 if self.shared else i].encode(*layer) for i, layer in enumerate(layers)]
         z = torch.stack(per_layer, dim=1)  # (B, G, 2 * hidden)
         if self.lstm is not None:
@@ -106,10 +100,17 @@ class GraphNet(nn.Module):
             z = z[:, 0]
         return self.head(z).squeeze(-1)
 
+    def forward_graphs(self, graphs: list) -> torch.Tensor:
+        """Logits ``(B,)`` of ``G`` ``torch_geometric`` batches of raw graphs (prepared here, as for training)."""
+        self_loops = self.encoders[0].self_loops
+        layers = [(*encoder_inputs(g.x, g.edge_index, g.edge_attr, self.mean[i], self.std[i], self_loops)[:3],
+                   g.batch, g.num_graphs) for i, g in enumerate(graphs)]
+        return self(layers)
+
 
 def forward_prepared(module: nn.Module, batch: Batch, device: str) -> torch.Tensor:
-    """Logits of a :class:`PreparedBatches` batch."""
-    return module.forward_layers([(*(t.to(device) for t in layer[:4]), layer[4]) for layer in batch["layers"]])
+    """Logits of a :class:`PreparedBatches` batch (``module``: a :class:`GraphNet`, or it in DDP)."""
+    return module([(*(t.to(device) for t in layer[:4]), layer[4]) for layer in batch["layers"]])
 
 
 def n_graph_layers(batches: Iterable[Batch]) -> int:
@@ -150,6 +151,7 @@ class GNNDetector(TorchDetector):
 
     inputs = ("graphs",)
     defaults = {"lr": 2e-3, "weight_decay": 1e-2, "max_epochs": 30, "patience": 5}
+    splits_over_ranks = True  # train --procs N fits it on N ranks (DDP over each batch's parts), not in the pool
 
     def __init__(self, conv: str = "gatv2", hidden: int = 64, shared: bool = True, dropout: float = 0.1,
                  max_layers: int = 8, **loop: Any):
@@ -185,7 +187,7 @@ class GNNDetector(TorchDetector):
                         self.conv, self.shared, self.dropout)
 
     def forward(self, module: nn.Module, batch: Batch, device: str) -> torch.Tensor:
-        return module([batch["graphs"][p].to(device) for p in self.dims["positions"]])
+        return module.forward_graphs([batch["graphs"][p].to(device) for p in self.dims["positions"]])
 
     def fit(self, train: Iterable[Batch], val: Iterable[Batch]) -> dict:
         """Read train and val once (kept graph layers only), train, early-stopping on ``val`` AUROC.
@@ -211,8 +213,10 @@ class GNNDetector(TorchDetector):
             module.mean.copy_(mean)
             module.std.copy_(std)
 
-        result = self.train_module(PreparedBatches(tr, y_tr, self.loop.batch_size, shuffle=True, seed=self.loop.seed),
-                                   PreparedBatches(va, y_va, 256), forward=forward_prepared, prepare=prepare)
+        train_batches = PreparedBatches(tr, y_tr, self.loop.batch_size, shuffle=True, seed=self.loop.seed,
+                                        split_over_ranks=True)  # under DDP: the one-process gradient, w-fold faster
+        result = self.train_module(train_batches, PreparedBatches(va, y_va, 256), forward=forward_prepared,
+                                   prepare=prepare)
         self.state = {"val_auroc": result.best_auroc, "best_epoch": result.best_epoch, "epochs": result.epochs,
                       "graph_layers": positions}
         return dict(self.state, pos_weight=result.pos_weight)

@@ -16,6 +16,7 @@ from typing import Iterable
 
 import torch
 
+from truthtrace import distributed
 from truthtrace.detectors.base import Batch
 from truthtrace.detectors.torch_base import epoch_order
 
@@ -167,12 +168,16 @@ class PreparedBatches:
         labels: ``(n,)`` int64.
         batch_size: traces per batch.
         shuffle: permute traces each epoch (from ``seed`` and the epoch set by ``set_epoch``).
+        split_over_ranks: under a process group, rank ``k`` of ``w`` gets traces ``k, k + w, ...`` of every batch,
+            with the whole batch's labels as ``"label_full"`` (:mod:`truthtrace.training.ddp`: the one-process
+            gradient from ``w`` processes); a rank left without a trace gets the batch's first one, unlabelled.
     """
 
     def __init__(self, samples: list[list[PreparedGraph]], labels: torch.Tensor, batch_size: int,
-                 shuffle: bool = False, seed: int = 0):
+                 shuffle: bool = False, seed: int = 0, split_over_ranks: bool = False):
         self.samples, self.labels = samples, labels
         self.batch_size, self.shuffle, self.seed, self.epoch = batch_size, shuffle, seed, 0
+        self.split_over_ranks = split_over_ranks
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the permutation of the next pass."""
@@ -181,8 +186,14 @@ class PreparedBatches:
     def __iter__(self):
         n = len(self.samples)
         order = epoch_order(n, self.shuffle, self.seed, self.epoch)
+        split = self.split_over_ranks and distributed.active()
+        rank, world = distributed.env_world() if split else (0, 1)
         for start in range(0, n, self.batch_size):
             idx = order[start:start + self.batch_size].tolist()
-            layers = [(*batch_graphs([self.samples[i][g] for i in idx]), len(idx))
+            mine, labels = idx[rank::world], None
+            if not mine:  # fewer traces than ranks: a zero-weight step on the first one keeps the ranks in step
+                mine, labels = idx[:1], torch.full((1,), -1, dtype=self.labels.dtype)
+            layers = [(*batch_graphs([self.samples[i][g] for i in mine]), len(mine))
                       for g in range(len(self.samples[0]))]
-            yield {"layers": layers, "label": self.labels[idx]}
+            batch = {"layers": layers, "label": self.labels[mine] if labels is None else labels}
+            yield dict(batch, label_full=self.labels[idx]) if split else batch

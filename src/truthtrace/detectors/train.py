@@ -35,10 +35,18 @@ from truthtrace.detectors.train_pool import fit_in_pool
 from truthtrace.features.dataset import FeatureDataset, make_loader
 from truthtrace.features.samples import MissingSamplesError
 from truthtrace.features.splits import SPLIT_FILE, SPLITS, read_split, write_split
-from truthtrace.fileio import check_output_apart, clear_own_output, refuse_foreign, write_json_atomic
-from truthtrace.local_ranks import threads_per_proc
+from truthtrace.fileio import (
+    check_output_apart,
+    clear_own_output,
+    read_versioned_json,
+    refuse_foreign,
+    write_json_atomic,
+)
+from truthtrace.local_ranks import run_local_ranks, threads_per_proc
 
 SUMMARY_FILE = "train_summary.json"
+SUMMARY_FORMAT = "truthtrace.train_summary"  # version 2
+WHERE_ARGS = ("log_dir", "checkpoint_dir")  # detector arguments a resume does not compare
 DEFAULT_DETECTORS = ("probe", "probe_exact", "mlp", "lstm", "transformer", "gnn", "lookback", "perplexity",
                      "max_entropy", "attn_logdet", "hidden_svd", "length")
 # what train writes in ``<out>/<detector>/`` (paths relative to it; a folder ends in "/"): per seed the
@@ -125,8 +133,15 @@ def _build(name: str, seed: int, config: TrainConfig, run_dir: Path):
     return get_detector(name, **kwargs)
 
 
+def _learned(args) -> dict | None:
+    """A detector's arguments without :data:`WHERE_ARGS` (where its logs and checkpoints went, not what it learns:
+    ranks under ``on_ranks`` see ``--out`` under another path)."""
+    return {k: v for k, v in args.items() if k not in WHERE_ARGS} if isinstance(args, dict) else args
+
+
 def _done(run_dir: Path, det) -> bool:
-    """True if ``run_dir`` holds a saved detector with the same arguments as ``det`` that loads in full.
+    """True if ``run_dir`` holds a saved detector with the same arguments as ``det`` (:data:`WHERE_ARGS` aside) that
+    loads in full.
 
     A detector whose files do not load (truncated or corrupt weights, weights not fitting the config)
     is refit: False, with a warning naming the weights file and the error.
@@ -138,7 +153,7 @@ def _done(run_dir: Path, det) -> bool:
         saved = read_config(run_dir)
     except ValueError:  # another format or version: refit
         return False
-    if saved.get("name") != det.name or saved.get("args") != json.loads(json.dumps(det.args())):
+    if saved.get("name") != det.name or _learned(saved.get("args")) != _learned(json.loads(json.dumps(det.args()))):
         return False
     try:
         load_detector(run_dir)  # reads config.json and every weight, checking they fit
@@ -199,6 +214,35 @@ def calibrate_saved(det, features_dir, labels, run_dir: Path, config: TrainConfi
     return doc
 
 
+def _fit_here(jobs: list[tuple[str, int]], args: tuple, progress: bool) -> dict[tuple[str, int], dict]:
+    """:func:`fit_job` of every job in this process, in order; ``{(name, seed): info}``."""
+    done = {}
+    with tqdm(jobs, desc="train", disable=not progress or not jobs) as bar:  # closed before an error propagates
+        for job in bar:
+            done[job] = fit_job(*job, *args)
+    return done
+
+
+def _fit_split_on_ranks(jobs: list[tuple[str, int]], feats: Path, labels_csv, out: Path,
+                        config: TrainConfig) -> dict[tuple[str, int], dict]:
+    """The fits of detectors that split their batches over DDP ranks (``splits_over_ranks``, the gnn), each on
+    all ``config.procs`` processes at once (``truthtrace train`` as local ranks, rank 0 writing ``out``), before
+    the pool takes the rest; ``{(name, seed): info}``. Saved ones are left to the pool (it skips them)."""
+    todo = [(name, seed) for name, seed in jobs if getattr(DETECTORS[name], "splits_over_ranks", False)
+            and (config.overwrite or not _done(out / name / f"seed-{seed}", _build(name, seed, config,
+                                                                                  out / name / f"seed-{seed}")))]
+    if not todo:
+        return {}
+    names, seeds = sorted({n for n, _ in todo}), sorted({s for _, s in todo})
+    run_local_ranks(config.procs, ["train", "--features", str(feats.resolve()), "--labels",
+                                   str(Path(labels_csv).resolve()), "--out", str(out.resolve()), "--detectors",
+                                   ",".join(names), "--seeds", ",".join(map(str, seeds)), "--batch-size",
+                                   str(config.batch_size), "--num-workers", str(config.num_workers or 0),
+                                   "--detector-args", json.dumps(config.detector_args)])
+    fitted = read_versioned_json(out / SUMMARY_FILE, SUMMARY_FORMAT, (2,))["detectors"]  # rank 0's, of these fits
+    return {(name, seed): fitted[name][f"seed-{seed}"] for name, seed in todo}
+
+
 def train(features_dir: str | Path, labels_csv: str | Path, out_dir: str | Path,
           config: TrainConfig | None = None, progress: bool = True) -> dict:
     """Fit every detector in ``config.detectors`` (per seed) and save them under ``out_dir``.
@@ -220,17 +264,17 @@ def train(features_dir: str | Path, labels_csv: str | Path, out_dir: str | Path,
     write_split(out, doc, features_dir=str(feats))
     jobs = [(name, seed) for name in config.detectors for seed in seeds_for(name, config.seeds)]
     args = (feats, labels_csv, out, config)
-    if config.procs > 1 and len(jobs) > 1 and not distributed.launched():
-        done = fit_in_pool(jobs, fit_job, args, config.procs, threads_per_proc(config.procs), progress)
+    if config.procs > 1 and not distributed.launched():
+        done = _fit_split_on_ranks(jobs, feats, labels_csv, out, config)
+        rest = [job for job in jobs if job not in done]
+        done.update(fit_in_pool(rest, fit_job, args, config.procs, threads_per_proc(config.procs), progress)
+                    if len(rest) > 1 else _fit_here(rest, args, progress))
     else:
-        done = {}
-        with tqdm(jobs, desc="train", disable=not progress) as bar:  # closed before an error propagates
-            for job in bar:
-                done[job] = fit_job(*job, *args)
+        done = _fit_here(jobs, args, progress)
     infos: dict[str, dict] = {}
     for name, seed in jobs:
         infos.setdefault(name, {})[f"seed-{seed}"] = done[name, seed]
-    summary = {"format": "truthtrace.train_summary", "version": 2, "features_dir": str(features_dir),
+    summary = {"format": SUMMARY_FORMAT, "version": 2, "features_dir": str(features_dir),
                "labels": str(labels_csv), "seeds": list(config.seeds),
                "split_sizes": {k: len(split[k]) for k in ("train", "val", "test")}, "detectors": infos}
     write_json_atomic(out / SUMMARY_FILE, summary)

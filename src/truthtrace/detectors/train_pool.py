@@ -7,7 +7,9 @@ submitted first so the processes end about together. The small detectors of a 13
 one core busy each, so two processes use two cores where one process of two threads does not.
 The summary lists the fits in the order of the jobs, whichever process ended first; a fit's numbers
 may differ from a one-process run in the last float bits (another thread count), not between two
-runs with the same ``procs``.
+runs with the same ``procs``. Detectors that split their batches over DDP ranks (``splits_over_ranks``:
+the gnn, the longest fit by far) are not put in the pool: ``train`` fits each of them first on all
+``procs`` processes as local ranks (see ``truthtrace.training.ddp``).
 """
 
 from __future__ import annotations

@@ -8,6 +8,12 @@ another batch, so every rank runs the same number of optimizer steps and DDP's g
 all-reduce never waits for a rank that has run out (the job that ``Join`` does, without ranks
 diverging). Validation runs on every rank over the whole val split, so early stopping decides
 the same everywhere; only rank 0 writes checkpoints and tracker logs.
+
+Batches split over the ranks instead (a train source with ``split_over_ranks`` True, e.g. the gnn's
+:class:`~truthtrace.detectors.graph_batches.PreparedBatches`): every rank steps on every batch, holding
+only its part of it (``"label"``) and the whole batch's labels (``"label_full"``); each part's mean loss is
+weighted by its share of the batch's known labels (:func:`part_weight`), so the all-reduced gradient is the
+one-process gradient of the whole batch and an epoch has as many steps as in one process.
 """
 
 from __future__ import annotations
@@ -33,19 +39,36 @@ def wrap(module: torch.nn.Module) -> torch.nn.Module:
     return torch.nn.parallel.DistributedDataParallel(module, find_unused_parameters=True)
 
 
-def steps_per_epoch(n_batches: int) -> int:
-    """Optimizer steps per epoch on each rank: ``ceil(n_batches / world)``."""
-    world = distributed.env_world()[1] if distributed.active() else 1
+def steps_per_epoch(n_batches: int, split: bool = False) -> int:
+    """Optimizer steps per epoch on each rank: ``ceil(n_batches / world)``; ``n_batches`` for split batches."""
+    world = distributed.env_world()[1] if distributed.active() and not split else 1
     return math.ceil(n_batches / world)
+
+
+def splits_batches(batches: Iterable[Batch]) -> bool:
+    """True when every rank holds its part of every batch (``batches.split_over_ranks``) under a process group."""
+    return distributed.active() and bool(getattr(batches, "split_over_ranks", False))
+
+
+def part_weight(batch: Batch, n_known: int) -> float:
+    """The factor on a rank's mean loss over its ``n_known`` known labels of a split batch (1 otherwise).
+
+    ``n_known * world / N``, ``N`` the known labels of the whole batch (``"label_full"``): DDP averages the ranks'
+    gradients, so the parts then add up to the gradient of the whole batch's mean loss.
+    """
+    if "label_full" not in batch or not distributed.active():
+        return 1.0
+    full = int((torch.as_tensor(batch["label_full"]).reshape(-1) >= 0).sum())
+    return n_known * distributed.env_world()[1] / full if full else 0.0
 
 
 def rank_batches(batches: Iterable[Batch]) -> Iterator[tuple[Batch, bool]]:
     """This rank's ``(batch, real)`` pairs: the ``rank``-th of each group of ``world`` batches.
 
     ``real`` is False for the filler step of the last, incomplete group (the group's first batch,
-    trained with zero weight). In a single process: every batch, all real.
+    trained with zero weight). In a single process, or for batches split over the ranks: every batch, all real.
     """
-    if not distributed.active():
+    if not distributed.active() or splits_batches(batches):
         yield from ((b, True) for b in batches)
         return
     rank, world = distributed.env_world()

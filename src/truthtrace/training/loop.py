@@ -51,16 +51,18 @@ class FitResult:
         return {k: v for k, v in asdict(self).items() if k != "history"}
 
 
-def batch_labels(batch: Batch) -> torch.Tensor:
-    """Labels ``(B,)`` int64 of a batch (1 = hallucinated, 0 = correct, -1 = unknown)."""
-    return torch.as_tensor(batch["label"]).long().reshape(-1)
+def batch_labels(batch: Batch, whole: bool = False) -> torch.Tensor:
+    """Labels ``(B,)`` int64 of a batch (1 = hallucinated, 0 = correct, -1 = unknown); ``whole``: of the whole batch
+    when this rank holds a part of it (``"label_full"``, see :mod:`truthtrace.training.ddp`)."""
+    return torch.as_tensor(batch["label_full" if whole and "label_full" in batch else "label"]).long().reshape(-1)
 
 
 def label_counts(batches: Iterable[Batch]) -> tuple[int, int, int]:
-    """One pass over ``batches``: ``(n_negative, n_positive, n_batches)``; unknown labels are skipped."""
+    """One pass over ``batches``: ``(n_negative, n_positive, n_batches)`` of the whole batches; unknown labels are
+    skipped."""
     neg = pos = n = 0
     for batch in batches:
-        y = batch_labels(batch)
+        y = batch_labels(batch, whole=True)
         neg, pos, n = neg + int((y == 0).sum()), pos + int((y == 1).sum()), n + 1
     return neg, pos, n
 
@@ -154,7 +156,8 @@ class _Run:
         """One optimizer step on ``batch``; returns the loss, or None if no label in it is known.
 
         Under DDP every rank steps on every turn (an all-reduce waits for all): a batch without a known
-        label, or a filler (``real`` False), then steps with zero loss.
+        label, or a filler (``real`` False), then steps with zero loss. A rank's part of a split batch weighs
+        its share of the batch (:func:`~truthtrace.training.ddp.part_weight`); the loss returned is the part's mean.
         """
         y = batch_labels(batch).to(self.device)
         known = (y >= 0) & real
@@ -167,7 +170,7 @@ class _Run:
             self._backward_and_step(loss)
             return None
         loss = self.loss_fn(logits[known].float(), y[known].float())
-        self._backward_and_step(loss)
+        self._backward_and_step(loss * ddp.part_weight(batch, int(known.sum())))
         return float(loss.detach())
 
     def _backward_and_step(self, loss: torch.Tensor) -> None:
@@ -292,7 +295,7 @@ def fit_module(model: torch.nn.Module, forward: Forward, train: Iterable[Batch],
     n_neg, n_pos, n_batches = label_counts(train)
     ddp.check_same_data(n_neg, n_pos, n_batches)
     pos_weight = pos_weight_from_counts(n_neg, n_pos)
-    run = _Run(model, config, ddp.steps_per_epoch(n_batches), pos_weight)
+    run = _Run(model, config, ddp.steps_per_epoch(n_batches, ddp.splits_batches(train)), pos_weight)
     state, best_state = _start_state(run, desc)
     tracker = start_tracker(config.tracking if run.writer else "none", config.log_dir,
                             {**config.to_dict(), "compile": config.compile}, run_name=desc)
