@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 
 KINDS = ("hidden", "attn")
+TRACES_KIND, FEATURES_KIND = "truthtrace.traces", "truthtrace.features"  # the schema ``kind`` of the two stores
 TOKEN_IDS = "token_ids"
 ANSWER_LOGPROBS = "answer_logprobs"
 ANSWER_ENTROPY = "answer_entropy"

@@ -239,3 +239,28 @@ def test_random_bit_flips_are_always_named_with_a_trace(tmp_path):
         report = validate_store(copy, config=QUIET)
         named = [p for p in report.problems if p.trace_id and p.shard == f"shard.{shard:05d}.bin"]
         assert named and not found(report, "internal"), report.problems
+
+
+def test_feature_store_passes_and_a_missing_graph_part_is_named(tmp_path):
+    """A feature store (kind truthtrace.features, split.json and pca.safetensors beside the shards) is checked as
+    one: no false 'missing hidden layers' per record, no 'unexpected file'; a record without a graph layer's part
+    is a keys error naming the trace."""
+    from planted_store import make_planted_store
+
+    from truthtrace.features import PreprocessConfig, preprocess
+    from truthtrace.store import TraceStore
+
+    store, labels = make_planted_store(tmp_path / "p", n=24, layers=2, heads=2, d=8)
+    preprocess(store, tmp_path / "f", PreprocessConfig(node_dim=4), labels=labels, progress=False)
+    report = validate_store(tmp_path / "f", labels=labels, config=QUIET)
+    assert report.ok and report.problems == [], [p.message for p in report.problems]
+    feats = TraceStore(tmp_path / "f")
+    with TraceWriter(tmp_path / "g", feats.schema, storage_dtype="float16") as w:
+        for i, tid in enumerate(feats.ids()):
+            tensors = feats.get(tid).tensors()
+            if i == 1:
+                del tensors["graph.1.edge_attr"]
+            w.add(tid, tensors, feats.meta(tid))
+    bad = validate_store(tmp_path / "g", config=QUIET)
+    assert [p.trace_id for p in found(bad, "keys")] == [feats.ids()[1]]
+    assert "missing graph layers [1]" in found(bad, "keys")[0].message

@@ -18,9 +18,16 @@ import math
 from dataclasses import dataclass, field
 
 from truthtrace.features.splits import check_fractions
-from truthtrace.naming import GRAPH_PARTS, POSITIONS, SCALARS, graph_key, scalar_key, seq_key  # noqa: F401
+from truthtrace.naming import (  # noqa: F401
+    FEATURES_KIND,
+    GRAPH_PARTS,
+    POSITIONS,
+    SCALARS,
+    graph_key,
+    scalar_key,
+    seq_key,
+)
 
-FEATURES_KIND = "truthtrace.features"
 FEATURES_VERSION = 2  # 2: seq.exact_first and seq.exact_last (schema "positions")
 PCA_FILE = "pca.safetensors"
 

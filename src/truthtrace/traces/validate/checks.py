@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from truthtrace.dtypes import TENSOR_DTYPES
-from truthtrace.naming import parse_key
+from truthtrace.naming import FEATURES_KIND, GRAPH_PARTS, parse_key
 from truthtrace.store.codec import decode
 from truthtrace.traces.validate.report import Context
 
@@ -45,11 +45,8 @@ def check_record(record: dict, buf: bytes | None, shard: str, ctx: Context,
     tid = str(record["id"])
     entries = record["tensors"]
     add = lambda check, sev, msg, key=None: ctx.report.add(check, sev, msg, shard, tid, key)  # noqa: E731
-    for kind in ("hidden", "attn"):
-        wanted = layer_list(ctx.schema.get(f"{kind}_layers")) or []  # a malformed list is a schema problem
-        missing = [i for i in wanted if f"layers.{i}.{kind}" not in entries]
-        if missing:
-            add("keys", "error", f"missing {kind} layers {missing} that the schema lists")
+    for kind, missing in missing_keys(entries, ctx.schema):
+        add("keys", "error", f"missing {kind} {missing} that the schema lists")
     _check_tokens(entries, record.get("meta") or {}, ctx, add)
     past_end, decoded = [], {}  # past_end: chunks cut off by a truncated file, one problem per trace
     for key, entry in entries.items():
@@ -64,6 +61,24 @@ def check_record(record: dict, buf: bytes | None, shard: str, ctx: Context,
         add("decode", "error", f"{len(past_end)} chunks ({preview_ids(past_end, 3)}) lie past the end of the "
             f"{len(buf)}-byte shard file (truncated)", past_end[0] if len(past_end) == 1 else None)
     return decoded
+
+
+def missing_keys(entries: dict, schema: dict) -> list[tuple[str, list[int]]]:
+    """``(what, layers)`` the schema lists that the record lacks: hidden and attention layers of a trace store, graph
+    layers (all of their parts) of a feature store (``kind`` ``truthtrace.features``, whose ``hidden_layers`` name
+    the source's layers, not keys of its records)."""
+    if schema.get("kind") == FEATURES_KIND:
+        graph = schema.get("graph") if isinstance(schema.get("graph"), dict) else {}
+        wanted = layer_list(graph.get("layers")) or []
+        missing = [i for i in wanted if any(f"graph.{i}.{part}" not in entries for part in GRAPH_PARTS)]
+        return [("graph layers", missing)] if missing else []
+    out = []
+    for kind in ("hidden", "attn"):
+        wanted = layer_list(schema.get(f"{kind}_layers")) or []  # a malformed list is a schema problem
+        missing = [i for i in wanted if f"layers.{i}.{kind}" not in entries]
+        if missing:
+            out.append((f"{kind} layers", missing))
+    return out
 
 
 def _entry_ok(key: str, entry: dict, ctx: Context, add) -> bool:

@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 
 from truthtrace.dtypes import STORAGE_DTYPES
+from truthtrace.features.build import FEATURE_FILES
+from truthtrace.naming import FEATURES_KIND, TRACES_KIND
 from truthtrace.store.codec import CODEC
 from truthtrace.store.index import (
     INDEX_NAME,
@@ -51,7 +53,7 @@ __all__ = ["CHECKS", "SEVERITIES", "Problem", "ValidateConfig", "ValidationRepor
            "attention_problems", "check_labels", "finite_problems", "range_problems", "validate_store"]
 
 def validate_store(path, labels=None, config: ValidateConfig | None = None) -> ValidationReport:
-    """Check a trace store (and a labels CSV) without modifying anything.
+    """Check a trace store or a feature store (and a labels CSV) without modifying anything.
 
     Args:
         path: store directory.
@@ -131,8 +133,9 @@ def _progress(shards: list, enabled: bool):
 def _check_index(index: dict, ctx: Context) -> None:
     """Schema and storage settings known; trace ids unique; ``n_traces`` consistent."""
     add, schema, storage = ctx.report.add, ctx.schema, ctx.storage
-    if schema.get("kind") != "truthtrace.traces":
-        add("schema", "warning", f"schema kind is {schema.get('kind')!r}, expected 'truthtrace.traces'")
+    if schema.get("kind") not in (TRACES_KIND, FEATURES_KIND):
+        add("schema", "warning", f"schema kind is {schema.get('kind')!r}, expected {TRACES_KIND!r} or "
+            f"{FEATURES_KIND!r}")
     if storage.get("codec") != CODEC:
         add("schema", "error", f"storage codec {storage.get('codec')!r} is unknown (this truthtrace reads {CODEC!r})")
     if storage.get("dtype") not in STORAGE_DTYPES:
@@ -157,7 +160,10 @@ def _check_index(index: dict, ctx: Context) -> None:
 
 
 def _check_files(root: Path, index: dict, shards: list[dict], report: ValidationReport) -> None:
-    """Usable ``shards``' files present with the right size; report files no entry of the index names."""
+    """Usable ``shards``' files present with the right size; report files no entry of the index names (a feature
+    store's ``split.json`` and ``pca.safetensors`` aside)."""
+    schema = index["schema"] if isinstance(index["schema"], dict) else {}
+    feature_store = schema.get("kind") == FEATURES_KIND
     listed = {s[kind] for s in index["shards"] if isinstance(s, dict) for kind in ("bin", "json")
               if isinstance(s.get(kind), str)}
     for shard in shards:
@@ -180,7 +186,7 @@ def _check_files(root: Path, index: dict, shards: list[dict], report: Validation
         elif SHARD_RE.match(name):
             report.add("files", "error", f"stray shard file {name} is not listed in index.json: its traces "
                        "are not part of the store (an interrupted writer left it; a resuming writer deletes it)")
-        else:
+        elif not (feature_store and name in FEATURE_FILES):  # a feature store's split and PCA sit beside its shards
             report.add("files", "warning", f"unexpected file {name} in the store directory")
 
 
