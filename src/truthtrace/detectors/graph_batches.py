@@ -19,6 +19,7 @@ import torch
 from truthtrace import distributed
 from truthtrace.detectors.base import Batch
 from truthtrace.detectors.torch_base import epoch_order
+from truthtrace.training import ddp
 
 
 @dataclass
@@ -186,7 +187,7 @@ class PreparedBatches:
     def __iter__(self):
         n = len(self.samples)
         order = epoch_order(n, self.shuffle, self.seed, self.epoch)
-        split = self.split_over_ranks and distributed.active()
+        split = ddp.splits_batches(self)
         rank, world = distributed.env_world() if split else (0, 1)
         for start in range(0, n, self.batch_size):
             idx = order[start:start + self.batch_size].tolist()
