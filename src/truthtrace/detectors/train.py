@@ -133,6 +133,11 @@ def _build(name: str, seed: int, config: TrainConfig, run_dir: Path):
     return get_detector(name, **kwargs)
 
 
+def _run_dir(out: Path, name: str, seed: int) -> Path:
+    """Where train saves detector ``name`` fitted with ``seed``: ``<out>/<name>/seed-<seed>``."""
+    return out / name / f"seed-{seed}"
+
+
 def _learned(args) -> dict | None:
     """A detector's arguments without :data:`WHERE_ARGS` (where its logs and checkpoints went, not what it learns:
     ranks under ``on_ranks`` see ``--out`` under another path)."""
@@ -180,7 +185,7 @@ def clear_runs(out: Path, names: tuple[str, ...]) -> None:
 
 def fit_one(name: str, seed: int, features_dir, labels, out: Path, config: TrainConfig) -> dict:
     """Fit (or resume) detector ``name`` with ``seed``; returns its fit info."""
-    run_dir = out / name / f"seed-{seed}"
+    run_dir = _run_dir(out, name, seed)
     det = _build(name, seed, config, run_dir)
     if not config.overwrite and _done(run_dir, det):
         if read_calibration(run_dir) is None:  # trained before calibration was saved
@@ -214,6 +219,12 @@ def calibrate_saved(det, features_dir, labels, run_dir: Path, config: TrainConfi
     return doc
 
 
+def _saved(name: str, seed: int, out: Path, config: TrainConfig) -> bool:
+    """True when this fit would be skipped as already trained (see :func:`fit_one`)."""
+    run_dir = _run_dir(out, name, seed)
+    return not config.overwrite and _done(run_dir, _build(name, seed, config, run_dir))
+
+
 def _fit_here(jobs: list[tuple[str, int]], args: tuple, progress: bool) -> dict[tuple[str, int], dict]:
     """:func:`fit_job` of every job in this process, in order; ``{(name, seed): info}``."""
     done = {}
@@ -229,8 +240,7 @@ def _fit_split_on_ranks(jobs: list[tuple[str, int]], feats: Path, labels_csv, ou
     all ``config.procs`` processes at once (``truthtrace train`` as local ranks, rank 0 writing ``out``), before
     the pool takes the rest; ``{(name, seed): info}``. Saved ones are left to the pool (it skips them)."""
     todo = [(name, seed) for name, seed in jobs if getattr(DETECTORS[name], "splits_over_ranks", False)
-            and (config.overwrite or not _done(out / name / f"seed-{seed}", _build(name, seed, config,
-                                                                                  out / name / f"seed-{seed}")))]
+            and not _saved(name, seed, out, config)]
     if not todo:
         return {}
     names, seeds = sorted({n for n, _ in todo}), sorted({s for _, s in todo})
